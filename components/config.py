@@ -1,0 +1,1031 @@
+"""The one typed model of an environment (stack), and the only place that reads Pulumi config.
+
+Every section is a frozen pydantic model with ``extra="forbid"``: a typo in the stack YAML fails
+with its path instead of silently vanishing. Cross-field checks live in ``model_validator``s and
+report *every* problem at once (see :class:`ConfigError`).
+
+Secrets are never values in this model: fields ending in ``_secret`` name a top-level Pulumi
+config key set with ``pulumi config set --secret``; :func:`load_secrets` turns them into secret
+``Output``s.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+NAMESPACE = "obsstack"
+SECTIONS = (
+    "cluster",
+    "proxmox",
+    "pbs",
+    "inventory",
+    "monitoring",
+    "alerting",
+    "grafana",
+    "loki",
+    "backups",
+)
+
+# ---------------------------------------------------------------------------------------------
+# CrossFieldError and the error that lists them all
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with the config: where (YAML path) and what to write instead."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class CrossFieldError(ValueError):
+    """Raised by cross-field validators; carries every problem found, with relative paths."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+
+
+class ConfigError(Exception):
+    """Invalid stack config: one message listing every problem, each with its YAML path."""
+
+    def __init__(self, problems: Iterable[Problem], source: str = "stack config") -> None:
+        self.problems = sorted(set(problems))
+        self.source = source
+        lines = [f"{len(self.problems)} problem(s) in {source}:"]
+        lines += [f"  - {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class _Collector:
+    """Accumulates problems inside a model_validator; raises them together at the end."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path, message))
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise CrossFieldError(self.problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scalar types
+# ---------------------------------------------------------------------------------------------
+
+_DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DURATION_UNITS = (86400, 3600, 60, 1)
+
+
+def duration_seconds(text: str) -> int:
+    """Seconds in a Prometheus-style duration such as ``15s``, ``1m``, ``1h30m`` or ``14d``."""
+    match = _DURATION_RE.match(text)
+    if not text or match is None or not any(match.groups()):
+        raise ValueError(f"'{text}' is not a duration: write e.g. 15s, 1m, 2h or 14d")
+    return sum(int(g or 0) * unit for g, unit in zip(match.groups(), _DURATION_UNITS, strict=True))
+
+
+def _check_duration(text: str) -> str:
+    if duration_seconds(text) <= 0:
+        raise ValueError(f"'{text}' must be longer than zero")
+    return text
+
+
+def _check_name(text: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9-]{0,62}", text):
+        raise ValueError(
+            f"'{text}' is not a valid name: use lowercase letters, digits and '-', "
+            "starting with a letter (it becomes a hostname, a label value and a resource name)"
+        )
+    return text
+
+
+def _check_host(text: str) -> str:
+    try:
+        ipaddress.ip_address(text)
+        return text
+    except ValueError:
+        pass
+    if not re.fullmatch(r"(?=.{1,253}$)([a-zA-Z0-9-]{1,63}\.)*[a-zA-Z0-9-]{1,63}", text):
+        raise ValueError(f"'{text}' is neither an IP address nor a DNS name")
+    return text
+
+
+def _check_cidr(text: str) -> str:
+    try:
+        iface = ipaddress.ip_interface(text)
+    except ValueError:
+        raise ValueError(f"'{text}' is not an address with prefix: write e.g. 10.0.20.10/24") from None
+    if "/" not in text:
+        raise ValueError(f"'{text}' needs a prefix length: write e.g. {iface.ip}/24")
+    return text
+
+
+def _check_url(text: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
+        raise ValueError(f"'{text}' is not an http(s) URL: write e.g. https://host:8006/")
+    return text
+
+
+def _check_secret_key(text: str) -> str:
+    if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9]*", text):
+        raise ValueError(
+            f"'{text}' is not a config key name: name a secret set with "
+            f"`pulumi config set --secret {NAMESPACE}:<name>` (camelCase, letters and digits)"
+        )
+    return text
+
+
+Duration = Annotated[str, AfterValidator(_check_duration)]
+Name = Annotated[str, AfterValidator(_check_name)]
+Host = Annotated[str, AfterValidator(_check_host)]
+Cidr = Annotated[str, AfterValidator(_check_cidr)]
+Url = Annotated[str, AfterValidator(_check_url)]
+SecretKey = Annotated[str, AfterValidator(_check_secret_key)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Tier = Literal["critical", "important", "best-effort"]
+Severity = Literal["critical", "warning", "info"]
+
+TIER_SEVERITY: dict[str, Severity] = {
+    "critical": "critical",
+    "important": "warning",
+    "best-effort": "info",
+}
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def secret_keys(self) -> Iterator[tuple[str, str]]:
+        """(relative path, secret key name) for every ``*_secret`` field, recursively."""
+        for field_name in type(self).model_fields:
+            value = getattr(self, field_name)
+            if field_name.endswith("_secret") and isinstance(value, str):
+                yield field_name, value
+            for sub_path, sub in _walk_models(value):
+                for path, key in sub.secret_keys():
+                    yield f"{field_name}{sub_path}.{path}", key
+
+
+def _walk_models(value: Any) -> Iterator[tuple[str, Model]]:
+    if isinstance(value, Model):
+        yield "", value
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            if isinstance(item, Model):
+                yield f"[{i}]", item
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, Model):
+                yield f".{key}", item
+
+
+def _duplicates(values: Iterable[Any]) -> set[Any]:
+    return {v for v, n in Counter(values).items() if n > 1 and v is not None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Proxmox VE
+# ---------------------------------------------------------------------------------------------
+
+
+class CloudImage(Model):
+    """The Debian 12 cloud image monitoring VMs boot from (downloaded once per node)."""
+
+    url: Url = "https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2"
+    checksum: str | None = None
+    checksum_algorithm: Literal["sha256", "sha512"] = "sha512"
+    file_name: str = "debian-12-genericcloud-amd64.img"
+    storage: str = "local"
+
+
+class NfsStorage(Model):
+    """An NFS or SMB share the program registers in PVE for durable data volumes."""
+
+    name: Name
+    type: Literal["nfs", "cifs"] = "nfs"
+    server: Host
+    export: str = Field(description="NFS export path or SMB share name")
+    content: tuple[Literal["images", "rootdir", "backup", "iso", "vztmpl"], ...] = ("images",)
+    username: str | None = None
+    password_secret: SecretKey | None = None
+
+    @model_validator(mode="after")
+    def _smb_needs_credentials(self) -> NfsStorage:
+        if self.type == "cifs" and (self.username is None or self.password_secret is None):
+            raise ValueError("an SMB (cifs) storage needs username and password_secret")
+        return self
+
+
+class ProxmoxSection(Model):
+    endpoint: Url
+    insecure: bool = False
+    api_token_secret: SecretKey = "proxmoxApiToken"
+    ssh_user: str = "root"
+    ssh_private_key_secret: SecretKey = "sshPrivateKey"
+    # Storages that already exist on the cluster and may be referenced (disks, images).
+    existing_storages: tuple[Name, ...] = ("local", "local-lvm")
+    durable_storages: tuple[NfsStorage, ...] = ()
+    cloud_image: CloudImage = CloudImage()
+
+    def storage_names(self) -> set[str]:
+        return set(self.existing_storages) | {s.name for s in self.durable_storages}
+
+
+# ---------------------------------------------------------------------------------------------
+# Inventory: every asset the platform watches, each with a service tag and a tier
+# ---------------------------------------------------------------------------------------------
+
+AssetKind = Literal["vm", "lxc", "pve_node", "pbs_host", "service"]
+ProbeModule = Literal["http_2xx", "tcp_connect", "icmp"]
+
+
+class Probe(Model):
+    module: ProbeModule
+    target: str = Field(description="URL for http_2xx, host:port for tcp_connect, host for icmp")
+
+    @model_validator(mode="after")
+    def _target_fits_module(self) -> Probe:
+        if self.module == "http_2xx" and not self.target.startswith(("http://", "https://")):
+            raise ValueError(f"http_2xx probe target '{self.target}' must be an http(s) URL")
+        if self.module == "tcp_connect" and not re.fullmatch(r"\S+:\d{1,5}", self.target):
+            raise ValueError(f"tcp_connect probe target '{self.target}' must be host:port")
+        return self
+
+
+class DrillSpec(Model):
+    """Marks a VM as a restore-drill target: which files prove the restore, and its budgets."""
+
+    canary_paths: tuple[str, ...] = ("/etc",)
+    rpo: Duration = "24h"
+    rto: Duration = "2h"
+
+    @model_validator(mode="after")
+    def _absolute_paths(self) -> DrillSpec:
+        bad = [p for p in self.canary_paths if not p.startswith("/")]
+        if bad:
+            raise ValueError(f"canary_paths must be absolute paths, got {bad}")
+        return self
+
+
+class Asset(Model):
+    name: Name
+    kind: AssetKind
+    service: Name
+    tier: Tier
+    address: Host | None = None
+    vmid: int | None = Field(default=None, ge=100, le=999_999_999)
+    node: Name | None = None
+    managed: bool = Field(default=True, description="install node_exporter and Alloy over SSH (hosts only)")
+    backup: bool | None = Field(default=None, description="protect with nightly backups")
+    probes: tuple[Probe, ...] = ()
+    drill: DrillSpec | None = None
+    ssh_user: str | None = None
+
+    @property
+    def is_guest(self) -> bool:
+        return self.kind in ("vm", "lxc")
+
+    @property
+    def is_host(self) -> bool:
+        return self.kind != "service"
+
+    @property
+    def protected(self) -> bool:
+        """Guests are backed up unless they opt out."""
+        return self.is_guest and self.backup is not False
+
+    @model_validator(mode="after")
+    def _fields_fit_kind(self) -> Asset:
+        col = _Collector()
+        if self.is_guest:
+            if self.vmid is None:
+                col.add("vmid", f"a {self.kind} needs its VMID: add `vmid: <100..999999999>`")
+            if self.node is None:
+                col.add("node", f"a {self.kind} needs the PVE node it runs on: add `node: <name>`")
+        else:
+            for field_name in ("vmid", "node", "backup"):
+                if getattr(self, field_name) is not None:
+                    col.add(field_name, f"only vm and lxc assets have `{field_name}`: remove it")
+        if self.is_host and self.address is None:
+            col.add("address", f"a {self.kind} needs `address: <ip or dns name>` to be scraped")
+        if self.kind == "service" and not self.probes:
+            col.add("probes", "a service asset needs at least one probe (http_2xx, tcp_connect, icmp)")
+        if self.drill is not None and self.kind != "vm":
+            col.add("drill", "restore drills restore qemu VMs only: remove `drill` or use kind: vm")
+        if self.drill is not None and self.backup is False:
+            col.add("drill", "a drill target must be backed up: remove `backup: false`")
+        col.raise_if_any()
+        return self
+
+
+class InventorySection(Model):
+    assets: tuple[Asset, ...] = Field(min_length=1)
+
+    def by_name(self) -> dict[str, Asset]:
+        return {a.name: a for a in self.assets}
+
+    def of_kind(self, *kinds: str) -> list[Asset]:
+        return [a for a in self.assets if a.kind in kinds]
+
+    @model_validator(mode="after")
+    def _unique(self) -> InventorySection:
+        col = _Collector()
+        for attr in ("name", "vmid", "address"):
+            dups = _duplicates(getattr(a, attr) for a in self.assets)
+            for i, asset in enumerate(self.assets):
+                if getattr(asset, attr) in dups:
+                    col.add(
+                        f"assets[{i}].{attr}",
+                        f"duplicate {attr} {getattr(asset, attr)!r} (also used by another asset): "
+                        f"every asset needs its own {attr}",
+                    )
+        col.raise_if_any()
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Backups: PVE backup job and PBS datastores
+# ---------------------------------------------------------------------------------------------
+
+
+class Retention(Model):
+    """PBS/vzdump prune options (documented semantics, applied in this order)."""
+
+    keep_last: int | None = Field(default=None, ge=1)
+    keep_hourly: int | None = Field(default=None, ge=1)
+    keep_daily: int | None = Field(default=30, ge=1)
+    keep_weekly: int | None = Field(default=None, ge=1)
+    keep_monthly: int | None = Field(default=None, ge=1)
+    keep_yearly: int | None = Field(default=None, ge=1)
+
+    def days_of_nightly_backups_kept(self) -> int:
+        """Consecutive days of nightly backups this policy keeps (the guarantee we promise)."""
+        return max(self.keep_last or 0, self.keep_daily or 0)
+
+    def as_pve_string(self) -> str:
+        """`keep-daily=30,keep-weekly=8` as PVE and PBS write it."""
+        parts = []
+        for field_name in type(self).model_fields:
+            value = getattr(self, field_name)
+            if value:
+                parts.append(f"{field_name.replace('_', '-')}={value}")
+        return ",".join(parts)
+
+
+class SyncJob(Model):
+    remote: Name | None = Field(default=None, description="PBS remote name; omit for a local datastore")
+    remote_store: Name
+    schedule: str = "daily"
+
+
+class PbsDatastore(Model):
+    name: Name
+    path: str
+    prune: Retention = Retention()
+    prune_schedule: str = "daily"
+    gc_schedule: str = "sat 03:30"
+    verify_new_schedule: str = "daily"
+    full_verify_schedule: str = "monthly"
+    sync: SyncJob | None = None
+
+
+class PbsSection(Model):
+    host: Name = Field(description="the inventory asset (kind: pbs_host) running PBS")
+    port: Port = 8007
+    fingerprint: str = Field(pattern=r"^([0-9a-fA-F]{2}:){31}[0-9a-fA-F]{2}$")
+    datastores: tuple[PbsDatastore, ...] = Field(min_length=1)
+    storage_id: Name = Field(description="the PVE storage entry that points at the datastore")
+    datastore: Name = Field(description="which datastore the PVE storage entry uses")
+    api_token_secret: SecretKey = "pbsApiToken"
+    encryption_key_secret: SecretKey | None = "pbsEncryptionKey"
+    exporter_port: Port = 10019
+
+    @model_validator(mode="after")
+    def _datastore_exists(self) -> PbsSection:
+        col = _Collector()
+        names = [d.name for d in self.datastores]
+        if self.datastore not in names:
+            col.add("datastore", f"unknown datastore {self.datastore!r}: use one of {names}")
+        for i, d in enumerate(self.datastores):
+            if d.name in _duplicates(names):
+                col.add(f"datastores[{i}].name", f"duplicate datastore {d.name!r}")
+            if d.sync is not None and d.sync.remote is None and d.sync.remote_store not in names:
+                col.add(
+                    f"datastores[{i}].sync.remote_store",
+                    f"unknown local datastore {d.sync.remote_store!r}: use one of {names} or set `remote`",
+                )
+        col.raise_if_any()
+        return self
+
+
+class DrillSection(Model):
+    every: Duration = "14d"
+    node: Name | None = Field(default=None, description="PVE node to restore on (default: the guest's)")
+    scratch_storage: Name = "local-lvm"
+    scratch_vmid_range: tuple[int, int] = (9900, 9999)
+    isolation: Literal["link_down", "bridge"] = "link_down"
+    isolated_bridge: str | None = None
+    agent_timeout: Duration = "10m"
+    restore_timeout: Duration = "90m"
+
+    @model_validator(mode="after")
+    def _coherent(self) -> DrillSection:
+        col = _Collector()
+        low, high = self.scratch_vmid_range
+        if not 100 <= low <= high:
+            col.add("scratch_vmid_range", "write [low, high] with 100 <= low <= high, e.g. [9900, 9999]")
+        if self.isolation == "bridge" and not self.isolated_bridge:
+            col.add("isolated_bridge", "isolation: bridge needs `isolated_bridge: <bridge without uplink>`")
+        col.raise_if_any()
+        return self
+
+
+class BackupsSection(Model):
+    storage: Name = Field(description="PVE storage id backups go to (the PBS storage entry)")
+    schedule: str = "02:00"
+    mode: Literal["snapshot", "suspend", "stop"] = "snapshot"
+    compress: Literal["zstd", "lzo", "gzip"] = "zstd"
+    retention: Retention = Retention()
+    retention_days: int = Field(default=30, ge=1, description="the promise: days of nightly restore points")
+    selection: Literal["protected", "all_except"] = "protected"
+    exclude: tuple[Name, ...] = ()
+    rpo: Duration = "24h"
+    rpo_grace: Duration = "2h"
+    rto: Duration = "2h"
+    drill: DrillSection = DrillSection()
+
+    @model_validator(mode="after")
+    def _retention_keeps_promise(self) -> BackupsSection:
+        col = _Collector()
+        if self.retention.days_of_nightly_backups_kept() < self.retention_days:
+            col.add(
+                "retention.keep_daily",
+                f"keeps {self.retention.days_of_nightly_backups_kept()} nightly backups but "
+                f"retention_days is {self.retention_days}: set keep_daily: {self.retention_days} or more",
+            )
+        if self.exclude and self.selection != "all_except":
+            col.add("exclude", "exclude only applies with `selection: all_except`: set it or remove exclude")
+        col.raise_if_any()
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Monitoring plane
+# ---------------------------------------------------------------------------------------------
+
+
+class MonitoringHost(Model):
+    name: Name
+    vmid: int = Field(ge=100, le=999_999_999)
+    node: Name
+    address: Cidr
+    gateway: Host | None = None
+
+
+class VmShape(Model):
+    cores: int = Field(default=4, ge=1, le=128)
+    memory_mb: int = Field(default=8192, ge=1024)
+    disk_gb: int = Field(default=64, ge=16)
+    data_disk_gb: int = Field(default=200, ge=16, description="Prometheus TSDB and Loki chunks")
+    storage: Name = "local-lvm"
+    data_storage: Name | None = Field(default=None, description="durable storage for the data disk")
+    bridge: str = "vmbr0"
+    vlan: int | None = Field(default=None, ge=1, le=4094)
+    dns: tuple[Host, ...] = ()
+
+
+class Ports(Model):
+    prometheus: Port = 9090
+    alertmanager: Port = 9093
+    alertmanager_cluster: Port = 9094
+    node_exporter: Port = 9100
+    blackbox: Port = 9115
+    pve_exporter: Port = 9221
+    pushgateway: Port = 9091
+    loki: Port = 3100
+    grafana: Port = 3000
+    alloy: Port = 12345
+
+
+class RemoteWrite(Model):
+    url: Url
+    username: str | None = None
+    password_secret: SecretKey | None = None
+
+
+class Versions(Model):
+    """Pinned package versions on the managed hosts (Debian 12 + Grafana's APT repository)."""
+
+    prometheus: str = "2.42.0+ds-5+b5"
+    alertmanager: str = "0.25.0+ds-2+b5"
+    node_exporter: str = "1.5.0-1+b6"
+    blackbox_exporter: str = "0.23.0-1+b5"
+    pushgateway: str = "1.4.2+ds-5+b6"
+    grafana: str = "11.3.1"
+    loki: str = "3.3.2"
+    alloy: str = "1.5.1"
+    pve_exporter: str = "3.4.5"
+
+
+class MonitoringSection(Model):
+    replicas: int = Field(default=1, ge=1, le=2)
+    hosts: tuple[MonitoringHost, ...] = Field(min_length=1)
+    vm: VmShape = VmShape()
+    scrape_interval: Duration = "15s"
+    scrape_timeout: Duration = "10s"
+    evaluation_interval: Duration = "15s"
+    retention: Duration = "30d"
+    retention_size_gb: int = Field(default=150, ge=1)
+    ports: Ports = Ports()
+    versions: Versions = Versions()
+    remote_write: tuple[RemoteWrite, ...] = ()
+    apt_proxy: Url | None = None
+    tls: Literal["internal_ca", "acme"] = "internal_ca"
+    domain: str = "lab.internal"
+    ssh_user: str = "debian"
+
+    @model_validator(mode="after")
+    def _coherent(self) -> MonitoringSection:
+        col = _Collector()
+        if len(self.hosts) != self.replicas:
+            col.add(
+                "hosts",
+                f"replicas is {self.replicas} but {len(self.hosts)} host(s) are listed: list exactly {self.replicas}",
+            )
+        if duration_seconds(self.evaluation_interval) < duration_seconds(self.scrape_interval):
+            col.add(
+                "evaluation_interval",
+                f"{self.evaluation_interval} is shorter than scrape_interval {self.scrape_interval}: "
+                "evaluating faster than data arrives only burns CPU; set it >= scrape_interval",
+            )
+        if duration_seconds(self.scrape_timeout) > duration_seconds(self.scrape_interval):
+            col.add("scrape_timeout", f"must not exceed scrape_interval ({self.scrape_interval})")
+        for attr in ("name", "vmid", "address"):
+            dups = _duplicates(getattr(h, attr) for h in self.hosts)
+            for i, h in enumerate(self.hosts):
+                if getattr(h, attr) in dups:
+                    col.add(f"hosts[{i}].{attr}", f"duplicate {attr} {getattr(h, attr)!r}")
+        col.raise_if_any()
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Alerting: receivers, routing by severity and service, escalation, silences
+# ---------------------------------------------------------------------------------------------
+
+
+class Receiver(Model):
+    name: Name
+    type: Literal["slack", "email", "webhook", "pagerduty", "ntfy"]
+    url_secret: SecretKey | None = Field(default=None, description="slack/webhook/ntfy URL")
+    routing_key_secret: SecretKey | None = Field(default=None, description="PagerDuty Events v2 key")
+    channel: str | None = None
+    to: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _fields_fit_type(self) -> Receiver:
+        col = _Collector()
+        if self.type in ("slack", "webhook", "ntfy") and self.url_secret is None:
+            col.add("url_secret", f"a {self.type} receiver needs `url_secret: <secret config key>`")
+        if self.type == "slack" and not self.channel:
+            col.add("channel", "a slack receiver needs `channel: '#name'`")
+        if self.type == "pagerduty" and self.routing_key_secret is None:
+            col.add("routing_key_secret", "a pagerduty receiver needs `routing_key_secret`")
+        if self.type == "email" and not self.to:
+            col.add("to", "an email receiver needs `to: [address, ...]`")
+        bad = [a for a in self.to if "@" not in a]
+        if bad:
+            col.add("to", f"not email addresses: {bad}")
+        col.raise_if_any()
+        return self
+
+
+class SeverityRoute(Model):
+    receivers: tuple[Name, ...] = Field(min_length=1)
+    by_service: dict[str, tuple[Name, ...]] = Field(
+        default_factory=dict, description="service tag -> receivers replacing the default"
+    )
+    group_by: tuple[str, ...] = ("alertname", "service", "instance")
+    group_wait: Duration = "30s"
+    group_interval: Duration = "5m"
+    repeat_interval: Duration = "4h"
+
+
+def _default_critical() -> SeverityRoute:
+    return SeverityRoute(receivers=("oncall-primary",), group_wait="15s", group_interval="1m", repeat_interval="1h")
+
+
+class Routing(Model):
+    critical: SeverityRoute
+    warning: SeverityRoute
+    info: SeverityRoute
+    watchdog_receiver: Name
+    watchdog_repeat_interval: Duration = "1m"
+
+
+class Escalation(Model):
+    ack_timeout: Duration = "10m"
+    secondary_receivers: tuple[Name, ...] = Field(min_length=1)
+
+
+class SilencePolicy(Model):
+    max_duration: Duration = "24h"
+    maintenance_max_duration: Duration = "7d"
+    protected_alerts: tuple[str, ...] = ("Watchdog",)
+    check_every: Duration = "1m"
+
+
+class TimeRange(Model):
+    start_time: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end_time: str = Field(pattern=r"^([01]\d|2[0-4]):[0-5]\d$")
+
+
+class MaintenanceWindow(Model):
+    name: Name
+    weekdays: tuple[str, ...] = ()
+    times: tuple[TimeRange, ...] = ()
+    location: str = "UTC"
+    services: tuple[Name, ...] = Field(default=(), description="empty = mute warnings of all services")
+
+
+class Thresholds(Model):
+    """Alert thresholds and hold times; rules are rendered from these, never hard-coded."""
+
+    target_down_for: Duration = "1m"
+    scrape_coverage_min: float = Field(default=0.95, gt=0, le=1)
+    scrape_coverage_for: Duration = "5m"
+    probe_failed_for: Duration = "2m"
+    unregistered_guest_for: Duration = "1h"
+    cert_expiry_days: int = Field(default=14, ge=1)
+    filesystem_fill_horizon: Duration = "24h"
+    filesystem_almost_full_ratio: float = Field(default=0.90, gt=0, lt=1)
+    memory_available_min_ratio: float = Field(default=0.10, gt=0, lt=1)
+    cpu_saturation_ratio: float = Field(default=0.90, gt=0, le=1)
+    datastore_fill_horizon: Duration = "7d"
+    datastore_almost_full_ratio: float = Field(default=0.85, gt=0, lt=1)
+    oncall_drill_every: Duration = "31d"
+
+
+class AlertingSection(Model):
+    receivers: tuple[Receiver, ...] = Field(min_length=1)
+    routing: Routing
+    escalation: Escalation
+    silence_policy: SilencePolicy = SilencePolicy()
+    maintenance_windows: tuple[MaintenanceWindow, ...] = ()
+    thresholds: Thresholds = Thresholds()
+    smtp_smarthost: str | None = None
+    smtp_from: str | None = None
+    smtp_username: str | None = None
+    smtp_password_secret: SecretKey | None = None
+
+    @model_validator(mode="after")
+    def _references(self) -> AlertingSection:
+        col = _Collector()
+        names = [r.name for r in self.receivers]
+        known = set(names)
+        for i, r in enumerate(self.receivers):
+            if r.name in _duplicates(names):
+                col.add(f"receivers[{i}].name", f"duplicate receiver {r.name!r}")
+
+        def check(path: str, receiver: str) -> None:
+            if receiver not in known:
+                hint = difflib.get_close_matches(receiver, names, n=1)
+                suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+                col.add(path, f"unknown receiver {receiver!r}{suggestion}: use one of {sorted(known)}")
+
+        for severity in ("critical", "warning", "info"):
+            route: SeverityRoute = getattr(self.routing, severity)
+            for j, name in enumerate(route.receivers):
+                check(f"routing.{severity}.receivers[{j}]", name)
+            for service, receivers in route.by_service.items():
+                for j, name in enumerate(receivers):
+                    check(f"routing.{severity}.by_service.{service}[{j}]", name)
+        check("routing.watchdog_receiver", self.routing.watchdog_receiver)
+        for j, name in enumerate(self.escalation.secondary_receivers):
+            check(f"escalation.secondary_receivers[{j}]", name)
+        if any(r.type == "email" for r in self.receivers) and not (self.smtp_smarthost and self.smtp_from):
+            col.add("smtp_smarthost", "email receivers need smtp_smarthost (host:port) and smtp_from")
+        col.raise_if_any()
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Grafana and Loki
+# ---------------------------------------------------------------------------------------------
+
+
+class GrafanaSection(Model):
+    admin_user: str = "admin"
+    admin_password_secret: SecretKey = "grafanaAdminPassword"
+    secret_key_secret: SecretKey = "grafanaSecretKey"
+    root_url: Url | None = None
+
+
+class S3Storage(Model):
+    endpoint: str
+    bucket: str
+    region: str = "us-east-1"
+    access_key_id: str
+    secret_access_key_secret: SecretKey
+
+
+class LokiSection(Model):
+    retention: Duration = "30d"
+    storage: Literal["filesystem", "s3"] = "filesystem"
+    s3: S3Storage | None = None
+    target_lines_per_second: int = Field(default=2000, ge=1)
+    burst_factor: float = Field(default=3.0, ge=1)
+    average_line_bytes: int = Field(default=300, ge=16)
+    query_timeout: Duration = "2m"
+
+    @model_validator(mode="after")
+    def _s3(self) -> LokiSection:
+        if self.storage == "s3" and self.s3 is None:
+            raise ValueError("storage: s3 needs an `s3:` block (endpoint, bucket, access_key_id, secret)")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# The stack
+# ---------------------------------------------------------------------------------------------
+
+
+class StackConfig(Model):
+    cluster: Name
+    proxmox: ProxmoxSection
+    pbs: PbsSection
+    inventory: InventorySection
+    monitoring: MonitoringSection
+    alerting: AlertingSection
+    grafana: GrafanaSection = GrafanaSection()
+    loki: LokiSection = LokiSection()
+    backups: BackupsSection
+
+    @property
+    def assets(self) -> tuple[Asset, ...]:
+        return self.inventory.assets
+
+    def pve_nodes(self) -> list[Asset]:
+        return self.inventory.of_kind("pve_node")
+
+    def pbs_host(self) -> Asset:
+        return self.inventory.by_name()[self.pbs.host]
+
+    def secret_key_names(self) -> list[str]:
+        """Every secret config key this stack references, sorted."""
+        return sorted({key for _, key in self.secret_keys()})
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> StackConfig:
+        col = _Collector()
+        assets = self.inventory.by_name()
+        node_names = sorted(a.name for a in self.pve_nodes())
+        storages = self.proxmox.storage_names() | {self.pbs.storage_id}
+
+        if not node_names:
+            col.add("inventory.assets", "register your PVE nodes as assets with kind: pve_node")
+
+        def check_node(path: str, node: str | None) -> None:
+            if node is not None and node not in node_names:
+                col.add(path, f"unknown PVE node {node!r}: use one of {node_names} (assets of kind pve_node)")
+
+        def check_storage(path: str, storage: str | None) -> None:
+            if storage is not None and storage not in storages:
+                col.add(path, f"unknown storage {storage!r}: use one of {sorted(storages)}")
+
+        for i, asset in enumerate(self.inventory.assets):
+            check_node(f"inventory.assets[{i}].node", asset.node)
+
+        pbs_asset = assets.get(self.pbs.host)
+        if pbs_asset is None or pbs_asset.kind != "pbs_host":
+            col.add("pbs.host", f"{self.pbs.host!r} must name an inventory asset of kind pbs_host")
+
+        guest_vmids = {a.vmid for a in self.inventory.assets if a.vmid is not None}
+        guest_addresses = {a.address for a in self.inventory.assets if a.address}
+        for i, host in enumerate(self.monitoring.hosts):
+            check_node(f"monitoring.hosts[{i}].node", host.node)
+            if host.name in assets:
+                col.add(f"monitoring.hosts[{i}].name", f"{host.name!r} is also an inventory asset: rename one")
+            if host.vmid in guest_vmids:
+                col.add(f"monitoring.hosts[{i}].vmid", f"VMID {host.vmid} is already used by an inventory asset")
+            if host.address.split("/")[0] in guest_addresses:
+                col.add(f"monitoring.hosts[{i}].address", f"{host.address} is already used by an inventory asset")
+        check_storage("monitoring.vm.storage", self.monitoring.vm.storage)
+        check_storage("monitoring.vm.data_storage", self.monitoring.vm.data_storage)
+        check_storage("proxmox.cloud_image.storage", self.proxmox.cloud_image.storage)
+
+        if self.backups.storage != self.pbs.storage_id:
+            col.add("backups.storage", f"backups go to the PBS storage entry: write {self.pbs.storage_id!r}")
+        check_storage("backups.drill.scratch_storage", self.backups.drill.scratch_storage)
+        check_node("backups.drill.node", self.backups.drill.node)
+        low, high = self.backups.drill.scratch_vmid_range
+        clash = sorted(v for v in guest_vmids | {h.vmid for h in self.monitoring.hosts} if low <= v <= high)
+        if clash:
+            col.add("backups.drill.scratch_vmid_range", f"overlaps VMIDs in use {clash}: pick a free range")
+        for j, name in enumerate(self.backups.exclude):
+            if name not in assets or not assets[name].is_guest:
+                col.add(f"backups.exclude[{j}]", f"{name!r} is not a vm or lxc asset")
+        for i, ds in enumerate(self.pbs.datastores):
+            if ds.name == self.pbs.datastore and ds.prune.days_of_nightly_backups_kept() < self.backups.retention_days:
+                col.add(
+                    f"pbs.datastores[{i}].prune.keep_daily",
+                    f"the datastore's prune job keeps {ds.prune.days_of_nightly_backups_kept()} nightly backups, "
+                    f"fewer than backups.retention_days ({self.backups.retention_days}): raise keep_daily",
+                )
+
+        eval_s = duration_seconds(self.monitoring.evaluation_interval)
+        thresholds = self.alerting.thresholds
+        for field_name in type(thresholds).model_fields:
+            if field_name.endswith("_for"):
+                value = getattr(thresholds, field_name)
+                if duration_seconds(value) % eval_s:
+                    col.add(
+                        f"alerting.thresholds.{field_name}",
+                        f"{value} is not a multiple of evaluation_interval {self.monitoring.evaluation_interval}: "
+                        "round it to a multiple",
+                    )
+        routes = self.alerting.routing
+        for severity in ("critical", "warning", "info"):
+            route: SeverityRoute = getattr(routes, severity)
+            if duration_seconds(route.group_interval) < duration_seconds(route.group_wait):
+                col.add(f"alerting.routing.{severity}.group_interval", "must be >= group_wait")
+            for service in route.by_service:
+                if service not in {a.service for a in self.inventory.assets} | {"monitoring", "backup"}:
+                    col.add(
+                        f"alerting.routing.{severity}.by_service.{service}",
+                        f"no asset has service {service!r}: fix the tag or remove the route",
+                    )
+        if duration_seconds(self.backups.drill.every) > 14 * 86400:
+            col.add("backups.drill.every", "a restore drill every sprint means at most 14d")
+        col.raise_if_any()
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading: from a plain mapping (offline plan, tests) or from Pulumi config (pulumi up)
+# ---------------------------------------------------------------------------------------------
+
+
+def _format_loc(section: str, loc: tuple[int | str, ...]) -> str:
+    path = f"{NAMESPACE}:{section}" if section else NAMESPACE
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part.startswith(("function-after", "function-before", "tagged-union")):
+            continue
+        else:
+            path += f".{part}"
+    return path
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model class whose field the location points into (to suggest correct keys)."""
+    model: Any = StackConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return None
+        model = _inner_model(field.annotation)
+        if model is None:
+            return None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _problems_from(err: ValidationError) -> list[Problem]:
+    problems: list[Problem] = []
+    for e in err.errors(include_url=False):
+        loc = tuple(e["loc"])
+        section = str(loc[0]) if loc else ""
+        rest = loc[1:]
+        inner = e.get("ctx", {}).get("error")
+        if isinstance(inner, CrossFieldError):
+            for p in inner.problems:
+                base = _format_loc(section, rest)
+                problems.append(Problem(f"{base}.{p.path}" if section else f"{NAMESPACE}:{p.path}", p.message))
+            continue
+        path = _format_loc(section, rest)
+        kind = e["type"]
+        if kind == "extra_forbidden":
+            model = _model_at(loc)
+            valid = sorted(model.model_fields) if model else []
+            hint = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+            fix = f"did you mean {hint[0]!r}?" if hint else f"valid keys: {', '.join(valid)}"
+            problems.append(Problem(path, f"unknown key: remove it ({fix})"))
+        elif kind == "missing":
+            problems.append(Problem(path, "required: add it"))
+        else:
+            msg = str(e["msg"]).removeprefix("Value error, ")
+            problems.append(Problem(path, msg))
+    return problems
+
+
+def _drop(raw: Any, loc: tuple[int | str, ...]) -> bool:
+    """Remove the key at loc from a nested copy; True if something was removed."""
+    node = raw
+    for part in loc[:-1]:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    if isinstance(node, dict) and loc and loc[-1] in node:
+        del node[loc[-1]]
+        return True
+    return False
+
+
+def validate(raw: Mapping[str, Any], source: str = "stack config") -> StackConfig:
+    """Validate a mapping of sections (keys without the namespace) into a StackConfig.
+
+    A single error is rarely alone: after a failure, unknown or invalid optional keys are
+    dropped from a copy and validation repeats, so cross-field problems elsewhere (duplicate
+    VMIDs, unknown receivers) are reported in the same message. Raises ConfigError.
+    """
+    unknown_sections = [k for k in raw if k not in SECTIONS]
+    problems: list[Problem] = []
+    for key in unknown_sections:
+        hint = difflib.get_close_matches(key, SECTIONS, n=1)
+        fix = f"did you mean '{NAMESPACE}:{hint[0]}'?" if hint else f"sections are {', '.join(SECTIONS)}"
+        problems.append(Problem(f"{NAMESPACE}:{key}", f"unknown config key: remove it ({fix})"))
+    data = json.loads(json.dumps({k: v for k, v in raw.items() if k in SECTIONS}))
+    for _ in range(8):
+        try:
+            config = StackConfig.model_validate(data)
+        except ValidationError as err:
+            found = _problems_from(err)
+            problems.extend(found)
+            removable = [
+                tuple(e["loc"])
+                for e in err.errors(include_url=False)
+                if e["type"] == "extra_forbidden" or _has_default(tuple(e["loc"]))
+            ]
+            if not any([_drop(data, loc) for loc in removable]):
+                break
+            continue
+        if problems:
+            break
+        return config
+    raise ConfigError(problems, source)
+
+
+def _has_default(loc: tuple[int | str, ...]) -> bool:
+    model = _model_at(loc)
+    if model is None or not loc or isinstance(loc[-1], int):
+        return False
+    field = model.model_fields.get(str(loc[-1]))
+    return field is not None and not field.is_required()
+
+
+def load() -> StackConfig:
+    """Read and validate every section from Pulumi config (the real `pulumi up` path)."""
+    import pulumi
+
+    cfg = pulumi.Config(NAMESPACE)
+    raw: dict[str, Any] = {}
+    for section in SECTIONS:
+        value = cfg.get_object(section) if section != "cluster" else cfg.get(section)
+        if value is not None:
+            raw[section] = value
+    return validate(raw, source=f"Pulumi.{pulumi.get_stack()}.yaml")
+
+
+def load_secrets(config: StackConfig) -> dict[str, Any]:
+    """Secret config key -> secret Output, for every key the stack references."""
+    import pulumi
+
+    cfg = pulumi.Config(NAMESPACE)
+    return {key: cfg.require_secret(key) for key in config.secret_key_names()}

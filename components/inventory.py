@@ -1,0 +1,228 @@
+"""Pure derivations from the StackConfig: what to scrape, what to back up, what to drill.
+
+Nothing here talks to Pulumi or a host; every renderer, component, tool and test reads the same
+Inventory, so a target can't be scraped by one part and forgotten by another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from components.config import (
+    TIER_SEVERITY,
+    Asset,
+    DrillSpec,
+    Severity,
+    StackConfig,
+    duration_seconds,
+)
+
+MONITORING_SERVICE = "monitoring"
+
+# Jobs on the monitoring host(s) that scrape the stack itself (Prometheus, Alertmanager, ...).
+SELF_JOBS = ("prometheus", "alertmanager", "loki", "grafana", "alloy", "pushgateway", "blackbox")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One scrape target, labelled with the asset it belongs to."""
+
+    address: str
+    asset: str
+    service: str
+    tier: str
+    extra_labels: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"asset": self.asset, "service": self.service, "tier": self.tier, **dict(self.extra_labels)}
+
+    @property
+    def severity(self) -> Severity:
+        return TIER_SEVERITY[self.tier]
+
+
+@dataclass(frozen=True)
+class ScrapeJob:
+    """A Prometheus scrape job. ``probe_module`` set means the blackbox exporter probes targets;
+    ``exporter`` set means a multi-target exporter is asked with ``?target=``."""
+
+    name: str
+    targets: tuple[Target, ...]
+    metrics_path: str = "/metrics"
+    scheme: str = "http"
+    probe_module: str | None = None
+    exporter: str | None = None
+    params: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class MonitoringNode:
+    name: str
+    ip: str
+    cidr: str
+    node: str
+    vmid: int
+    replica: str
+
+
+@dataclass(frozen=True)
+class ProtectedGuest:
+    name: str
+    vmid: int
+    node: str
+    kind: str
+    service: str
+    tier: str
+
+
+@dataclass(frozen=True)
+class DrillTarget:
+    name: str
+    vmid: int
+    node: str
+    service: str
+    canary_paths: tuple[str, ...]
+    rpo_seconds: int
+    rto_seconds: int
+
+
+@dataclass(frozen=True)
+class CoverageEntry:
+    """A (job, instance) Prometheus must scrape for the asset to count as covered."""
+
+    asset: str
+    job: str
+    instance: str
+    service: str
+    tier: str
+
+
+@dataclass(frozen=True)
+class Inventory:
+    cluster: str
+    monitoring: tuple[MonitoringNode, ...]
+    managed_hosts: tuple[Asset, ...]
+    scrape_jobs: tuple[ScrapeJob, ...]
+    protected: tuple[ProtectedGuest, ...]
+    drill_targets: tuple[DrillTarget, ...]
+    coverage: tuple[CoverageEntry, ...] = field(default=())
+
+    def job(self, name: str) -> ScrapeJob:
+        for job in self.scrape_jobs:
+            if job.name == name:
+                return job
+        raise KeyError(name)
+
+    @property
+    def registered_assets(self) -> list[str]:
+        return sorted({entry.asset for entry in self.coverage})
+
+
+def build(config: StackConfig) -> Inventory:
+    ports = config.monitoring.ports
+    monitoring = tuple(
+        MonitoringNode(
+            name=h.name,
+            ip=h.address.split("/")[0],
+            cidr=h.address,
+            node=h.node,
+            vmid=h.vmid,
+            replica=h.name,
+        )
+        for h in config.monitoring.hosts
+    )
+    managed = tuple(a for a in config.assets if a.is_host and a.managed)
+
+    def target(asset_name: str, service: str, tier: str, address: str) -> Target:
+        return Target(address=address, asset=asset_name, service=service, tier=tier)
+
+    node_targets = [target(a.name, a.service, a.tier, f"{a.address}:{ports.node_exporter}") for a in managed]
+    node_targets += [
+        target(m.name, MONITORING_SERVICE, "critical", f"{m.ip}:{ports.node_exporter}") for m in monitoring
+    ]
+
+    jobs: list[ScrapeJob] = [ScrapeJob("node", tuple(node_targets))]
+
+    for module in ("http_2xx", "tcp_connect", "icmp"):
+        probes = tuple(
+            target(a.name, a.service, a.tier, p.target) for a in config.assets for p in a.probes if p.module == module
+        )
+        if probes:
+            jobs.append(ScrapeJob(f"blackbox_{module}", probes, metrics_path="/probe", probe_module=module))
+
+    pve_nodes = config.pve_nodes()
+    if pve_nodes:
+        jobs.append(
+            ScrapeJob(
+                "pve",
+                tuple(target(n.name, n.service, n.tier, str(n.address)) for n in pve_nodes),
+                metrics_path="/pve",
+                exporter=f"127.0.0.1:{ports.pve_exporter}",
+                params=(("cluster", "1"), ("node", "1")),
+            )
+        )
+    pbs = config.pbs_host()
+    jobs.append(
+        ScrapeJob(
+            "pbs",
+            (target(pbs.name, pbs.service, pbs.tier, f"{pbs.address}:{config.pbs.exporter_port}"),),
+        )
+    )
+
+    self_ports = {
+        "prometheus": ports.prometheus,
+        "alertmanager": ports.alertmanager,
+        "loki": ports.loki,
+        "grafana": ports.grafana,
+        "alloy": ports.alloy,
+        "pushgateway": ports.pushgateway,
+        "blackbox": ports.blackbox,
+    }
+    for job_name in SELF_JOBS:
+        jobs.append(
+            ScrapeJob(
+                job_name,
+                tuple(
+                    target(m.name, MONITORING_SERVICE, "critical", f"{m.ip}:{self_ports[job_name]}") for m in monitoring
+                ),
+                scheme="https" if job_name == "grafana" else "http",
+            )
+        )
+
+    coverage = tuple(
+        CoverageEntry(asset=t.asset, job=j.name, instance=t.address, service=t.service, tier=t.tier)
+        for j in jobs
+        for t in j.targets
+    )
+
+    excluded = set(config.backups.exclude)
+    protected = tuple(
+        ProtectedGuest(a.name, a.vmid, a.node, a.kind, a.service, a.tier)  # type: ignore[arg-type]
+        for a in config.assets
+        if a.is_guest and (a.protected if config.backups.selection == "protected" else a.name not in excluded)
+    )
+    drill_targets = tuple(
+        _drill_target(a, a.drill) for a in config.assets if a.drill is not None and a.vmid is not None
+    )
+    return Inventory(
+        cluster=config.cluster,
+        monitoring=monitoring,
+        managed_hosts=managed,
+        scrape_jobs=tuple(jobs),
+        protected=protected,
+        drill_targets=drill_targets,
+        coverage=coverage,
+    )
+
+
+def _drill_target(asset: Asset, drill: DrillSpec) -> DrillTarget:
+    return DrillTarget(
+        name=asset.name,
+        vmid=asset.vmid,  # type: ignore[arg-type]
+        node=asset.node,  # type: ignore[arg-type]
+        service=asset.service,
+        canary_paths=drill.canary_paths,
+        rpo_seconds=duration_seconds(drill.rpo),
+        rto_seconds=duration_seconds(drill.rto),
+    )

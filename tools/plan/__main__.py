@@ -1,0 +1,203 @@
+"""Offline plan: run the real program under Pulumi's mock engine and show what `pulumi up` would do.
+
+    python -m tools.plan --stack prod [--out build/plan] [--secrets FILE] [--quiet]
+
+Exit codes: 0 ok, 2 invalid config (one message listing every problem), 1 anything else.
+Writes plan.json, plan.md, outputs.json and hosts/<host>/<path> for every file shipped to a host.
+Secret values never reach the output: secret config becomes clearly-marked placeholders (or the
+values of --secrets, for tests) that stay secret Outputs and are printed as ``[secret]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components import config as stack_config
+from components import inventory as stack_inventory
+from components.monitoring.render import host_files, secret_files
+from tools.plan import engine
+
+EXIT_OK, EXIT_ERROR, EXIT_INVALID = 0, 1, 2
+KEY_INPUTS = 4
+
+
+def read_stack(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """Sections of the obsstack namespace, and the keys whose values are encrypted (`secure:`)."""
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise stack_config.ConfigError([stack_config.Problem(path.name, f"not valid YAML: {err}")]) from None
+    values = document.get("config") or {}
+    if not isinstance(values, dict):
+        raise stack_config.ConfigError([stack_config.Problem("config", "must be a mapping of keys to values")])
+    sections: dict[str, Any] = {}
+    secure: list[str] = []
+    problems = []
+    for key, value in values.items():
+        namespace, _, name = str(key).partition(":")
+        if namespace != stack_config.NAMESPACE or not name:
+            problems.append(
+                stack_config.Problem(str(key), f"unknown config key: write it as {stack_config.NAMESPACE}:<section>")
+            )
+        elif isinstance(value, dict) and set(value) == {"secure"}:
+            secure.append(name)
+        else:
+            sections[name] = value
+    if problems:
+        raise stack_config.ConfigError(problems, path.name)
+    return sections, secure
+
+
+def secret_values(config: stack_config.StackConfig, secrets_file: Path | None) -> dict[str, str]:
+    given: Mapping[str, Any] = yaml.safe_load(secrets_file.read_text()) if secrets_file else {}
+    return {key: str(given.get(key, f"offline-placeholder-{key}")) for key in config.secret_key_names()}
+
+
+def _ordered(resources: list[engine.Recorded]) -> list[tuple[int, engine.Recorded]]:
+    """Depth-first, children sorted by (type, name): a deterministic tree order."""
+    by_parent: dict[str | None, list[engine.Recorded]] = {}
+    for r in resources:
+        by_parent.setdefault(r.parent, []).append(r)
+    out: list[tuple[int, engine.Recorded]] = []
+
+    def visit(parent: str | None, depth: int) -> None:
+        for r in sorted(by_parent.get(parent, []), key=lambda r: (r.type, r.name)):
+            out.append((depth, r))
+            visit(r.name, depth + 1)
+
+    visit(None, 0)
+    return out
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= 48 else text[:45] + "..."
+
+
+def key_inputs(resource: engine.Recorded) -> str:
+    scalars = [(k, v) for k, v in sorted(resource.inputs.items()) if not isinstance(v, (dict, list))]
+    shown = [f"{k}={_short(v)}" for k, v in scalars if len(_short(v)) < 60][:KEY_INPUTS]
+    return " ".join(shown)
+
+
+def render_tree(result: engine.PlanResult) -> str:
+    lines = []
+    for depth, r in _ordered(result.resources):
+        flags = "".join(
+            f" [{flag}]"
+            for flag, on in (("protect", r.options["protect"]), ("retain", r.options["retainOnDelete"]))
+            if on
+        )
+        lines.append(f"{'  ' * depth}{r.type}  {r.name}{flags}  {key_inputs(r)}".rstrip())
+    lines.append("")
+    lines.append("Resources by type:")
+    for type_, count in result.count_by_type().items():
+        lines.append(f"  {count:4d}  {type_}")
+    lines.append(f"  {len(result.resources):4d}  total")
+    return "\n".join(lines)
+
+
+def render_markdown(
+    stack: str, result: engine.PlanResult, inventory: stack_inventory.Inventory, files: list[Any]
+) -> str:
+    protected = [r for r in result.resources if r.options["protect"] or r.options["retainOnDelete"]]
+    lines = [
+        f"## obsstack plan: `{stack}`",
+        "",
+        f"**{len(result.resources)} resources** ({sum(1 for r in result.resources if r.custom)} custom), "
+        f"{len(inventory.coverage)} registered scrape targets over {len(inventory.registered_assets)} assets, "
+        f"{len(inventory.protected)} protected guests, {len(inventory.drill_targets)} restore-drill targets.",
+        "",
+        "| count | type |",
+        "|---:|---|",
+        *[f"| {n} | `{t}` |" for t, n in result.count_by_type().items()],
+        "",
+        "**Backups:** " + ", ".join(f"{g.name} ({g.vmid})" for g in inventory.protected),
+        "",
+        "**Protected from deletion:** " + (", ".join(f"`{r.name}`" for r in protected) or "none"),
+        "",
+        "**Scrape jobs:** " + ", ".join(f"{j.name} ({len(j.targets)})" for j in inventory.scrape_jobs),
+        "",
+        "<details><summary>Files shipped to hosts</summary>",
+        "",
+        "| host | path | sha256 |",
+        "|---|---|---|",
+        *[
+            f"| {f.host} | `{f.path}` | `{hashlib.sha256(f.content.encode()).hexdigest()[:12]}` |"
+            for f in sorted(files, key=lambda f: (f.host, f.path))
+        ],
+        "",
+        "</details>",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_plan(out: Path, stack: str, config: stack_config.StackConfig, result: engine.PlanResult) -> None:
+    inventory = stack_inventory.build(config)
+    files = host_files(config, inventory)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    plan = {
+        "stack": stack,
+        "resources": [r.as_plan() for _, r in _ordered(result.resources)],
+        "outputs": result.outputs,
+    }
+    (out / "plan.json").write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n")
+    (out / "outputs.json").write_text(json.dumps(result.outputs, indent=2, sort_keys=True) + "\n")
+    (out / "plan.md").write_text(render_markdown(stack, result, inventory, files))
+    hosts = out / "hosts"
+    for f in files:
+        target = hosts / f.host / f.path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(f.content)
+    for s in secret_files(config, inventory):
+        target = hosts / s.host / s.path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(f"{engine.SECRET} ({s.source}, mode {s.mode}, owner {s.owner})\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.plan", description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", default="prod")
+    parser.add_argument("--stack-file", type=Path, help="default: Pulumi.<stack>.yaml")
+    parser.add_argument("--out", type=Path, default=Path("build/plan"))
+    parser.add_argument("--secrets", type=Path, help="YAML of secret values to use instead of placeholders")
+    parser.add_argument("--quiet", action="store_true", help="do not print the resource tree")
+    args = parser.parse_args(argv)
+    stack_file = args.stack_file or engine.ROOT / f"Pulumi.{args.stack}.yaml"
+    try:
+        if not stack_file.exists():
+            print(f"error: {stack_file} not found: create it or pass --stack NAME", file=sys.stderr)
+            return EXIT_ERROR
+        sections, _ = read_stack(stack_file)
+        config = stack_config.validate(sections, source=stack_file.name)
+        secrets = secret_values(config, args.secrets)
+        result = engine.run(args.stack, sections, secrets)
+        write_plan(args.out, args.stack, config, result)
+    except stack_config.ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    except Exception:  # noqa: BLE001 - anything else is a bug: show it, exit 1
+        traceback.print_exc()
+        return EXIT_ERROR
+    if not args.quiet:
+        print(render_tree(result))
+    print(f"\nplan written to {args.out}/ (plan.json, plan.md, outputs.json, hosts/)")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
