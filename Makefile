@@ -36,3 +36,12 @@ bench-plan: $(STAMP)
 
 clean:
 	rm -rf build .mypy_cache .pytest_cache .ruff_cache
+
+.PHONY: dashboards bench-dashboards
+# Regenerate dashboards/*.json from dashboards/*.py for the example stack (a test fails on drift).
+dashboards: $(STAMP)
+	$(PY) -m dashboards
+
+# Query latency of every dashboard over 24h of synthetic data, with and without recording rules.
+bench-dashboards: $(STAMP)
+	$(PY) -m tools.bench_dashboards

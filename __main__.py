@@ -59,8 +59,7 @@ agents = [HostAgents(f"{asset.name}-agents", HostAgentsArgs(config, asset)) for 
 # 4. Grafana as code, pointed at the Grafana the first monitoring host runs.
 grafana = GrafanaConfig(
     "grafana",
-    GrafanaConfigArgs(config, hosts[0].grafana_url),
-    pulumi.ResourceOptions(depends_on=hosts),
+    GrafanaConfigArgs(config, hosts[0].grafana_url, secrets, install=hosts),
 )
 
 # 5. Restore drills that prove the backups restore.

@@ -1,24 +1,264 @@
-"""GrafanaConfig: datasources, folders, dashboards, contact points and notification policy."""
+"""GrafanaConfig: datasources, folders, dashboards, contact points and notification policy.
+
+Everything goes through one explicit Grafana provider pointed at the Grafana the monitoring
+plane installs (its URL output, the admin credentials from secrets) and depending on that
+install, so nothing races the package install or the first start.
+
+- Datasources with fixed uids (the dashboards refer to them): Prometheus (``timeInterval`` =
+  the scrape interval, so ``$__rate_interval`` is right), Loki, Alertmanager (see and silence
+  alerts from Grafana).
+- One folder per area and one dashboard per dashboards/<name>.json (rendered for this stack).
+- Contact points, mute timings and the notification policy for Grafana-managed alerts, from the
+  same routing spec as alertmanager.yml (components/routing.py, via components/grafana/policy.py).
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
+import pulumiverse_grafana as grafana
 
-from components.config import StackConfig
+import dashboards
+from components.config import Receiver, StackConfig, duration_seconds
+from components.grafana import policy as policy_tree
+
+FOLDERS = ("Overview", "Infrastructure", "Backups", "Alerting", "Logs")
+DATASOURCE_UIDS = ("prometheus", "loki", "alertmanager")
+MANAGED_BY = "Managed by obsstack (Pulumi): edit dashboards/*.py, not this dashboard."
+
+# Nested policy argument classes, by depth below the root (the provider types each level).
+_POLICY_LEVELS: tuple[tuple[type, type], ...] = (
+    (grafana.alerting.NotificationPolicyPolicyArgs, grafana.alerting.NotificationPolicyPolicyMatcherArgs),
+    (grafana.alerting.NotificationPolicyPolicyPolicyArgs, grafana.alerting.NotificationPolicyPolicyPolicyMatcherArgs),
+    (
+        grafana.alerting.NotificationPolicyPolicyPolicyPolicyArgs,
+        grafana.alerting.NotificationPolicyPolicyPolicyPolicyMatcherArgs,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How Grafana's server reaches one of Prometheus, Alertmanager or Loki."""
+
+    url: pulumi.Input[str]
+    basic_auth_user: str | None = None
+    basic_auth_password: pulumi.Input[str] | None = None
 
 
 @dataclass(frozen=True)
 class GrafanaConfigArgs:
     config: StackConfig
     url: pulumi.Input[str]
+    secrets: Mapping[str, pulumi.Output[Any]]
+    install: Sequence[pulumi.Resource] = ()
+    ca_cert_pem: pulumi.Input[str] | None = None
+    # Grafana runs on the monitoring VM next to its backends: by default it reaches them over
+    # loopback, which needs no certificate name and is known before the VM has an address.
+    prometheus: Backend | None = None
+    alertmanager: Backend | None = None
+    loki: Backend | None = None
+
+
+def _loopback(port: int) -> Backend:
+    return Backend(url=f"http://127.0.0.1:{port}")
+
+
+def _contact_point_kwargs(receiver: Receiver, secrets: Mapping[str, pulumi.Output[Any]]) -> dict[str, Any]:
+    """The integration of one receiver; secret URLs and keys stay secret Outputs."""
+    if receiver.type == "slack":
+        slack = grafana.alerting.ContactPointSlackArgs(url=secrets[receiver.url_secret], recipient=receiver.channel)  # type: ignore[index]
+        return {"slacks": [slack]}
+    if receiver.type in ("webhook", "ntfy"):
+        # ntfy accepts a plain POST: Grafana's webhook integration is how it is reached.
+        return {"webhooks": [grafana.alerting.ContactPointWebhookArgs(url=secrets[receiver.url_secret])]}  # type: ignore[index]
+    if receiver.type == "pagerduty":
+        key = secrets[receiver.routing_key_secret]  # type: ignore[index]
+        return {"pagerduties": [grafana.alerting.ContactPointPagerdutyArgs(integration_key=key)]}
+    return {"emails": [grafana.alerting.ContactPointEmailArgs(addresses=list(receiver.to), single_email=True)]}
+
+
+def _policy_args(node: policy_tree.Policy, depth: int = 0) -> Any:
+    """A child policy as the provider's typed args (depth 0 = a direct child of the root)."""
+    if depth >= len(_POLICY_LEVELS):
+        raise ValueError(f"notification policies nest at most {len(_POLICY_LEVELS)} levels deep")
+    policy_cls, matcher_cls = _POLICY_LEVELS[depth]
+    return policy_cls(
+        contact_point=node.contact_point,
+        continue_=node.continue_ or None,
+        matchers=[matcher_cls(label=m.label, match=m.match, value=m.value) for m in node.matchers] or None,
+        group_bies=list(node.group_by) or None,
+        group_wait=node.group_wait,
+        group_interval=node.group_interval,
+        repeat_interval=node.repeat_interval,
+        mute_timings=list(node.mute_timings) or None,
+        policies=[_policy_args(child, depth + 1) for child in node.policies] or None,
+    )
 
 
 class GrafanaConfig(pulumi.ComponentResource):
     url: pulumi.Output[str]
+    dashboard_uids: list[str]
+    contact_points: list[str]
 
     def __init__(self, name: str, args: GrafanaConfigArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("obsstack:grafana:Config", name, None, opts)
+        config = args.config
+        ports = config.monitoring.ports
         self.url = pulumi.Output.from_input(args.url)
-        self.register_outputs({"url": self.url})
+
+        admin_password = args.secrets[config.grafana.admin_password_secret]
+        provider = grafana.Provider(
+            f"{name}-provider",
+            url=self.url,
+            # The provider marks auth secret itself; the password Output is secret already.
+            auth=pulumi.Output.format("{0}:{1}", config.grafana.admin_user, admin_password),
+            ca_cert=args.ca_cert_pem,
+            retries=5,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.install)),
+        )
+        child = pulumi.ResourceOptions(parent=self, provider=provider)
+
+        # --- Datasources -------------------------------------------------------------------
+        self.datasources = [
+            self._datasource(
+                name,
+                "prometheus",
+                title="Prometheus",
+                backend=args.prometheus or _loopback(ports.prometheus),
+                json_data={
+                    "httpMethod": "POST",
+                    "timeInterval": config.monitoring.scrape_interval,
+                    "prometheusType": "Prometheus",
+                    "prometheusVersion": config.monitoring.versions.prometheus.split("+")[0],
+                },
+                ca_cert_pem=args.ca_cert_pem,
+                opts=child,
+                is_default=True,
+            ),
+            self._datasource(
+                name,
+                "loki",
+                title="Loki",
+                backend=args.loki or _loopback(ports.loki),
+                json_data={"maxLines": 1000, "timeout": duration_seconds(config.loki.query_timeout)},
+                ca_cert_pem=args.ca_cert_pem,
+                opts=child,
+            ),
+            self._datasource(
+                name,
+                "alertmanager",
+                title="Alertmanager",
+                backend=args.alertmanager or _loopback(ports.alertmanager),
+                json_data={"implementation": "prometheus", "handleGrafanaManagedAlerts": False},
+                ca_cert_pem=args.ca_cert_pem,
+                opts=child,
+            ),
+        ]
+
+        # --- Folders and dashboards --------------------------------------------------------
+        folders = {
+            title: grafana.oss.Folder(
+                f"{name}-folder-{title.lower()}",
+                title=title,
+                uid=f"obs-{title.lower()}",
+                opts=child,
+            )
+            for title in FOLDERS
+        }
+        boards = dashboards.render(config)
+        self.dashboard_uids = [board.uid for board in boards]
+        for board in boards:
+            grafana.oss.Dashboard(
+                f"{name}-dashboard-{board.name}",
+                config_json=board.json,
+                folder=folders[board.folder].uid,
+                overwrite=True,
+                message=MANAGED_BY,
+                opts=child,
+            )
+
+        # --- Contact points, mute timings, notification policy -----------------------------
+        alerting = config.alerting
+        contact_points = [
+            grafana.alerting.ContactPoint(
+                f"{name}-contact-{receiver.name}",
+                name=receiver.name,
+                **_contact_point_kwargs(receiver, args.secrets),
+                opts=child,
+            )
+            for receiver in alerting.receivers
+        ]
+        self.contact_points = [receiver.name for receiver in alerting.receivers]
+        mute_timings = [
+            grafana.alerting.MuteTiming(
+                f"{name}-mute-{window.name}",
+                name=window.name,
+                intervals=[
+                    grafana.alerting.MuteTimingIntervalArgs(
+                        weekdays=list(window.weekdays) or None,
+                        times=[
+                            grafana.alerting.MuteTimingIntervalTimeArgs(start=t.start_time, end=t.end_time)
+                            for t in window.times
+                        ]
+                        or None,
+                        location=window.location,
+                    )
+                ],
+                opts=child,
+            )
+            for window in alerting.maintenance_windows
+        ]
+        tree = policy_tree.policy_tree(alerting)
+        grafana.alerting.NotificationPolicy(
+            f"{name}-policy",
+            contact_point=tree.contact_point,
+            group_bies=list(tree.group_by),
+            group_wait=tree.group_wait,
+            group_interval=tree.group_interval,
+            repeat_interval=tree.repeat_interval,
+            policies=[_policy_args(node) for node in tree.policies],
+            opts=child.merge(pulumi.ResourceOptions(depends_on=[*contact_points, *mute_timings])),
+        )
+
+        self.register_outputs(
+            {"url": self.url, "dashboardUids": self.dashboard_uids, "contactPoints": self.contact_points}
+        )
+
+    def _datasource(
+        self,
+        name: str,
+        uid: str,
+        *,
+        title: str,
+        backend: Backend,
+        json_data: dict[str, Any],
+        ca_cert_pem: pulumi.Input[str] | None,
+        opts: pulumi.ResourceOptions,
+        is_default: bool = False,
+    ) -> grafana.oss.DataSource:
+        secure: dict[str, pulumi.Input[str]] = {}
+        if backend.basic_auth_password is not None:
+            secure["basicAuthPassword"] = backend.basic_auth_password
+        if ca_cert_pem is not None:
+            json_data = {**json_data, "tlsAuthWithCACert": True}
+            secure["tlsCACert"] = ca_cert_pem
+        return grafana.oss.DataSource(
+            f"{name}-datasource-{uid}",
+            type=uid,
+            name=title,
+            uid=uid,
+            url=backend.url,
+            access_mode="proxy",
+            is_default=is_default,
+            basic_auth_enabled=backend.basic_auth_user is not None,
+            basic_auth_username=backend.basic_auth_user,
+            json_data_encoded=json.dumps(json_data, sort_keys=True),
+            # The provider stores secure JSON as a secret.
+            secure_json_data_encoded=pulumi.Output.json_dumps(secure) if secure else None,
+            opts=opts,
+        )

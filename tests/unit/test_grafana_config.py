@@ -1,0 +1,139 @@
+"""The Grafana component as recorded in the plan: provider, datasources, folders, dashboards,
+contact points, mute timings and one notification policy."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import dashboards
+from components.grafana.config import DATASOURCE_UIDS, FOLDERS
+from tests.conftest import distinct_secrets, load_sections
+from tools.plan import engine
+
+DASHBOARD = "grafana:oss/dashboard:Dashboard"
+DATASOURCE = "grafana:oss/dataSource:DataSource"
+FOLDER = "grafana:oss/folder:Folder"
+CONTACT_POINT = "grafana:alerting/contactPoint:ContactPoint"
+POLICY = "grafana:alerting/notificationPolicy:NotificationPolicy"
+MUTE_TIMING = "grafana:alerting/muteTiming:MuteTiming"
+PROVIDER = "pulumi:providers:grafana"
+
+
+def test_one_dashboard_per_committed_json(example_plan: engine.PlanResult) -> None:
+    planned = {r.name.removeprefix("grafana-dashboard-"): r.inputs["configJson"] for r in example_plan.find(DASHBOARD)}
+    committed = {name.removesuffix(".json"): text for name, text in dashboards.committed().items()}
+    assert planned == committed
+
+
+def test_dashboards_land_in_their_folders(example_plan: engine.PlanResult, example_config) -> None:
+    for board in dashboards.render(example_config):
+        resource = example_plan.one(DASHBOARD, f"grafana-dashboard-{board.name}")
+        assert resource.inputs["folder"] == f"obs-{board.folder.lower()}"
+        assert f"grafana-folder-{board.folder.lower()}" in resource.options["dependsOn"]
+
+
+def test_the_five_folders(example_plan: engine.PlanResult) -> None:
+    assert sorted(r.inputs["title"] for r in example_plan.find(FOLDER)) == sorted(FOLDERS)
+
+
+def test_three_datasources_with_fixed_uids(example_plan: engine.PlanResult) -> None:
+    found = {r.inputs["uid"]: r.inputs for r in example_plan.find(DATASOURCE)}
+    assert sorted(found) == sorted(DATASOURCE_UIDS)
+    assert {uid: d["type"] for uid, d in found.items()} == {u: u for u in DATASOURCE_UIDS}
+    assert found["prometheus"]["isDefault"] is True
+
+
+def test_prometheus_time_interval_is_the_scrape_interval(run_program, example_sections) -> None:
+    example_sections["monitoring"]["scrape_interval"] = "30s"
+    example_sections["monitoring"]["evaluation_interval"] = "30s"
+    example_sections["monitoring"]["scrape_timeout"] = "10s"
+    example_sections["alerting"]["thresholds"] = {
+        "target_down_for": "1m",
+        "scrape_coverage_for": "5m",
+        "probe_failed_for": "2m",
+        "unregistered_guest_for": "1h",
+        "filesystem_fill_horizon": "24h",
+        "datastore_fill_horizon": "7d",
+        "oncall_drill_every": "31d",
+    }
+    plan = run_program(example_sections)
+    prometheus = plan.one(DATASOURCE, "grafana-datasource-prometheus")
+    assert json.loads(prometheus.inputs["jsonDataEncoded"])["timeInterval"] == "30s"
+
+
+def test_one_contact_point_per_receiver(example_plan: engine.PlanResult, example_config) -> None:
+    points = {r.inputs["name"]: r.inputs for r in example_plan.find(CONTACT_POINT)}
+    assert sorted(points) == sorted(r.name for r in example_config.alerting.receivers)
+    assert points["slack-critical"]["slacks"][0]["recipient"] == "#alerts-critical"
+    assert points["email-digest"]["emails"][0]["addresses"] == ["ops@lab.example.net"]
+
+
+@pytest.mark.parametrize(
+    ("receiver", "path"),
+    [("slack-critical", ("slacks", "url")), ("oncall-primary", ("webhooks", "url")), ("deadman", ("webhooks", "url"))],
+)
+def test_contact_point_urls_stay_secret(example_plan: engine.PlanResult, receiver: str, path: tuple[str, str]) -> None:
+    inputs = example_plan.one(CONTACT_POINT, f"grafana-contact-{receiver}").inputs
+    assert inputs[path[0]][0][path[1]] == engine.SECRET
+
+
+def test_no_secret_value_anywhere_in_the_grafana_resources(example_plan: engine.PlanResult, example_config) -> None:
+    text = json.dumps([r.as_plan() for r in example_plan.resources if r.type.startswith(("grafana", PROVIDER))])
+    for value in distinct_secrets(example_config).values():
+        assert value not in text
+
+
+def test_exactly_one_notification_policy_and_the_mute_timings(example_plan: engine.PlanResult, example_config) -> None:
+    policy = example_plan.one(POLICY)
+    assert policy.inputs["contactPoint"] == example_config.alerting.routing.warning.receivers[0]
+    windows = example_plan.find(MUTE_TIMING)
+    assert [w.inputs["name"] for w in windows] == [w.name for w in example_config.alerting.maintenance_windows]
+    assert windows[0].inputs["intervals"] == [
+        {"location": "Europe/Berlin", "times": [{"start": "04:00", "end": "06:00"}], "weekdays": ["sunday"]}
+    ]
+    # The policy names contact points and mute timings: it must wait for them.
+    assert {f"grafana-contact-{r.name}" for r in example_config.alerting.receivers} <= set(policy.options["dependsOn"])
+    assert "grafana-mute-sunday-patching" in policy.options["dependsOn"]
+
+
+def test_provider_points_at_the_monitoring_host_with_secret_auth(example_plan: engine.PlanResult) -> None:
+    provider = example_plan.one(PROVIDER)
+    assert provider.inputs["url"] == "https://10.0.20.10:3000"
+    assert provider.inputs["auth"] == engine.SECRET
+
+
+def test_every_grafana_resource_is_a_child_of_the_component(example_plan: engine.PlanResult) -> None:
+    grafana_resources = [r for r in example_plan.resources if r.type.startswith("grafana:")]
+    assert grafana_resources and all(r.parent == "grafana" for r in grafana_resources)
+
+
+def test_provider_waits_for_the_install(tmp_path: Path) -> None:
+    """The provider depends on whatever installs Grafana, so no Grafana call races the install."""
+    program = tmp_path / "__main__.py"
+    program.write_text(
+        textwrap.dedent(
+            """
+            import pulumi
+            from components import config as stack_config
+            from components.grafana.config import GrafanaConfig, GrafanaConfigArgs
+
+            config = stack_config.load()
+            install = pulumi.CustomResource("test:index:Install", "grafana-install", {})
+            GrafanaConfig(
+                "grafana",
+                GrafanaConfigArgs(config, "https://mon:3000", stack_config.load_secrets(config), install=[install]),
+            )
+            """
+        )
+    )
+    sections = load_sections()
+    from components import config as stack_config
+
+    secrets = distinct_secrets(stack_config.validate(sections))
+    plan = engine.run("prod", sections, secrets, program=program)
+    assert plan.one(PROVIDER).options["dependsOn"] == ["grafana-install"]
+    assert plan.find(DASHBOARD) and all(r.parent == "grafana" for r in plan.find(DASHBOARD))
