@@ -1,0 +1,412 @@
+"""Benchmark every Prometheus query of every dashboard over 24h of synthetic data.
+
+    python -m tools.bench_dashboards [--hosts 50] [--runs 5] [--width 1920] [--fresh]
+
+1. Writes 24h of synthetic series for N hosts (tools/bench_dashboards/synthetic.py) as
+   OpenMetrics and backfills them with `promtool tsdb create-blocks-from openmetrics`.
+2. Starts a real Prometheus on a free 127.0.0.1 port over those blocks and backfills the
+   recording rules of rules/*.yml with `promtool tsdb create-blocks-from rules`, one dependency
+   level at a time (a rule over another rule needs the first one's blocks loaded).
+3. Runs each panel query as Grafana would for a panel N pixels wide over the last 24h (step from
+   Grafana's interval rounding, ``$__rate_interval`` from the scrape interval), several times, and
+   prints P50, P95 and max per dashboard and overall, then the same queries with every recording
+   rule replaced by its expression, and the ratio.
+
+The blocks are cached in build/bench-dashboards/ (keyed by the generator's source and
+parameters): the data sits at a fixed past day, so a rerun skips steps 1-2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+import dashboards
+from components import config as stack_config
+from components.config import duration_seconds
+from components.monitoring.render.rules import rule_files
+from dashboards.__main__ import example_config
+from tools.bench_dashboards import synthetic
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / "build" / "bench-dashboards"
+# A fixed past day (2026-01-05T00:00Z): cached blocks stay valid and retention never drops them.
+END = 1767571200
+DAY = 86400
+# Grafana's interval rounding (kbn.roundInterval): upper bound in seconds -> interval.
+_ROUNDING = (
+    (0.015, 0.01),
+    (0.035, 0.02),
+    (0.075, 0.05),
+    (0.15, 0.1),
+    (0.35, 0.2),
+    (0.75, 0.5),
+    (1.5, 1),
+    (3.5, 2),
+    (7.5, 5),
+    (12.5, 10),
+    (17.5, 15),
+    (25, 20),
+    (45, 30),
+    (90, 60),
+    (150, 120),
+    (450, 300),
+    (1350, 600),
+    (2700, 900),
+    (5400, 1800),
+    (9000, 3600),
+    (16200, 7200),
+    (32400, 10800),
+    (86400, 21600),
+    (604800, 43200),
+)
+
+
+def grafana_interval(range_seconds: float, width_px: int, min_interval: int) -> int:
+    """The ``$__interval`` (= query step) Grafana picks for a panel ``width_px`` wide."""
+    raw = range_seconds / width_px
+    rounded = next((interval for bound, interval in _ROUNDING if raw < bound), 86400)
+    return int(max(rounded, min_interval))
+
+
+def rate_interval(interval: int, scrape: int) -> int:
+    """Grafana's ``$__rate_interval``: max($__interval + scrape interval, 4 * scrape interval)."""
+    return max(interval + scrape, 4 * scrape)
+
+
+def substitute(expr: str, interval: int, rate: int) -> str:
+    """Template variables as a dashboard opened with every selector on All."""
+    expr = expr.replace("$__rate_interval", f"{rate}s").replace("$__interval", f"{interval}s")
+    return re.sub(r"\$\{?\w+(?::\w+)?\}?", ".*", expr)
+
+
+# --- Recording rules ---------------------------------------------------------------------------
+
+
+def recording_rules(config: stack_config.StackConfig) -> dict[str, tuple[str, str | None]]:
+    """record name -> (expr, group interval) over every rule file this stack ships."""
+    rules: dict[str, tuple[str, str | None]] = {}
+    for text in rule_files(config).values():
+        for group in (yaml.safe_load(text) or {}).get("groups", []):
+            for rule in group.get("rules", []):
+                if "record" in rule:
+                    rules[rule["record"]] = (str(rule["expr"]).strip(), group.get("interval"))
+    return rules
+
+
+def _uses(expr: str, name: str) -> bool:
+    return re.search(rf"(?<![\w:]){re.escape(name)}(?![\w:])", expr) is not None
+
+
+def levels(rules: dict[str, tuple[str, str | None]]) -> list[list[str]]:
+    """Rules grouped so that each level only reads raw series and earlier levels."""
+    done: set[str] = set()
+    out: list[list[str]] = []
+    while len(done) < len(rules):
+        ready = [
+            n for n, (e, _) in rules.items() if n not in done and all(not _uses(e, o) for o in rules if o not in done)
+        ]
+        if not ready:
+            raise ValueError(f"recording rules depend on each other in a cycle: {sorted(set(rules) - done)}")
+        out.append(sorted(ready))
+        done |= set(ready)
+    return out
+
+
+def inline(expr: str, rules: dict[str, tuple[str, str | None]]) -> str:
+    """The expression with every recording rule replaced by what it records (selectors on All)."""
+    for _ in range(10):
+        changed = False
+        for name, (body, _) in rules.items():
+            pattern = re.compile(rf"(?<![\w:]){re.escape(name)}(\{{[^}}]*\}})?(?![\w:])")
+            for match in pattern.finditer(expr):
+                for matcher in re.findall(r'\w+\s*(?:=~|!~|!=|=)\s*"[^"]*"', match.group(1) or ""):
+                    # Safe to drop: it matches everything, or the rule already selects exactly it.
+                    if not re.fullmatch(r'\w+=~"\.\*"', matcher) and matcher not in body:
+                        raise ValueError(f"cannot inline {name}{{{matcher}}}: only all-matching selectors are dropped")
+            new = pattern.sub(f"({body})".replace("\\", "\\\\"), expr)
+            changed |= new != expr
+            expr = new
+        if not changed:
+            return expr
+    raise ValueError(f"recording rules nest too deep in {expr}")
+
+
+# --- Prometheus ----------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def prometheus(data: Path, workdir: Path) -> Iterator[str]:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise SystemExit("prometheus not found: apt-get install prometheus")
+    port = _free_port()
+    config = workdir / "prometheus.yml"
+    config.write_text("global: {scrape_interval: 15s}\n")
+    log = (workdir / "prometheus.log").open("ab")
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={data}",
+            "--storage.tsdb.retention.time=3650d",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--query.max-samples=200000000",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"prometheus did not start: see {workdir / 'prometheus.log'}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _step(message: str) -> float:
+    print(f"[bench-dashboards] {message}", flush=True)
+    return time.monotonic()
+
+
+def build_blocks(
+    data: Path, hosts: int, scrape: int, eval_interval: int, rules: dict[str, tuple[str, str | None]]
+) -> None:
+    """Raw series and backfilled recording rules in ``data`` (a Prometheus storage directory)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        raise SystemExit("promtool not found: apt-get install prometheus")
+    with tempfile.TemporaryDirectory(prefix="bench-dashboards-") as tmp:
+        work = Path(tmp)
+        t = _step(f"writing 24h of synthetic series for {hosts} hosts (OpenMetrics)")
+        written = synthetic.write(work / "series.om", hosts=hosts, start=END - DAY, end=END, scrape_step=scrape)
+        t = _step(
+            f"  {written.series} series, {written.samples:,} samples in {time.monotonic() - t:.0f}s; promtool backfill"
+        )
+        subprocess.run(
+            [promtool, "tsdb", "create-blocks-from", "openmetrics", "-q", str(work / "series.om"), str(data)],
+            check=True,
+        )
+        (work / "series.om").unlink()
+        _step(f"  raw blocks written in {time.monotonic() - t:.0f}s")
+        for depth, names in enumerate(levels(rules), start=1):
+            t = _step(f"backfilling recording rules, level {depth}: {', '.join(names)}")
+            groups = [
+                {
+                    "name": f"{name}",
+                    **({"interval": rules[name][1]} if rules[name][1] else {}),
+                    "rules": [{"record": name, "expr": rules[name][0]}],
+                }
+                for name in names
+            ]
+            rule_file = work / f"level{depth}.yml"
+            rule_file.write_text(yaml.safe_dump({"groups": groups}))
+            out = work / f"rules{depth}"
+            with prometheus(data, work) as url:
+                subprocess.run(
+                    [
+                        promtool,
+                        "tsdb",
+                        "create-blocks-from",
+                        "rules",
+                        "-q",
+                        f"--url={url}",
+                        f"--start={END - DAY}",
+                        f"--end={END}",
+                        f"--eval-interval={eval_interval}s",
+                        f"--output-dir={out}",
+                        str(rule_file),
+                    ],
+                    check=True,
+                )
+            for block in out.iterdir():
+                shutil.move(str(block), data / block.name)
+            _step(f"  done in {time.monotonic() - t:.0f}s")
+
+
+# --- Queries ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timed:
+    dashboard: str
+    panel: str
+    expr: str
+    seconds: list[float]
+    series: int
+
+
+def run_query(url: str, expr: str, instant: bool, step: int) -> tuple[float, int]:
+    if instant:
+        request = ("query", {"query": expr, "time": END})
+    else:
+        start = (END - DAY) // step * step
+        request = ("query_range", {"query": expr, "start": start, "end": END // step * step, "step": step})
+    began = time.perf_counter()
+    response = requests.post(f"{url}/api/v1/{request[0]}", data=request[1], timeout=120)
+    took = time.perf_counter() - began
+    body = response.json()
+    if body.get("status") != "success":
+        raise SystemExit(f"query failed: {expr}\n  {body.get('error')}")
+    return took, len(body["data"]["result"])
+
+
+def measure(url: str, queries: list[tuple[dashboards.PanelQuery, str]], step: int, runs: int) -> list[Timed]:
+    timed = []
+    for query, expr in queries:
+        seconds, series = [], 0
+        for _ in range(runs):
+            took, series = run_query(url, expr, query.instant, step)
+            seconds.append(took)
+        timed.append(Timed(query.dashboard, query.panel, expr, seconds, series))
+    return timed
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _summary(rows: list[Timed]) -> tuple[float, float, float, float]:
+    """P50, P95, max over every run of every query; full load = sum of the per-query medians."""
+    samples = [s for row in rows for s in row.seconds]
+    load = sum(statistics.median(row.seconds) for row in rows)
+    return _pct(samples, 0.5), _pct(samples, 0.95), max(samples), load
+
+
+def report(with_rules: list[Timed], without: list[Timed]) -> str:
+    names = list(dict.fromkeys(row.dashboard for row in with_rules))
+    lines = [
+        f"{'dashboard':<12} {'queries':>7}  {'P50 ms':>7} {'P95 ms':>7} {'max ms':>7} {'load ms':>8}"
+        f"   | without recording rules: {'P50':>6} {'P95':>7} {'max':>7} {'load':>8}  {'P95 ratio':>9}",
+    ]
+    for name in [*names, "overall"]:
+        mine = [r for r in with_rules if r.dashboard == name] if name != "overall" else with_rules
+        raw = [r for r in without if r.dashboard == name] if name != "overall" else without
+        p50, p95, top, load = _summary(mine)
+        r50, r95, rtop, rload = _summary(raw)
+        load_text = f"{load * 1000:8.0f}" if name != "overall" else f"{'':>8}"
+        raw_load = f"{rload * 1000:8.0f}" if name != "overall" else f"{'':>8}"
+        lines.append(
+            f"{name:<12} {len(mine):>7}  {p50 * 1000:7.1f} {p95 * 1000:7.1f} {top * 1000:7.1f} {load_text}"
+            f"   | {'':<25}{r50 * 1000:6.1f} {r95 * 1000:7.1f} {rtop * 1000:7.1f} {raw_load}  {r95 / p95:8.1f}x"
+        )
+    slowest = sorted(with_rules, key=lambda r: -statistics.median(r.seconds))[:5]
+    lines.append("")
+    lines.append("slowest queries (median ms, series returned):")
+    lines += [
+        f"  {statistics.median(r.seconds) * 1000:7.1f}  {r.series:4d}  {r.dashboard}/{r.panel}: {r.expr[:90]}"
+        for r in slowest
+    ]
+    return "\n".join(lines)
+
+
+def draw(url: str, boards: list[dashboards.Board], directory: Path, interval: int, rate: int) -> None:
+    from tools.bench_dashboards import pictures
+
+    def fetch(expr: str, instant: bool) -> list[dict[str, Any]]:
+        response = requests.post(
+            f"{url}/api/v1/{'query' if instant else 'query_range'}",
+            data={"query": substitute(expr, interval, rate), "time": END}
+            if instant
+            else {"query": substitute(expr, interval, rate), "start": END - DAY, "end": END, "step": interval},
+            timeout=120,
+        )
+        return list(response.json()["data"]["result"])
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for board in boards:
+        pictures.render(board.json, fetch, directory / f"{board.name}.png")
+        _step(f"  drew {directory / board.name}.png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.bench_dashboards", description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=5, help="runs per query")
+    parser.add_argument("--width", type=int, default=1920, help="panel width in pixels (= Grafana's maxDataPoints)")
+    parser.add_argument("--fresh", action="store_true", help="rebuild the cached blocks")
+    parser.add_argument("--pictures", type=Path, help="also draw each dashboard from the bench data into DIR/*.png")
+    args = parser.parse_args(argv)
+
+    config = example_config()
+    scrape = duration_seconds(config.monitoring.scrape_interval)
+    eval_interval = duration_seconds(config.monitoring.evaluation_interval)
+    rules = recording_rules(config)
+    fingerprint = hashlib.sha256(
+        (
+            Path(synthetic.__file__).read_text() + repr((args.hosts, scrape, eval_interval, sorted(rules.items())))
+        ).encode()
+    ).hexdigest()[:12]
+    data = CACHE / f"tsdb-{fingerprint}"
+    if args.fresh or not (data / ".complete").exists():
+        shutil.rmtree(CACHE, ignore_errors=True)
+        data.mkdir(parents=True)
+        build_blocks(data, args.hosts, scrape, eval_interval, rules)
+        (data / ".complete").write_text(fingerprint)
+    else:
+        _step(f"reusing cached blocks {data.relative_to(ROOT)} (--fresh rebuilds them)")
+
+    interval = grafana_interval(DAY, args.width, scrape)
+    rate = rate_interval(interval, scrape)
+    boards = dashboards.render(config)
+    queries = [q for b in boards for q in dashboards.panel_queries(b) if q.datasource == "prometheus"]
+    skipped = sum(1 for b in boards for q in dashboards.panel_queries(b) if q.datasource != "prometheus")
+    with_rules = [(q, substitute(q.expr, interval, rate)) for q in queries]
+    without = [(q, inline(expr, rules)) for q, expr in with_rules]
+
+    with tempfile.TemporaryDirectory(prefix="bench-dashboards-") as tmp, prometheus(data, Path(tmp)) as url:
+        t = _step(
+            f"{len(queries)} Prometheus queries x {args.runs} runs over 24h, step {interval}s "
+            f"($__rate_interval {rate}s) for a {args.width}px panel; {skipped} LogQL queries not run (no Loki here)"
+        )
+        measure(url, with_rules[:3], interval, 1)  # warm the page cache
+        timed_rules = measure(url, with_rules, interval, args.runs)
+        _step(f"  with recording rules: {time.monotonic() - t:.0f}s")
+        t = time.monotonic()
+        timed_raw = measure(url, without, interval, args.runs)
+        _step(f"  without recording rules: {time.monotonic() - t:.0f}s")
+        if args.pictures:
+            draw(url, boards, args.pictures, interval, rate)
+    print()
+    print(report(timed_rules, timed_raw))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
