@@ -65,15 +65,9 @@ def cpu(s: Settings) -> Panel:
 def load_per_core() -> Panel:
     return timeseries_panel(
         "Load per core",
-        "1-minute load average divided by the number of CPUs; above 1 means work is queueing.",
+        "1-minute load average divided by the number of CPUs (recorded); above 1 means work is queueing.",
         "short",
-        [
-            prom(
-                f"node_load1{{{HOST}}} / on (instance) "
-                f'count by (instance) (node_cpu_seconds_total{{{HOST}, mode="idle"}})',
-                "{{instance}}",
-            )
-        ],
+        [prom(f"instance:node_load1_per_cpu:ratio{{{HOST}}}", "{{asset}}")],
         limits=higher_is_worse(1, 2),
         minimum=0,
     )

@@ -199,6 +199,27 @@ def prometheus(data: Path, workdir: Path) -> Iterator[str]:
         log.close()
 
 
+def _compactions(url: str) -> float:
+    text = requests.get(f"{url}/metrics", timeout=5).text
+    return sum(
+        float(line.split()[-1]) for line in text.splitlines() if line.startswith("prometheus_tsdb_compactions_total")
+    )
+
+
+def settle(data: Path, work: Path) -> None:
+    """Let Prometheus compact the backfilled blocks once, so measurements never race a compaction."""
+    with prometheus(data, work) as url:
+        began, last, quiet_since = time.monotonic(), -1.0, time.monotonic()
+        while time.monotonic() - began < 600:
+            count = _compactions(url)
+            if count != last:
+                last, quiet_since = count, time.monotonic()
+            # The compactor wakes every minute: quiet for 90s means it has nothing left to do.
+            if time.monotonic() - quiet_since > 90:
+                return
+            time.sleep(5)
+
+
 def _step(message: str) -> float:
     print(f"[bench-dashboards] {message}", flush=True)
     return time.monotonic()
@@ -257,6 +278,9 @@ def build_blocks(
             for block in out.iterdir():
                 shutil.move(str(block), data / block.name)
             _step(f"  done in {time.monotonic() - t:.0f}s")
+        t = _step("letting Prometheus compact the backfilled blocks (once; cached afterwards)")
+        settle(data, work)
+        _step(f"  done in {time.monotonic() - t:.0f}s")
 
 
 # --- Queries ---------------------------------------------------------------------------------------
@@ -286,15 +310,22 @@ def run_query(url: str, expr: str, instant: bool, step: int) -> tuple[float, int
     return took, len(body["data"]["result"])
 
 
-def measure(url: str, queries: list[tuple[dashboards.PanelQuery, str]], step: int, runs: int) -> list[Timed]:
-    timed = []
-    for query, expr in queries:
-        seconds, series = [], 0
+def measure(
+    url: str, pairs: list[tuple[dashboards.PanelQuery, str, str]], step: int, runs: int
+) -> tuple[list[Timed], list[Timed]]:
+    """Each query with and without recording rules, runs interleaved so load on the machine
+    weighs on both sides alike."""
+    with_rules, without = [], []
+    for query, fast, slow in pairs:
+        timings: dict[str, list[float]] = {fast: [], slow: []}
+        counts: dict[str, int] = {}
         for _ in range(runs):
-            took, series = run_query(url, expr, query.instant, step)
-            seconds.append(took)
-        timed.append(Timed(query.dashboard, query.panel, expr, seconds, series))
-    return timed
+            for expr in dict.fromkeys((fast, slow)):  # a query without recording rules runs once
+                took, counts[expr] = run_query(url, expr, query.instant, step)
+                timings[expr].append(took)
+        with_rules.append(Timed(query.dashboard, query.panel, fast, timings[fast], counts[fast]))
+        without.append(Timed(query.dashboard, query.panel, slow, timings[slow], counts[slow]))
+    return with_rules, without
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -395,12 +426,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(queries)} Prometheus queries x {args.runs} runs over 24h, step {interval}s "
             f"($__rate_interval {rate}s) for a {args.width}px panel; {skipped} LogQL queries not run (no Loki here)"
         )
-        measure(url, with_rules[:3], interval, 1)  # warm the page cache
-        timed_rules = measure(url, with_rules, interval, args.runs)
-        _step(f"  with recording rules: {time.monotonic() - t:.0f}s")
-        t = time.monotonic()
-        timed_raw = measure(url, without, interval, args.runs)
-        _step(f"  without recording rules: {time.monotonic() - t:.0f}s")
+        pairs = [(q, fast, slow) for (q, fast), (_, slow) in zip(with_rules, without, strict=True)]
+        measure(url, pairs, interval, 1)  # warm the page cache
+        timed_rules, timed_raw = measure(url, pairs, interval, args.runs)
+        _step(f"  done in {time.monotonic() - t:.0f}s")
         if args.pictures:
             draw(url, boards, args.pictures, interval, rate)
     print()

@@ -218,7 +218,11 @@ def render(board_json: str, fetch: Fetch, path: Path, width_px: int = 1920) -> N
         if panel["type"] == "row":
             fig.text(left + 0.005, bottom + height / 2, panel["title"], color=TEXT, fontsize=9, weight="bold")
             continue
-        ax = fig.add_axes((left + 0.004, bottom + 0.004, width - 0.008, height - 0.03), facecolor=PANEL)
+        # Room for tick labels inside the panel, as Grafana draws them.
+        margin = 0.035 if panel["type"] in ("timeseries", "bargauge") else 0.004
+        if panel["type"] == "bargauge":
+            margin = min(0.08, width / 3)
+        ax = fig.add_axes((left + margin, bottom + 0.02, width - margin - 0.006, height - 0.045), facecolor=PANEL)
         for spine in ax.spines.values():
             spine.set_color("#2c3235")
         fig.text(left + 0.006, bottom + height - 0.02, panel["title"], color=TEXT, fontsize=7)

@@ -25,7 +25,7 @@ _RNG = random.Random(7)  # noqa: S311 (reproducible synthetic data, not security
 class Series:
     name: str
     labels: str
-    kind: str  # counter | gauge | constant
+    kind: str  # counter | gauge | constant | outage (base value, 0 for an hour in the afternoon)
     base: float
     rate: float  # counter: increase per second; gauge: amplitude of the daily wave
 
@@ -70,7 +70,7 @@ def _probe_series() -> Iterator[tuple[Series, int]]:
     for i, service in enumerate(SERVICES):
         for module in ("http_2xx", "tcp_connect"):
             lab = _labels(job=f"blackbox_{module}", instance=f"svc-{i}-{module}", asset=f"svc-{i}", service=service)
-            yield Series("probe_success", lab, "constant", 1, 0), 0
+            yield Series("probe_success", lab, "outage" if service == "media" else "constant", 1, 0), 0
             yield Series("probe_duration_seconds", lab, "gauge", 0.2, 0.1), 0
             yield Series("up", lab, "constant", 1, 0), 0
 
@@ -159,13 +159,15 @@ def _value(series: Series, t: int, start: int, phase: float) -> float:
         return series.base + series.rate * elapsed
     if series.kind == "gauge":
         return series.base + series.rate * math.sin(2 * math.pi * elapsed / 86400 + phase)
+    if series.kind == "outage" and 14 * 3600 <= elapsed % 86400 < 15 * 3600:
+        return 0.0
     return series.base
 
 
 def _write(out: TextIO, series: Series, start: int, end: int, step: int) -> int:
     phase = _RNG.random() * math.tau
     prefix = f"{series.name}{{{series.labels}}} "
-    lines = [f"{prefix}{_value(series, t, start, phase):.6g} {t}\n" for t in range(start, end + 1, step)]
+    lines = [f"{prefix}{_value(series, t, start, phase):.10g} {t}\n" for t in range(start, end + 1, step)]
     out.writelines(lines)
     return len(lines)
 
