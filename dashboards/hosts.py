@@ -151,7 +151,11 @@ def build(s: Settings) -> dashboard_builder.Dashboard:
     return (
         new_dashboard("Hosts", UID, "node_exporter on every managed host: CPU, memory, disks, network.")
         .with_variable(query_variable("service", "Service", 'label_values(up{job="node"}, service)'))
-        .with_variable(query_variable("asset", "Host", 'label_values(up{job="node", service=~"$service"}, asset)'))
+        .with_variable(
+            query_variable(
+                "asset", "Host", 'label_values(up{job="node", service=~"$service"}, asset)', all_by_default=False
+            )
+        )
         .with_row(dashboard_builder.Row("Status"))
         .with_panel(host_up())
         .with_panel(uptime())

@@ -203,20 +203,26 @@ def logs_panel(title: str, description: str, query: loki.Dataquery, *, width: in
     )
 
 
-def query_variable(name: str, label: str, query: str, *, datasource: model.DataSourceRef = PROMETHEUS) -> Any:
-    """A multi-select variable with an All option, refreshed with the time range."""
-    return (
+def query_variable(
+    name: str, label: str, query: str, *, datasource: model.DataSourceRef = PROMETHEUS, all_by_default: bool = True
+) -> Any:
+    """A multi-select variable refreshed with the time range: with an All option selected by
+    default, or (``all_by_default=False``, a selector such as the host picker) opening on the
+    first value so the dashboard loads one host's series, not every host's."""
+    variable = (
         dashboard_builder.QueryVariable(name)
         .label(label)
         .datasource(datasource)
         .query(query)
         .multi(True)
-        .include_all(True)
-        .all_value(".*")
-        .current(model.VariableOption(selected=True, text="All", value="$__all"))
         .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(model.VariableSort.ALPHABETICAL_ASC)
     )
+    if all_by_default:
+        variable.include_all(True).all_value(".*").current(
+            model.VariableOption(selected=True, text="All", value="$__all")
+        )
+    return variable
 
 
 def new_dashboard(title: str, uid: str, description: str) -> dashboard_builder.Dashboard:

@@ -7,6 +7,7 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from dashboards import Settings
 from dashboards.panels import (
+    BLUE,
     GREEN,
     ORANGE,
     RED,
@@ -128,45 +129,50 @@ def storage_usage(s: Settings) -> Panel:
 
 
 def guest_cpu() -> Panel:
-    return timeseries_panel(
-        "Guest CPU (top 10)",
-        "CPU usage of the busiest guests, as a share of their allocated cores.",
+    return bargauge_panel(
+        "Busiest guests (CPU)",
+        "The 10 guests using the largest share of their allocated cores right now.",
         "percentunit",
-        [prom(f"topk(10, {guest('pve_cpu_usage_ratio')})", "{{name}} ({{node}})")],
+        [prom(f"topk(10, {guest('pve_cpu_usage_ratio')})", "{{name}} ({{node}})", instant=True)],
+        limits=higher_is_worse(0.8, 0.95),
         minimum=0,
+        maximum=1,
     )
 
 
 def guest_memory() -> Panel:
-    return timeseries_panel(
-        "Guest memory (top 10)",
-        "Memory used by the largest guests.",
+    return bargauge_panel(
+        "Largest guests (memory)",
+        "The 10 guests using the most memory right now.",
         "bytes",
-        [prom(f"topk(10, {guest('pve_memory_usage_bytes')})", "{{name}} ({{node}})")],
+        [prom(f"topk(10, {guest('pve_memory_usage_bytes')})", "{{name}} ({{node}})", instant=True)],
+        limits=thresholds((None, BLUE)),
         minimum=0,
     )
 
 
 def guest_network() -> Panel:
     return timeseries_panel(
-        "Guest network",
-        "Bytes received (positive) and sent (negative) per guest.",
+        "Guest network per node",
+        "Bytes all guests of each node receive (positive) and send (negative).",
         "Bps",
         [
-            prom(guest("rate(pve_network_receive_bytes_total[$__rate_interval])"), "in {{name}}"),
-            prom(guest("-rate(pve_network_transmit_bytes_total[$__rate_interval])"), "out {{name}}"),
+            prom(f"sum by (node) ({guest('rate(pve_network_receive_bytes_total[$__rate_interval])')})", "in {{node}}"),
+            prom(
+                f"-sum by (node) ({guest('rate(pve_network_transmit_bytes_total[$__rate_interval])')})", "out {{node}}"
+            ),
         ],
     )
 
 
 def guest_disk() -> Panel:
     return timeseries_panel(
-        "Guest disk throughput",
-        "Bytes read (positive) and written (negative) per guest.",
+        "Guest disk throughput per node",
+        "Bytes all guests of each node read (positive) and write (negative).",
         "Bps",
         [
-            prom(guest("rate(pve_disk_read_bytes_total[$__rate_interval])"), "read {{name}}"),
-            prom(guest("-rate(pve_disk_written_bytes_total[$__rate_interval])"), "write {{name}}"),
+            prom(f"sum by (node) ({guest('rate(pve_disk_read_bytes_total[$__rate_interval])')})", "read {{node}}"),
+            prom(f"-sum by (node) ({guest('rate(pve_disk_written_bytes_total[$__rate_interval])')})", "write {{node}}"),
         ],
     )
 

@@ -37,9 +37,11 @@ def test_inline_expands_nested_rules_and_keeps_replacements_literal() -> None:
     assert inline("time() - vmid:y:max", RULES).endswith('"vmid", "$1", "vm_id", "(.+)")))')
 
 
-def test_inline_refuses_a_narrowing_selector() -> None:
-    with pytest.raises(ValueError, match="only all-matching selectors"):
-        inline('service:x:max{service="git"}', RULES)
+def test_inline_moves_a_narrowing_selector_onto_the_raw_series() -> None:
+    assert inline('service:x:max{service="git"}', RULES) == '(max by (service) ((rate(x_total{service="git"}[5m]))))'
+    rules = {"instance:c:rate5m": ('1 - avg without (cpu, mode) (rate(c{job="node", mode="idle"}[5m]))', None)}
+    got = inline('instance:c:rate5m{job="node", asset=~"h\\-1"}', rules)
+    assert got == '(1 - avg without (cpu, mode) (rate(c{job="node", mode="idle", asset=~"h\\-1"}[5m])))'
 
 
 def test_levels_put_dependencies_first() -> None:
@@ -49,3 +51,8 @@ def test_levels_put_dependencies_first() -> None:
 def test_inline_drops_a_matcher_the_rule_already_applies() -> None:
     rules = {"instance:z:ratio": ('1 - z{job="node"}', None)}
     assert inline('instance:z:ratio{job="node", asset=~".*"}', rules) == '(1 - z{job="node"})'
+
+
+def test_substitute_uses_a_variables_default_value() -> None:
+    expr = 'up{asset=~"$asset", service=~"$service"}'
+    assert substitute(expr, 60, 75, {"asset": r"host\-00"}) == r'up{asset=~"host\-00", service=~".*"}'

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import json
 import re
 import shutil
 import statistics
@@ -89,10 +90,32 @@ def rate_interval(interval: int, scrape: int) -> int:
     return max(interval + scrape, 4 * scrape)
 
 
-def substitute(expr: str, interval: int, rate: int) -> str:
-    """Template variables as a dashboard opened with every selector on All."""
+def substitute(expr: str, interval: int, rate: int, values: dict[str, str] | None = None) -> str:
+    """Template variables as the dashboard opens: each at its default (``values``: name -> regex),
+    All (``.*``) for the rest."""
     expr = expr.replace("$__rate_interval", f"{rate}s").replace("$__interval", f"{interval}s")
-    return re.sub(r"\$\{?\w+(?::\w+)?\}?", ".*", expr)
+    chosen = values or {}
+    return re.sub(r"\$\{?(\w+)(?::\w+)?\}?", lambda m: chosen.get(m.group(1), ".*"), expr)
+
+
+def default_values(url: str, board: dashboards.Board) -> dict[str, str]:
+    """Variables without an All option open on their first value, as Grafana does."""
+    values: dict[str, str] = {}
+    for variable in json.loads(board.json).get("templating", {}).get("list", []):
+        if variable.get("includeAll") or variable.get("datasource", {}).get("type") != "prometheus":
+            continue
+        match = re.fullmatch(r"label_values\((?P<selector>.+),\s*(?P<label>\w+)\)", variable["query"])
+        if match is None:
+            raise ValueError(f"{board.name}: cannot resolve variable {variable['name']}")
+        selector = substitute(match.group("selector"), 60, 75, values)
+        response = requests.get(
+            f"{url}/api/v1/label/{match.group('label')}/values",
+            params={"match[]": selector, "start": str(END - DAY), "end": str(END)},
+            timeout=30,
+        )
+        found = sorted(response.json()["data"])
+        values[variable["name"]] = re.escape(found[0]) if found else ".*"
+    return values
 
 
 # --- Recording rules ---------------------------------------------------------------------------
@@ -128,18 +151,53 @@ def levels(rules: dict[str, tuple[str, str | None]]) -> list[list[str]]:
     return out
 
 
+_KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left", "group_right"}
+
+
+def _blank(match: re.Match[str], keep_ends: bool = False) -> str:
+    text = match.group(0)
+    return text[0] + " " * (len(text) - 2) + text[-1] if keep_ends else " " * len(text)
+
+
+def push_matchers(body: str, matchers: list[str]) -> str:
+    """Add label matchers to every vector selector of ``body`` (as someone writing the query
+    without the recording rule would): valid because the rules keep the labels panels filter on."""
+    if not matchers:
+        return body
+    masked = re.sub(r'"(?:\\.|[^"\\])*"', lambda m: _blank(m, keep_ends=True), body)
+    masked = re.sub(r"\{[^}]*\}", lambda m: _blank(m, keep_ends=True), masked)
+    masked = re.sub(r"\[[^\]]*\]", _blank, masked)
+    masked = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", _blank, masked)
+    inserts: list[tuple[int, str]] = []
+    for match in re.finditer(r"(?<![\w:.])([a-zA-Z_:][\w:]*)(\s*\()?", masked):
+        if match.group(2) or match.group(1).lower() in _KEYWORDS:
+            continue
+        end = match.end(1)
+        if masked[end : end + 1] == "{":
+            close = masked.index("}", end)
+            inserts.append((close, ", " + ", ".join(matchers)))
+        else:
+            inserts.append((end, "{" + ", ".join(matchers) + "}"))
+    for position, text in sorted(inserts, reverse=True):
+        body = body[:position] + text + body[position:]
+    return body
+
+
 def inline(expr: str, rules: dict[str, tuple[str, str | None]]) -> str:
-    """The expression with every recording rule replaced by what it records (selectors on All)."""
+    """The expression with every recording rule replaced by what it records; the selector's
+    narrowing matchers move onto the raw series (all-matching ones, and those the rule already
+    applies, are dropped)."""
     for _ in range(10):
         changed = False
         for name, (body, _) in rules.items():
             pattern = re.compile(rf"(?<![\w:]){re.escape(name)}(\{{[^}}]*\}})?(?![\w:])")
-            for match in pattern.finditer(expr):
-                for matcher in re.findall(r'\w+\s*(?:=~|!~|!=|=)\s*"[^"]*"', match.group(1) or ""):
-                    # Safe to drop: it matches everything, or the rule already selects exactly it.
-                    if not re.fullmatch(r'\w+=~"\.\*"', matcher) and matcher not in body:
-                        raise ValueError(f"cannot inline {name}{{{matcher}}}: only all-matching selectors are dropped")
-            new = pattern.sub(f"({body})".replace("\\", "\\\\"), expr)
+
+            def expand(match: re.Match[str], body: str = body) -> str:
+                matchers = re.findall(r'\w+\s*(?:=~|!~|!=|=)\s*"[^"]*"', match.group(1) or "")
+                narrowing = [m for m in matchers if not re.fullmatch(r'\w+=~"\.\*"', m) and m not in body]
+                return f"({push_matchers(body, narrowing)})"
+
+            new = pattern.sub(expand, expr)
             changed |= new != expr
             expr = new
         if not changed:
@@ -367,21 +425,23 @@ def report(with_rules: list[Timed], without: list[Timed]) -> str:
     return "\n".join(lines)
 
 
-def draw(url: str, boards: list[dashboards.Board], directory: Path, interval: int, rate: int) -> None:
+def draw(
+    url: str, boards: list[dashboards.Board], directory: Path, *, interval: int, rate: int, all_hosts: bool
+) -> None:
     from tools.bench_dashboards import pictures
-
-    def fetch(expr: str, instant: bool) -> list[dict[str, Any]]:
-        response = requests.post(
-            f"{url}/api/v1/{'query' if instant else 'query_range'}",
-            data={"query": substitute(expr, interval, rate), "time": END}
-            if instant
-            else {"query": substitute(expr, interval, rate), "start": END - DAY, "end": END, "step": interval},
-            timeout=120,
-        )
-        return list(response.json()["data"]["result"])
 
     directory.mkdir(parents=True, exist_ok=True)
     for board in boards:
+        values = {} if all_hosts else default_values(url, board)
+
+        def fetch(expr: str, instant: bool, values: dict[str, str] = values) -> list[dict[str, Any]]:
+            query = substitute(expr, interval, rate, values)
+            window = {"time": END} if instant else {"start": END - DAY, "end": END, "step": interval}
+            response = requests.post(
+                f"{url}/api/v1/{'query' if instant else 'query_range'}", data={"query": query, **window}, timeout=120
+            )
+            return list(response.json()["data"]["result"])
+
         pictures.render(board.json, fetch, directory / f"{board.name}.png")
         _step(f"  drew {directory / board.name}.png")
 
@@ -391,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hosts", type=int, default=50)
     parser.add_argument("--runs", type=int, default=5, help="runs per query")
     parser.add_argument("--width", type=int, default=1920, help="panel width in pixels (= Grafana's maxDataPoints)")
+    parser.add_argument("--all", action="store_true", help="every variable on All (worst case), not its default")
     parser.add_argument("--fresh", action="store_true", help="rebuild the cached blocks")
     parser.add_argument("--pictures", type=Path, help="also draw each dashboard from the bench data into DIR/*.png")
     args = parser.parse_args(argv)
@@ -399,11 +460,8 @@ def main(argv: list[str] | None = None) -> int:
     scrape = duration_seconds(config.monitoring.scrape_interval)
     eval_interval = duration_seconds(config.monitoring.evaluation_interval)
     rules = recording_rules(config)
-    fingerprint = hashlib.sha256(
-        (
-            Path(synthetic.__file__).read_text() + repr((args.hosts, scrape, eval_interval, sorted(rules.items())))
-        ).encode()
-    ).hexdigest()[:12]
+    inputs = Path(synthetic.__file__).read_text() + repr((args.hosts, scrape, eval_interval, sorted(rules.items())))
+    fingerprint = hashlib.sha256(inputs.encode()).hexdigest()[:12]
     data = CACHE / f"tsdb-{fingerprint}"
     if args.fresh or not (data / ".complete").exists():
         shutil.rmtree(CACHE, ignore_errors=True)
@@ -416,22 +474,26 @@ def main(argv: list[str] | None = None) -> int:
     interval = grafana_interval(DAY, args.width, scrape)
     rate = rate_interval(interval, scrape)
     boards = dashboards.render(config)
-    queries = [q for b in boards for q in dashboards.panel_queries(b) if q.datasource == "prometheus"]
     skipped = sum(1 for b in boards for q in dashboards.panel_queries(b) if q.datasource != "prometheus")
-    with_rules = [(q, substitute(q.expr, interval, rate)) for q in queries]
-    without = [(q, inline(expr, rules)) for q, expr in with_rules]
 
     with tempfile.TemporaryDirectory(prefix="bench-dashboards-") as tmp, prometheus(data, Path(tmp)) as url:
+        pairs = []
+        for board in boards:
+            values = {} if args.all else default_values(url, board)
+            for q in dashboards.panel_queries(board):
+                if q.datasource == "prometheus":
+                    fast = substitute(q.expr, interval, rate, values)
+                    pairs.append((q, fast, inline(fast, rules)))
         t = _step(
-            f"{len(queries)} Prometheus queries x {args.runs} runs over 24h, step {interval}s "
-            f"($__rate_interval {rate}s) for a {args.width}px panel; {skipped} LogQL queries not run (no Loki here)"
+            f"{len(pairs)} Prometheus queries x {args.runs} runs over 24h, step {interval}s "
+            f"($__rate_interval {rate}s) for a {args.width}px panel, variables "
+            f"{'all on All' if args.all else 'at their defaults'}; {skipped} LogQL queries not run (no Loki here)"
         )
-        pairs = [(q, fast, slow) for (q, fast), (_, slow) in zip(with_rules, without, strict=True)]
         measure(url, pairs, interval, 1)  # warm the page cache
         timed_rules, timed_raw = measure(url, pairs, interval, args.runs)
         _step(f"  done in {time.monotonic() - t:.0f}s")
         if args.pictures:
-            draw(url, boards, args.pictures, interval, rate)
+            draw(url, boards, args.pictures, interval=interval, rate=rate, all_hosts=args.all)
     print()
     print(report(timed_rules, timed_raw))
     return 0
