@@ -114,7 +114,8 @@ def default_values(url: str, board: dashboards.Board) -> dict[str, str]:
             timeout=30,
         )
         found = sorted(response.json()["data"])
-        values[variable["name"]] = re.escape(found[0]) if found else ".*"
+        # Regex-escaped inside a PromQL string literal (a backslash is written twice there).
+        values[variable["name"]] = re.sub(r"([\\^$.|?*+()\[\]{}])", r"\\\\\1", found[0]) if found else ".*"
     return values
 
 
