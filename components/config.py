@@ -845,6 +845,13 @@ class StackConfig(Model):
         clash = sorted(v for v in guest_vmids | {h.vmid for h in self.monitoring.hosts} if low <= v <= high)
         if clash:
             col.add("backups.drill.scratch_vmid_range", f"overlaps VMIDs in use {clash}: pick a free range")
+        if self.backups.selection == "all_except":
+            for i, asset in enumerate(self.inventory.assets):
+                if asset.backup is False and asset.name not in self.backups.exclude:
+                    col.add(
+                        f"inventory.assets[{i}].backup",
+                        f"backups.selection is all_except: add {asset.name!r} to backups.exclude to skip it",
+                    )
         for j, name in enumerate(self.backups.exclude):
             if name not in assets or not assets[name].is_guest:
                 col.add(f"backups.exclude[{j}]", f"{name!r} is not a vm or lxc asset")
