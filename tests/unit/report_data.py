@@ -307,3 +307,20 @@ def prometheus_with(history: History, workdir: Path) -> Iterator[str]:
             process.kill()
             process.wait()
         log.close()
+
+
+def write_sample(out: Path) -> int:
+    """Regenerate the committed sample report: `python -m tests.unit.report_data docs/report-sample`."""
+    import tempfile
+
+    from tools.report.__main__ import main
+
+    history = aligned_history(now=1_793_494_800)  # window 2026-10-29 .. 2026-11-01 UTC, stable across runs
+    with tempfile.TemporaryDirectory() as tmp, prometheus_with(history, Path(tmp)) as url:
+        return main(["--prometheus", url, "--from", str(history.start), "--to", str(history.end), "--out", str(out)])
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(write_sample(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/report-sample")))

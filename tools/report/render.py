@@ -15,12 +15,14 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from tools.report.figures import DAY, Point, Report
 
 GIB = 1024**3
 SEVERITY_COLOURS = {"critical": "#c62828", "warning": "#ef6c00", "info": "#1565c0"}
 FORECAST_DAYS = 30
+LINE_STYLES = ("-", "--", ":", "-.")
 
 
 @dataclass(frozen=True)
@@ -119,9 +121,10 @@ def plot_alerts(report: Report, out: Path) -> str | None:
         counts = [sum(g.episodes for g in groups if g.service == s and g.severity == severity) for s in services]
         ax.barh(services, counts, left=left, color=colour, label=severity)
         left = [a + b for a, b in zip(left, counts, strict=True)]
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("firing episodes (Watchdog excluded)")
     ax.set_title("Alerts by service and severity")
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     return _save(fig, out, "alerts.png")
 
 
@@ -146,10 +149,12 @@ def plot_backups(report: Report, out: Path) -> str | None:
     if not guests:
         return None
     fig, ax = _figure()
-    for g in guests:
-        ax.plot(_times(g.ages), [a / 3_600 for _, a in g.ages], label=f"{g.vmid} on {g.node}")
+    for i, g in enumerate(guests):
+        # guests backed up by the same job share a sawtooth: vary the style so none hides another
+        style = LINE_STYLES[i % len(LINE_STYLES)]
+        ax.plot(_times(g.ages), [a / 3_600 for _, a in g.ages], linestyle=style, label=f"{g.vmid} on {g.node}")
     rpo_h = report.budgets.rpo_seconds / 3_600
-    ax.axhline(rpo_h, color="#c62828", linestyle="--", label=f"RPO {rpo_h:g} h")
+    ax.axhline(rpo_h, color="#c62828", linewidth=2, label=f"RPO {rpo_h:g} h")
     ax.set_ylabel("age of the last good backup (h)")
     ax.set_title("Last good backup per guest against the RPO")
     ax.legend(loc="upper left", fontsize="small", ncol=2)
