@@ -39,7 +39,14 @@ class History:
     slack_failed: int = 3
     webhook_sent_at: int = 5 * HOUR
     webhook_sent: int = 10
-    acks: tuple[tuple[int, int], ...] = ((11 * HOUR, 120), (31 * HOUR, 300), (40 * HOUR, 600), (60 * HOUR, 180))
+    # acknowledged critical alerts: (instance, acknowledged from, seconds it took); each stays 30 min
+    acks: tuple[tuple[str, int, int], ...] = (
+        ("10.0.10.53:9100", 10 * HOUR + 120, 120),
+        ("10.0.10.53:9100", 30 * HOUR + 300, 300),
+        ("10.0.10.121:9100", 40 * HOUR, 600),
+        ("10.0.10.121:9100", 60 * HOUR, 180),
+    )
+    ack_lasts: int = 30 * 60
     oncall_drill_at: int = 20 * HOUR
     nightly: tuple[int, ...] = (22 * HOUR, 46 * HOUR, 70 * HOUR)
     main_used_gib: float = 400.0
@@ -142,8 +149,10 @@ def openmetrics(h: History) -> str:
     def main_used(s: int) -> float:
         return (h.main_used_gib + h.main_growth_gib_per_day * s / DAY) * GIB
 
-    ack_count = tuple((t, float(i + 1)) for i, (t, _) in enumerate(h.acks))
-    ack_sum = tuple((t, float(sum(a for _, a in h.acks[: i + 1]))) for i, (t, _) in enumerate(h.acks))
+    def acked(instance: str) -> Value:
+        spans = [(t, seconds) for i, t, seconds in h.acks if i == instance]
+        return lambda s: next((float(v) for t, v in spans if t <= s < t + h.ack_lasts), None)
+
     td = 'alertname="TargetDown",alertstate="firing",asset="dns1",instance="10.0.10.53:9100",job="node"'
     lines: list[str] = []
     lines += _family(
@@ -201,10 +210,14 @@ def openmetrics(h: History) -> str:
     )
     lines += _family(
         "obs_alert_ack_seconds",
-        "summary",
+        "gauge",
         [
-            ("obs_alert_ack_seconds_sum", "", _step_after(0, ack_sum)),
-            ("obs_alert_ack_seconds_count", "", _step_after(0, ack_count)),
+            (
+                "obs_alert_ack_seconds",
+                f'alertname="TargetDown",instance="{instance}",service="{service}"',
+                acked(instance),
+            )
+            for instance, service in (("10.0.10.53:9100", "dns"), ("10.0.10.121:9100", "database"))
         ],
         h,
     )

@@ -112,7 +112,7 @@ def test_notifications_count_resets_and_failures(figures: dict[str, Any], histor
 
 
 def test_mtta_and_oncall_drills(figures: dict[str, Any], history: History, markdown: str) -> None:
-    acks = [a for _, a in history.acks]
+    acks = [a for _, _, a in history.acks]
     assert figures["mtta"]["acknowledgements"] == len(acks)
     assert figures["mtta"]["seconds"] == pytest.approx(sum(acks) / len(acks))
     assert f"MTTA 5.0 min over {len(acks)} acknowledgements" in markdown

@@ -26,8 +26,8 @@ COVERAGE_FROM_UP = "sum(up) / count(up)"
 ALERTS_FIRING = 'ALERTS{alertstate="firing", alertname!="Watchdog"}'
 NOTIFICATIONS_SENT = "alertmanager_notifications_total"
 NOTIFICATIONS_FAILED = "alertmanager_notifications_failed_total"
-ACK_SUM = "obs_alert_ack_seconds_sum"
-ACK_COUNT = "obs_alert_ack_seconds_count"
+# Per acknowledged critical alert, while it fires: seconds from firing to the ack (tools/silences).
+ACK_SECONDS = "obs_alert_ack_seconds"
 ONCALL_DRILL = "obs_oncall_drill_last_success_timestamp_seconds"
 BACKUP_SUCCESS = "obs_backup_last_success_timestamp_seconds"
 BACKUP_STATUS = "obs_backup_last_status"
@@ -334,9 +334,15 @@ class Collector:
         return [Integration(name, sent.get(name, 0.0), failed.get(name, 0.0)) for name in names]
 
     def mtta(self) -> Mtta:
-        total = sum(increase(s.points) for s in self.range(ACK_SUM))
-        count = sum(increase(s.points) for s in self.range(ACK_COUNT))
-        return Mtta(count, total / count if count else None, self.budgets.mtta_seconds)
+        """One acknowledgement per episode of an `obs_alert_ack_seconds` series (an alert re-firing
+        and acknowledged again is a new episode), valued at its first point."""
+        acks = [
+            first_value
+            for s in self.range(ACK_SECONDS)
+            for first, _ in episodes(s.points, self.window.step)
+            if (first_value := value_at(s.points, first)) is not None
+        ]
+        return Mtta(len(acks), sum(acks) / len(acks) if acks else None, self.budgets.mtta_seconds)
 
     def oncall(self) -> OncallDrills:
         series = [s for s in self.range(ONCALL_DRILL) if s.points]
