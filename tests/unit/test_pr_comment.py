@@ -63,6 +63,9 @@ def test_comment_is_the_pr_plan_plus_the_changed_host_file(plans: tuple[Path, Pa
     assert (pr / "plan.md").read_text().rstrip() in comment
     assert (base / "plan.md").read_text() != (pr / "plan.md").read_text()
     assert f"| modified | `{REGISTER}` |" in comment
+    # the new managed host gets its agents: a resource only the PR's plan.json has
+    assert "| added | `obsstack:monitoring:Agents` | `pihole-agents` |" in comment
+    assert "| removed |" not in comment
     assert f"--- a/{REGISTER}" in comment and f"+++ b/{REGISTER}" in comment
     added, removed = _diff_lines(comment, "+"), _diff_lines(comment, "-")
     assert any('"asset": "pihole"' in line for line in added)
@@ -78,6 +81,7 @@ def test_identical_plans_say_nothing_changed(plans: tuple[Path, Path]) -> None:
     base, _ = plans
     comment = build_comment(base, base)
     assert "No host file or dashboard changes against the base branch." in comment
+    assert "No resource changes against the base branch." in comment
     assert "```diff" not in comment
 
 

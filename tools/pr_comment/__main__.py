@@ -2,7 +2,8 @@
 
     python -m tools.pr_comment --base BASE_PLAN_DIR --pr PR_PLAN_DIR [--out FILE] [--max-chars N]
 
-The comment is the PR's plan.md followed by a unified diff of every rendered host file
+The comment is the PR's plan.md, the resources added, removed or changed between the two plan.json
+files, and a unified diff of every rendered host file
 (hosts/**) and every dashboard (dashboards/** or the `grafana:oss/dashboard:Dashboard` resources
 of plan.json) that differs between the two plans. It starts with a hidden marker so the workflow
 edits its own comment in place instead of adding one per push. GitHub caps a comment at 65,536
@@ -18,11 +19,13 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 MARKER = "<!-- obsstack:plan-comment -->"
 GITHUB_COMMENT_LIMIT = 65_536
 DEFAULT_MAX_CHARS = 60_000
 DASHBOARD_TYPE = "grafana:oss/dashboard:Dashboard"
+MAX_RESOURCE_ROWS = 100
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,42 @@ def diff_plans(base_dir: Path, pr_dir: Path) -> list[FileDiff]:
     return diffs
 
 
+def _resources(plan_dir: Path) -> dict[tuple[str, str], Any]:
+    plan_json = plan_dir / "plan.json"
+    if not plan_json.exists():
+        return {}
+    return {
+        (r["type"], r["name"]): (r.get("inputs"), r.get("options"), r.get("parent"))
+        for r in json.loads(plan_json.read_text()).get("resources", [])
+    }
+
+
+def resource_changes(base_dir: Path, pr_dir: Path) -> list[tuple[str, str, str]]:
+    """(added | removed | changed, type, name) for every resource whose inputs or options differ."""
+    base, pr = _resources(base_dir), _resources(pr_dir)
+    changes = []
+    for key in sorted(set(base) | set(pr)):
+        if key not in base:
+            changes.append(("added", *key))
+        elif key not in pr:
+            changes.append(("removed", *key))
+        elif base[key] != pr[key]:
+            changes.append(("changed", *key))
+    return changes
+
+
+def _resource_section(base_dir: Path, pr_dir: Path) -> list[str]:
+    changes = resource_changes(base_dir, pr_dir)
+    lines = ["### Resources changed by this pull request", ""]
+    if not changes:
+        return [*lines, "No resource changes against the base branch.", ""]
+    lines += ["| change | type | name |", "|---|---|---|"]
+    lines += [f"| {change} | `{type_}` | `{name}` |" for change, type_, name in changes[:MAX_RESOURCE_ROWS]]
+    if len(changes) > MAX_RESOURCE_ROWS:
+        lines.append(f"| ... | {len(changes) - MAX_RESOURCE_ROWS} more | see plan.json in the `plan-diff` artifact |")
+    return [*lines, ""]
+
+
 def _fence(text: str) -> str:
     """A code fence longer than any backtick run inside the text."""
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
@@ -87,6 +126,7 @@ def build_comment(base_dir: Path, pr_dir: Path, max_chars: int = DEFAULT_MAX_CHA
         MARKER,
         (pr_dir / "plan.md").read_text().rstrip(),
         "",
+        *_resource_section(base_dir, pr_dir),
         "### Rendered files changed by this pull request",
         "",
     ]
