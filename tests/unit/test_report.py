@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 from collections.abc import Iterator
@@ -12,8 +13,10 @@ import pytest
 
 from tests.unit import report_data
 from tests.unit.report_data import DAY, GIB, HOUR, History
-from tools.report.__main__ import main, parse_time
-from tools.report.figures import episodes, increase
+from tools.report import render
+from tools.report.__main__ import build, main, parse_time
+from tools.report.figures import COVERAGE_FROM_UP, Budgets, Window, default_step, episodes, increase
+from tools.report.prometheus import Series
 
 ROOT = Path(__file__).resolve().parents[2]
 STEP = 300  # the report's default step for a window this short
@@ -225,3 +228,38 @@ def test_counter_increase_handles_resets(values: list[float], expected: float) -
 def test_episodes_split_on_gaps() -> None:
     points = [(t, 1.0) for t in (0.0, 300.0, 600.0, 3_000.0, 3_300.0)]
     assert episodes(points, 300) == [(0.0, 600.0), (3_000.0, 3_300.0)]
+
+
+class CannedPrometheus:
+    """Answers range queries from a table (for the paths a backfilled Prometheus does not take)."""
+
+    url = "http://canned"
+
+    def __init__(self, answers: dict[str, list[Series]]) -> None:
+        self.answers = answers
+
+    def range(self, query: str, start: float, end: float, step: float) -> list[Series]:
+        return self.answers.get(query, [])
+
+
+def test_coverage_falls_back_to_up_without_the_recording_rule() -> None:
+    from_up = [Series({}, [(0.0, 1.0), (300.0, 0.5)])]
+    window = Window(0.0, 300.0, 300.0)
+    report = build(CannedPrometheus({COVERAGE_FROM_UP: from_up}), window, Budgets(), log=io.StringIO())
+    assert report.coverage.query == "sum(up) / count(up)"
+    assert (report.coverage.mean, report.coverage.time_at_target) == (0.75, 0.5)
+
+
+def test_a_prometheus_without_data_still_gets_a_report(tmp_path: Path) -> None:
+    report = build(CannedPrometheus({}), Window(0.0, DAY, 300.0), Budgets(), log=io.StringIO())
+    written = render.write(report, tmp_path)
+    assert [p.name for p in written] == ["report.md", "report.html"]  # no plot without data
+    text = (tmp_path / "report.md").read_text()
+    assert "| Backups within RPO | every guest, RPO 24.0 h | 0 of 0 guests | n/a |" in text
+    assert "(no data in this window)" in text
+
+
+@pytest.mark.parametrize(("days", "step"), [(3, 300), (30, 300), (38, 300), (60, 480), (365, 2_880)], ids=str)
+def test_default_step_stays_within_the_lookback_and_the_point_limit(days: int, step: int) -> None:
+    assert default_step(0, days * DAY) == step
+    assert days * DAY / step <= 11_000

@@ -21,7 +21,7 @@ from typing import Any
 
 from components.config import duration_seconds
 from tools.report import render
-from tools.report.figures import SECTIONS, Budgets, Collector, Report, Window, default_step
+from tools.report.figures import SECTIONS, Budgets, Collector, RangeSource, Report, Window, default_step
 from tools.report.prometheus import Prometheus, PrometheusError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -71,7 +71,7 @@ def figures_json(report: Report) -> dict[str, Any]:
     return data
 
 
-def build(prometheus: Prometheus, window: Window, budgets: Budgets, log: Any = sys.stderr) -> Report:
+def build(prometheus: RangeSource, window: Window, budgets: Budgets, log: Any = sys.stderr) -> Report:
     collector = Collector(prometheus, window, budgets)
     results: dict[str, Any] = {}
     for i, (field, (title, compute)) in enumerate(SECTIONS.items(), start=1):

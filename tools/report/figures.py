@@ -12,10 +12,11 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
-from tools.report.prometheus import MAX_POINTS, Prometheus, Series
+from tools.report.prometheus import MAX_POINTS, Series
 
 Point = tuple[float, float]
 DAY = 86_400.0
@@ -283,10 +284,18 @@ class Report:
 # --- queries -----------------------------------------------------------------------------------
 
 
+class RangeSource(Protocol):
+    """What the report needs from Prometheus (tools.report.prometheus.Prometheus)."""
+
+    url: str
+
+    def range(self, query: str, start: float, end: float, step: float) -> list[Series]: ...
+
+
 class Collector:
     """Runs the queries of one report window against one Prometheus."""
 
-    def __init__(self, prometheus: Prometheus, window: Window, budgets: Budgets) -> None:
+    def __init__(self, prometheus: RangeSource, window: Window, budgets: Budgets) -> None:
         self.prom = prometheus
         self.window = window
         self.budgets = budgets
