@@ -7,6 +7,7 @@ and to regenerate the committed sample in docs/report-sample/.
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import bcrypt
 import requests
 
 HOUR = 3_600
@@ -272,8 +274,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def prometheus_with(history: History, workdir: Path) -> Iterator[str]:
-    """A real Prometheus on a free 127.0.0.1 port holding the backfilled history; stopped after."""
+def prometheus_with(history: History, workdir: Path, basic_auth: tuple[str, str] | None = None) -> Iterator[str]:
+    """A real Prometheus on a free 127.0.0.1 port holding the backfilled history, asking for
+    basic auth when given (user, password) as the platform's does; stopped after."""
     data = workdir / "data"
     source = workdir / "history.om"
     source.write_text(openmetrics(history))
@@ -285,6 +288,12 @@ def prometheus_with(history: History, workdir: Path) -> Iterator[str]:
     )
     config = workdir / "prometheus.yml"
     config.write_text("global:\n  scrape_interval: 1m\n")
+    web_config = workdir / "web.yml"
+    users = {}
+    if basic_auth is not None:
+        user, password = basic_auth
+        users = {user: bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()}
+    web_config.write_text(json.dumps({"basic_auth_users": users}))
     url = f"http://127.0.0.1:{free_port()}"
     log = (workdir / "prometheus.log").open("w")
     process = subprocess.Popen(
@@ -293,6 +302,7 @@ def prometheus_with(history: History, workdir: Path) -> Iterator[str]:
             f"--config.file={config}",
             f"--storage.tsdb.path={data}",
             "--storage.tsdb.retention.time=3650d",
+            f"--web.config.file={web_config}",
             f"--web.listen-address={url.removeprefix('http://')}",
         ],
         stdout=log,
@@ -302,7 +312,7 @@ def prometheus_with(history: History, workdir: Path) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if requests.get(f"{url}/-/ready", timeout=2).status_code == 200:
+                if requests.get(f"{url}/-/ready", auth=basic_auth, timeout=2).status_code == 200:
                     break
             except requests.RequestException:
                 pass

@@ -20,6 +20,7 @@ from tools.report.prometheus import Series
 
 ROOT = Path(__file__).resolve().parents[2]
 STEP = 300  # the report's default step for a window this short
+USER, PASSWORD = "report", "correct horse battery staple"
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +35,22 @@ def prometheus(history: History, tmp_path_factory: pytest.TempPathFactory) -> It
             report_data.binary(name)
         except RuntimeError as err:
             pytest.fail(str(err))
-    with report_data.prometheus_with(history, tmp_path_factory.mktemp("prometheus")) as url:
+    with report_data.prometheus_with(history, tmp_path_factory.mktemp("prometheus"), (USER, PASSWORD)) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def made(prometheus: str, history: History, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def password_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("secret") / "prometheus-password"
+    path.write_text(PASSWORD + "\n")
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture(scope="module")
+def made(
+    prometheus: str, history: History, password_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, str]:
     """`make report` (the venv stamp taken as up to date), its output directory and its stderr."""
     out = tmp_path_factory.mktemp("report")
     result = subprocess.run(
@@ -53,6 +64,7 @@ def made(prometheus: str, history: History, tmp_path_factory: pytest.TempPathFac
             f"FROM={history.start}",
             f"TO={history.end}",
             f"REPORT_OUT={out}",
+            f"REPORT_ARGS=--user {USER} --password-file {password_file}",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -177,6 +189,32 @@ def test_plots_are_written_and_linked(made: tuple[Path, str], markdown: str, nam
     assert f'<img src="{name}"' in (out / "report.html").read_text()
 
 
+@pytest.mark.parametrize("password", [None, "wrong"], ids=["no-credentials", "wrong-password"])
+def test_prometheus_refusing_the_credentials_is_a_clear_error(
+    prometheus: str,
+    password: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = []
+    if password is not None:
+        monkeypatch.setenv("OBS_PROMETHEUS_PASSWORD", password)
+        args = ["--user", USER]
+    assert main(["--prometheus", prometheus, "--from", "now-1d", "--out", str(tmp_path), *args]) == 1
+    assert "refused the credentials (HTTP 401): pass --user NAME" in capsys.readouterr().err
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_the_password_comes_from_the_environment(
+    prometheus: str, history: History, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OBS_PROMETHEUS_PASSWORD", PASSWORD)
+    window = ["--from", str(history.start), "--to", str(history.end)]
+    assert main(["--prometheus", prometheus, *window, "--user", USER, "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "report.json").read_text())["mtta"]["acknowledgements"] == len(history.acks)
+
+
 def test_unreachable_prometheus_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"http://127.0.0.1:{report_data.free_port()}"
     assert main(["--prometheus", url, "--from", "now-1d", "--out", str(tmp_path)]) == 1
@@ -191,12 +229,17 @@ def test_unreachable_prometheus_is_a_clear_error(tmp_path: Path, capsys: pytest.
         (["--from", "now", "--to", "now-1d"], "--from must be before --to"),
         (["--rpo", "a day"], "is not a duration"),
         (["--coverage-target", "95"], "--coverage-target is a ratio"),
+        (["--user", "report"], "--user needs a password"),
+        (["--password-file", "/nonexistent"], "--password-file needs --user NAME"),
+        (["--user", "report", "--password-file", "/nonexistent"], "cannot read --password-file /nonexistent"),
+        (["--ca-file", "/nonexistent.pem"], "--ca-file /nonexistent.pem does not exist"),
     ],
-    ids=["bad-time", "reversed", "bad-rpo", "percent-target"],
+    ids=["bad-time", "reversed", "bad-rpo", "percent-target", "no-password", "no-user", "unreadable", "no-ca"],
 )
 def test_bad_arguments_say_what_to_write(
-    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    monkeypatch.delenv("OBS_PROMETHEUS_PASSWORD", raising=False)
     assert main([*args, "--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
 

@@ -1,9 +1,12 @@
 """Monthly platform report from Prometheus: does the platform keep its promises?
 
     python -m tools.report [--prometheus URL] [--from TIME] [--to TIME] [--out DIR] [--step SECONDS]
+                           [--user NAME --password-file FILE] [--ca-file PEM]
                            [--rpo 24h] [--rto 2h] [--mtta 10m] [--coverage-target 0.95]
 
-TIME is ISO 8601 (2026-10-01, 2026-10-01T00:00:00Z), unix seconds, `now` or `now-30d`.
+TIME is ISO 8601 (2026-10-01, 2026-10-01T00:00:00Z), unix seconds, `now` or `now-30d`. The
+password comes from --password-file or the OBS_PROMETHEUS_PASSWORD environment variable, never
+from the command line.
 Writes DIR/report.md, DIR/report.html, DIR/report.json and PNG plots. Exit codes: 0 written,
 2 bad arguments, 1 Prometheus unreachable or refusing a query.
 """
@@ -14,6 +17,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +29,7 @@ from tools.report.figures import SECTIONS, Budgets, Collector, RangeSource, Repo
 from tools.report.prometheus import Prometheus, PrometheusError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+PASSWORD_ENV = "OBS_PROMETHEUS_PASSWORD"
 # Series kept out of report.json: the plots have them, the JSON is for the figures.
 POINT_FIELDS = {"points", "ages", "used"}
 
@@ -45,6 +50,21 @@ def parse_time(text: str, now: float) -> float:
             f"'{text}' is not a time: write 2026-10-01, 2026-10-01T00:00:00Z, 1790000000 or now-30d"
         ) from None
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
+
+
+def credentials(user: str | None, password_file: Path | None) -> tuple[str, str] | None:
+    if user is None:
+        if password_file is not None:
+            raise ValueError("--password-file needs --user NAME")
+        return None
+    if password_file is not None:
+        try:
+            return user, password_file.read_text().strip()
+        except OSError as err:
+            raise ValueError(f"cannot read --password-file {password_file}: {err.strerror}") from None
+    if PASSWORD_ENV in os.environ:
+        return user, os.environ[PASSWORD_ENV]
+    raise ValueError(f"--user needs a password: --password-file FILE or the {PASSWORD_ENV} environment variable")
 
 
 def figures_json(report: Report) -> dict[str, Any]:
@@ -89,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", dest="end", default="now", help="window end (default now)")
     parser.add_argument("--out", type=Path, default=Path("build/report"))
     parser.add_argument("--step", type=float, help="seconds between points (default: 300, coarser for long windows)")
+    parser.add_argument("--user", help="basic-auth user of Prometheus's web config")
+    parser.add_argument("--password-file", type=Path, help=f"file holding the password (or ${PASSWORD_ENV})")
+    parser.add_argument("--ca-file", type=Path, help="CA certificate that signed Prometheus's TLS certificate")
     parser.add_argument("--rpo", default="24h", help="backup RPO budget")
     parser.add_argument("--rto", default="2h", help="restore RTO budget")
     parser.add_argument("--mtta", default="10m", help="mean time to acknowledge target")
@@ -103,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
             rto_seconds=duration_seconds(args.rto),
             mtta_seconds=duration_seconds(args.mtta),
         )
+        auth = credentials(args.user, args.password_file)
+        if args.ca_file is not None and not args.ca_file.is_file():
+            raise ValueError(f"--ca-file {args.ca_file} does not exist")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -115,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     window = Window(start, end, args.step or default_step(start, end))
     print(f"report on {render.when(start)} .. {render.when(end)} from {args.prometheus}", file=sys.stderr)
     try:
-        report = build(Prometheus(args.prometheus), window, budgets)
+        report = build(Prometheus(args.prometheus, auth=auth, ca_file=args.ca_file), window, budgets)
     except PrometheusError as err:
         print(f"\nerror: {err}", file=sys.stderr)
         return EXIT_ERROR

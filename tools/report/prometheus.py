@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -25,19 +26,39 @@ class Series:
 
 
 class Prometheus:
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    """The platform's Prometheus serves TLS from the stack's internal CA and asks for basic auth:
+    pass ``ca_file`` and ``auth`` (user, password) for it."""
+
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 30.0,
+        auth: tuple[str, str] | None = None,
+        ca_file: Path | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
+        self.session.auth = auth
+        self.session.verify = str(ca_file) if ca_file else True
 
     def _get(self, path: str, params: dict[str, Any]) -> Any:
         try:
             response = self.session.get(f"{self.url}{path}", params=params, timeout=self.timeout)
+        except requests.exceptions.SSLError:
+            raise PrometheusError(
+                f"TLS verification of {self.url} failed: pass --ca-file with the CA that signed its certificate"
+            ) from None
         except requests.RequestException as err:
             raise PrometheusError(
                 f"cannot reach Prometheus at {self.url} ({type(err).__name__}): "
                 "check the URL and pass it with --prometheus URL"
             ) from None
+        if response.status_code in (401, 403):
+            raise PrometheusError(
+                f"Prometheus at {self.url} refused the credentials (HTTP {response.status_code}): "
+                "pass --user NAME and the password in --password-file FILE or OBS_PROMETHEUS_PASSWORD"
+            )
         try:
             body = response.json()
         except ValueError:
@@ -61,9 +82,3 @@ class Prometheus:
             )
             for item in data["result"]
         ]
-
-    def ready(self) -> bool:
-        try:
-            return self.session.get(f"{self.url}/-/ready", timeout=self.timeout).status_code == 200
-        except requests.RequestException:
-            return False
