@@ -91,7 +91,8 @@ class Vzdump:
 
 def check_metrics(path: Path) -> None:
     promtool = require("promtool")
-    result = subprocess.run([promtool, "check", "metrics"], input=path.read_text(), capture_output=True, text=True, check=False)
+    argv = [promtool, "check", "metrics"]
+    result = subprocess.run(argv, input=path.read_text(), capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
