@@ -162,9 +162,10 @@ def api_token(pbs: PbsSection) -> str:
         "fi\n"
         f"if ! {PBM} user list-tokens {_q(user)} --output-format json "
         f"| jq -e --arg t {_q(token)} 'any(.[]; .tokenid == $t)' >/dev/null; then\n"
-        f"    install -d -m 0700 {TOKEN_FILE_DIR}\n"
+        f'    install -d -m 0700 "${{OBSSTACK_ROOT:-}}"{TOKEN_FILE_DIR}\n'
         "    umask 077\n"
-        f"    {PBM} user generate-token {_q(user)} {_q(pbs.token_name)} --output-format json >{_q(secret_file)}\n"
+        f"    {PBM} user generate-token {_q(user)} {_q(pbs.token_name)} --output-format json "
+        f'>"${{OBSSTACK_ROOT:-}}"{_q(secret_file)}\n'
         f'    echo "created API token {token}; its secret is in {secret_file} (0600) on this host."\n'
         f"    echo \"run: pulumi config set --secret obsstack:{pbs.api_token_secret} <value of that file's"
         f' \\"value\\">, then delete the file"\n'
