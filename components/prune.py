@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from components.config import Retention, StackConfig
 
@@ -182,6 +183,8 @@ def plan_report(config: StackConfig) -> str:
         f"{first.now:%Y-%m-%d %H:%M}. Promise: {config.backups.retention_days} days of nightly restore points, "
         f"RPO {config.backups.rpo}.",
         "",
+        f"![prune simulation]({CHART_NAME})",
+        "",
         "The worst-case data-loss window is the widest gap between neighbouring restore points: what is lost "
         "when damage is noticed late and the newest clean point is the older side of that gap.",
         "",
@@ -207,6 +210,41 @@ def plan_report(config: StackConfig) -> str:
         ]
         lines += ["", "</details>", ""]
     return "\n".join(lines)
+
+
+CHART_NAME = "prune-simulation.png"
+
+
+def write_chart(config: StackConfig, path: Path) -> None:
+    """A timeline per policy: the simulated nightly backups, the missed nights and what is kept."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import dates
+    from matplotlib import pyplot as plt
+
+    sims = plan_simulations(config)
+    fig, ax = plt.subplots(figsize=(11, 1.2 + 0.9 * len(sims)), dpi=110)
+    for row, sim in enumerate(sims):
+        y = len(sims) - row
+        history = dates.date2num([s.time for s in sim.history])
+        kept = dates.date2num([s.time for s in sim.result.kept])
+        missed = dates.date2num([sim.now - timedelta(days=n + 1) for n in MISSED_NIGHTS])
+        ax.scatter(history, [y] * len(history), marker="|", color="#bbbbbb", s=120)
+        ax.scatter(kept, [y] * len(kept), marker="o", color="#1f77b4", s=28, zorder=3)
+        ax.scatter(missed, [y] * len(missed), marker="x", color="#d62728", s=40, zorder=3)
+    ax.xaxis_date()
+    ax.set_yticks([len(sims) - i for i in range(len(sims))], [f"{s.title}\n{s.policy}" for s in sims], fontsize=8)
+    ax.set_ylim(0.4, len(sims) + 0.6)
+    ax.set_title(
+        f"Restore points kept after {SIMULATED_DAYS} nights (blue: kept, grey: pruned, red x: missed night)",
+        fontsize=9,
+    )
+    ax.grid(axis="x", alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def summary_lines(config: StackConfig) -> list[str]:

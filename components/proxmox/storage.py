@@ -49,6 +49,9 @@ class BackupStorage(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: BackupStorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("obsstack:proxmox:Storage", name, None, opts)
+        # The PBS entry waits for what the component waits for: PBS must have its datastore and
+        # token before PVE can add the storage (`pvesm add pbs` connects to it).
+        self._after = pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)
         pbs = args.pbs
         token = token_id(pbs)
         key = args.secrets[pbs.encryption_key_secret] if pbs.encryption_key_secret else None
@@ -67,8 +70,8 @@ class BackupStorage(pulumi.ComponentResource):
                 encryption_key=pulumi.Output.secret(key) if key is not None else None,
                 generate_encryption_key=key is None,
             ),
-            SACRED.merge(
-                pulumi.ResourceOptions(parent=self, additional_secret_outputs=["generatedEncryptionKey", "password"])
+            SACRED.merge(self._after).merge(
+                pulumi.ResourceOptions(additional_secret_outputs=["generatedEncryptionKey", "password"])
             ),
         )
         self.durable = [self._durable(name, share, args.secrets) for share in args.proxmox.durable_storages]

@@ -185,3 +185,8 @@ def test_plan_json_shows_the_job(tmp_path: Path) -> None:
     assert "### Prune simulation" in markdown
     for host in ("pve1", "pve2", "pve3"):
         assert (out / "hosts" / host / vzdump_hook.HOOK_PATH.lstrip("/")).exists()
+
+
+def test_pbs_storage_waits_for_the_datastore_and_token(example_plan) -> None:
+    depends = set(example_plan.one("proxmoxve:storage/pbs:Pbs").options["dependsOn"])
+    assert {"pbs-datastore-main", "pbs-pve-token"} <= depends

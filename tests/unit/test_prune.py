@@ -195,3 +195,10 @@ def test_plan_report_shows_policy_and_window(example_config) -> None:
     assert "keep-daily=30,keep-weekly=8,keep-monthly=6" in report
     assert "| 38 of 86 |" in report
     assert "168h" in report
+
+
+def test_chart_is_a_png(tmp_path, example_config) -> None:
+    path = tmp_path / prune.CHART_NAME
+    prune.write_chart(example_config, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_size > 10_000

@@ -159,6 +159,7 @@ def write_plan(out: Path, stack: str, config: stack_config.StackConfig, result: 
     (out / "plan.json").write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n")
     (out / "outputs.json").write_text(json.dumps(result.outputs, indent=2, sort_keys=True) + "\n")
     (out / "plan.md").write_text(render_markdown(stack, result, inventory, files) + prune.plan_report(config))
+    prune.write_chart(config, out / prune.CHART_NAME)
     hosts = out / "hosts"
     for f in files:
         target = hosts / f.host / f.path.lstrip("/")
