@@ -157,7 +157,7 @@ def plan_simulations(config: StackConfig) -> list[Simulation]:
     schedule = config.backups.schedule
     datastore = next(d for d in config.pbs.datastores if d.name == config.pbs.datastore)
     return [
-        simulate("PVE backup job (prune-backups)", config.backups.retention, schedule),
+        simulate("Backup job retention (prune-backups)", config.backups.retention, schedule),
         simulate(f"PBS prune job on datastore {datastore.name}", datastore.prune, schedule),
     ]
 

@@ -1,8 +1,9 @@
 """BackupPlan: the nightly PVE backup job of the protected guests, and its outcome metrics.
 
 One ``backup.Job`` (cluster-wide: each node backs up its own guests) at the configured schedule
-(default 02:00), snapshot mode, to the PBS storage entry, with the configured retention
-(``keep-daily=30`` by default). With ``selection: protected`` it lists exactly the protected
+(default 02:00), snapshot mode, to the PBS storage entry, stating the configured retention
+(``keep-daily=30`` by default) with ``remove=0``: PBS's prune job enforces it, because the PVE
+token may only write backups (docs/proxmox-privileges.md). With ``selection: protected`` it lists exactly the protected
 guests' VMIDs; with ``selection: all_except`` it backs up every guest on the cluster except the
 excluded ones (so a guest created outside the inventory is covered too).
 
@@ -110,6 +111,10 @@ class BackupPlan(pulumi.ComponentResource):
                 enabled=True,
                 repeat_missed=True,
                 prune_backups=prune_backups(backups.retention),
+                # PVE must not prune: its PBS token is DatastoreBackup ("backup and restore, but no
+                # prune") and vzdump fails a guest's backup when its prune is refused. PBS's prune
+                # job applies the retention (config validation keeps it at least as long).
+                remove=False,
                 notes_template="{{guestname}} (obsstack nightly)",
                 **job_selection(args),
             ),

@@ -31,6 +31,7 @@ def test_plan_has_the_nightly_job_of_exactly_the_protected_guests(example_plan, 
     assert job.inputs["vmids"] == ["101", "110", "120", "121", "130", "131", "140"]
     assert "150" not in job.inputs["vmids"]  # scratch-dev opted out with backup: false
     assert job.inputs["pruneBackups"]["keep-daily"] == "30"
+    assert job.inputs["remove"] is False  # PBS's prune job prunes; the PVE token may not
     assert job.inputs["schedule"] == "02:00"
     assert job.inputs["mode"] == "snapshot"
     assert job.inputs["storage"] == "pbs-main"
