@@ -68,13 +68,13 @@ class Vzdump:
         for phase in ("backup-start", "backup-end" if ok else "backup-abort", "log-end"):
             assert self.call(phase, vmid).returncode == 0
 
-    def job(self, outcomes: dict[str, bool], aborted: bool | None = None) -> None:
+    def job(self, outcomes: dict[str, bool], aborted: bool = False) -> None:
+        """As PVE::VZDump does: job-end even when guests failed; job-abort only if the job dies."""
         for phase in ("job-init", "job-start"):
             assert self.call(phase).returncode == 0
         for vmid, ok in outcomes.items():
             self.guest(vmid, ok)
-        failed = not all(outcomes.values()) if aborted is None else aborted
-        assert self.call("job-abort" if failed else "job-end").returncode == 0
+        assert self.call("job-abort" if aborted else "job-end").returncode == 0
 
     @property
     def prom(self) -> Path:
@@ -150,6 +150,24 @@ def test_successful_job_and_a_failure_keeps_last_success(hook: Path, tmp_path: P
     check_metrics(vz.prom)
 
 
+@pytest.mark.parametrize(
+    ("outcomes", "aborted", "status"),
+    [
+        ({"110": True, "121": True}, False, 1),
+        ({"110": True, "121": False}, False, 0),
+        ({"110": True}, True, 0),
+        ({}, False, 1),
+    ],
+    ids=["all-ok", "one-guest-failed-job-end", "job-aborted", "empty-job"],
+)
+def test_job_status(hook: Path, tmp_path: Path, outcomes: dict[str, bool], aborted: bool, status: int) -> None:
+    vz = Vzdump(hook, tmp_path)
+    vz.job({"130": False})  # an earlier failed job must not leak into the next one
+    vz.job(outcomes, aborted=aborted)
+    assert vz.samples()['obs_backup_job_last_status{node="pve1"}'] == status
+    check_metrics(vz.prom)
+
+
 def test_duration_is_measured_from_backup_start(hook: Path, tmp_path: Path) -> None:
     vz = Vzdump(hook, tmp_path)
     vz.call("backup-start", "130")
@@ -160,9 +178,9 @@ def test_duration_is_measured_from_backup_start(hook: Path, tmp_path: Path) -> N
 
 @pytest.mark.parametrize(
     "argv",
-    [["job-init"], ["job-start"], ["log-end", "snapshot", "110"], ["pre-stop", "stop", "110"],
+    [["job-init"], ["log-end", "snapshot", "110"], ["pre-stop", "stop", "110"],
      ["pre-restart", "stop", "110"], ["post-restart", "stop", "110"], ["not-a-phase"], []],
-    ids=["job-init", "job-start", "log-end", "pre-stop", "pre-restart", "post-restart", "unknown", "no-args"],
+    ids=["job-init", "log-end", "pre-stop", "pre-restart", "post-restart", "unknown", "no-args"],
 )  # fmt: skip
 def test_other_phases_write_nothing_and_exit_zero(hook: Path, tmp_path: Path, argv: list[str]) -> None:
     vz = Vzdump(hook, tmp_path)

@@ -111,7 +111,7 @@ render() {
             printf '# TYPE obs_backup_job_last_end_timestamp_seconds gauge\n'
             printf 'obs_backup_job_last_end_timestamp_seconds{node="%s"} %s\n' "$NODE" "$job_end"
             printf '# HELP obs_backup_job_last_status %s\n' \
-                "Outcome of the node's last vzdump job: 1 every guest succeeded, 0 errors or abort."
+                "Outcome of the node's last vzdump job: 1 every guest succeeded, 0 a guest failed or the job aborted."
             printf '# TYPE obs_backup_job_last_status gauge\n'
             printf 'obs_backup_job_last_status{node="%s"} %s\n' "$NODE" "$job_status"
         fi
@@ -121,7 +121,7 @@ render() {
 
 guest_outcome() {
     # guest_outcome STATUS: backup-end (1) or backup-abort (0) of guest $vmid on $storage.
-    local file start now fields
+    local file start now fields failed
     file="$(guest_file "$storage" "$vmid")"
     now="$(date +%s)"
     start="$(read_field "$file" start)"
@@ -132,15 +132,19 @@ guest_outcome() {
     if [ -n "$start" ]; then
         fields+=("duration=$((now - start))")
     fi
-    write_fields "$file" "${fields[@]}"
+    write_fields "$file" "${fields[@]}" || return 1
+    if [ "$1" = 0 ]; then
+        failed="$(read_field "$STATE_DIR/job" failed)"
+        write_fields "$STATE_DIR/job" "failed=$((${failed:-0} + 1))"
+    fi
 }
 
 main() {
-    local phase="${1:-}" vmid="${3:-}"
+    local phase="${1:-}" vmid="${3:-}" failed
     storage="$(label_value "${STOREID:-dumpdir}")"
     case "$phase" in
-        job-end | job-abort | backup-start | backup-end | backup-abort) ;;
-        *) return 0 ;; # job-init, job-start, log-end, pre-stop, pre-restart, post-restart, unknown
+        job-start | job-end | job-abort | backup-start | backup-end | backup-abort) ;;
+        *) return 0 ;; # job-init, log-end, pre-stop, pre-restart, post-restart, unknown phases
     esac
     mkdir -p "$STATE_DIR/guests" "$TEXTFILE_DIR" || return 1
     exec 9>"$STATE_DIR/.lock" || return 1
@@ -156,10 +160,20 @@ main() {
             ;;
     esac
     case "$phase" in
+        # vzdump calls job-end even when guests failed (job-abort only when the job itself dies):
+        # the job's status counts the guests that failed since job-start.
+        job-start)
+            write_fields "$STATE_DIR/job" "failed=0"
+            return
+            ;;
         backup-start) write_fields "$(guest_file "$storage" "$vmid")" "start=$(date +%s)" || return 1 ;;
         backup-end) guest_outcome 1 || return 1 ;;
         backup-abort) guest_outcome 0 || return 1 ;;
-        job-end) write_fields "$STATE_DIR/job" "end=$(date +%s)" "status=1" || return 1 ;;
+        job-end)
+            failed="$(read_field "$STATE_DIR/job" failed)"
+            write_fields "$STATE_DIR/job" "end=$(date +%s)" "status=$([ "${failed:-0}" = 0 ] && echo 1 || echo 0)" ||
+                return 1
+            ;;
         job-abort) write_fields "$STATE_DIR/job" "end=$(date +%s)" "status=0" || return 1 ;;
     esac
     render
