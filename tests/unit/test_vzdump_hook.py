@@ -168,6 +168,19 @@ def test_job_status(hook: Path, tmp_path: Path, outcomes: dict[str, bool], abort
     check_metrics(vz.prom)
 
 
+def test_failure_after_backup_end_keeps_the_restore_point(hook: Path, tmp_path: Path) -> None:
+    # vzdump runs backup-end inside its eval; a later step (notes, protection flag, prune) can
+    # still fail the guest, and then backup-abort follows backup-end for the same guest.
+    vz = Vzdump(hook, tmp_path)
+    for phase in ("job-start", "backup-start", "backup-end", "backup-abort", "log-end", "job-end"):
+        vmid = None if phase.startswith("job") else "110"
+        assert vz.call(phase, vmid).returncode == 0
+    samples = vz.samples()
+    assert samples[series("obs_backup_last_status", "110")] == 0
+    assert series("obs_backup_last_success_timestamp_seconds", "110") in samples
+    assert samples['obs_backup_job_last_status{node="pve1"}'] == 0
+
+
 def test_duration_is_measured_from_backup_start(hook: Path, tmp_path: Path) -> None:
     vz = Vzdump(hook, tmp_path)
     vz.call("backup-start", "130")
