@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import configparser
 import json
 import os
@@ -230,3 +231,14 @@ def test_files_go_to_the_pbs_host(example_config, example_inventory) -> None:
     assert {f.host for f in shipped} == {example_config.pbs.host}
     expected = {pbs_collector.SCRIPT_PATH, pbs_collector.SERVICE_PATH, pbs_collector.TIMER_PATH}
     assert {f.path for f in shipped} == expected
+
+
+def test_install_refuses_a_script_that_does_not_parse(tmp_path: Path, example_config, example_inventory) -> None:
+    good = base64.b64encode(pbs_collector.render_script(example_config.pbs).encode()).decode()
+    script = pbs_collector.install_script(example_config, example_inventory)
+    assert good in script
+    broken = script.replace(good, base64.b64encode(b"#!/bin/bash\nif then fi\n").decode())
+    env = {"PATH": os.environ["PATH"], "OBSSTACK_ROOT": str(tmp_path)}
+    result = subprocess.run(["bash", "-c", broken], env=env, capture_output=True, text=True, check=False)
+    assert result.returncode != 0
+    assert not (tmp_path / pbs_collector.SCRIPT_PATH.lstrip("/")).exists()

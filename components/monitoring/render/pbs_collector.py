@@ -170,6 +170,8 @@ install_file() {
     tmp="$(mktemp "$path.XXXXXX")"
     printf '%s' "$3" | base64 -d >"$tmp"
     chmod "$2" "$tmp"
+    # A script that does not parse never replaces the one that runs.
+    case "$1" in *.sh) bash -n "$tmp" || { rm -f "$tmp"; return 1; } ;; esac
     if cmp -s "$tmp" "$path"; then
         rm -f "$tmp"
     else
@@ -181,7 +183,6 @@ install_file() {
 {% for f in files -%}
 install_file {{ f.path }} {{ f.mode }} '{{ f.b64 }}'
 {% endfor -%}
-bash -n "$ROOT{{ script_path }}"
 if [ -z "$ROOT" ]; then
     if [ "$changed" = 1 ]; then
         systemctl daemon-reload
