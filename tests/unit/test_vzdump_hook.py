@@ -212,6 +212,18 @@ def test_never_fails_a_backup_when_metrics_cannot_be_written(hook: Path, tmp_pat
         assert "backup itself is not affected" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("storeid", "label"),
+    [("pbs__main", "pbs__main"), ("odd/store:1", "odd_store_1"), ('quo"te', "quo_te")],
+    ids=["double-underscore", "path-characters", "quote"],
+)
+def test_storage_label_is_sanitized(hook: Path, tmp_path: Path, storeid: str, label: str) -> None:
+    vz = Vzdump(hook, tmp_path, storage=storeid)
+    vz.guest("110", ok=True)
+    assert vz.samples()[series("obs_backup_last_status", "110", label)] == 1
+    check_metrics(vz.prom)
+
+
 def test_bad_vmid_is_ignored(hook: Path, tmp_path: Path) -> None:
     vz = Vzdump(hook, tmp_path)
     result = vz.call("backup-end", "110; rm -rf /")

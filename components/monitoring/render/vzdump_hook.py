@@ -46,9 +46,9 @@ log() {
     echo "obsstack-vzdump-hook: $*" >&2
 }
 
-# Label values come from vzdump; keep only characters a storage id or path may hold.
+# Label values come from vzdump; keep only the characters of a PVE storage id.
 label_value() {
-    printf '%s' "$1" | tr -c 'A-Za-z0-9_.:/-' '_'
+    printf '%s' "$1" | tr -c 'A-Za-z0-9_.-' '_'
 }
 
 # "<storage> <vmid> <field>" state lives in one small file per guest and storage.
@@ -79,18 +79,25 @@ write_fields() {
 }
 
 emit_family() {
-    # emit_family NAME HELP FIELD: one gauge family over every guest state file.
-    local name="$1" help="$2" field="$3" file base storage vmid value
+    # emit_family NAME HELP FIELD: one gauge family over every guest state file (one awk pass).
+    local name="$1" help="$2" field="$3"
     printf '# HELP %s %s\n# TYPE %s gauge\n' "$name" "$help" "$name"
-    for file in "$STATE_DIR"/guests/*__*; do
-        [ -f "$file" ] || continue
-        base="${file##*/}"
-        storage="${base%__*}"
-        vmid="${base##*__}"
-        value="$(read_field "$file" "$field")"
-        [ -n "$value" ] || continue
-        printf '%s{vmid="%s",node="%s",storage="%s"} %s\n' "$name" "$vmid" "$NODE" "$storage" "$value"
-    done
+    set -- "$STATE_DIR"/guests/*__*
+    [ -f "$1" ] || return 0
+    awk -F= -v metric="$name" -v field="$field" -v node="$NODE" '
+        $1 == field { value[FILENAME] = $2 }
+        END {
+            for (i = 1; i < ARGC; i++) {
+                file = ARGV[i]
+                if (!(file in value) || value[file] == "") continue
+                base = file
+                sub(/.*\//, "", base)
+                if (!match(base, /__[0-9]+$/)) continue
+                vmid = substr(base, RSTART + 2)
+                storage = substr(base, 1, RSTART - 1)
+                printf "%s{vmid=\"%s\",node=\"%s\",storage=\"%s\"} %s\n", metric, vmid, node, storage, value[file]
+            }
+        }' "$@"
 }
 
 render() {
