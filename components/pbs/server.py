@@ -43,7 +43,8 @@ class PbsServer(pulumi.ComponentResource):
         pbs = args.config.pbs
         assert args.host.address is not None  # config validation: hosts have addresses
         self._name = name
-        self._connection = ssh.connection(args.host.address, args.config.proxmox.ssh_user, args.ssh_private_key)
+        user = args.host.ssh_user or args.config.proxmox.ssh_user
+        self._connection = ssh.connection(args.host.address, user, args.ssh_private_key)
 
         stores = {ds.name: self._datastore(ds) for ds in pbs.datastores}
         for ds in pbs.datastores:

@@ -91,7 +91,7 @@ class BackupPlan(pulumi.ComponentResource):
                 remote.Command(
                     f"{name}-hook-{node.name}",
                     remote.CommandArgs(
-                        connection=ssh.connection(node.address, args.ssh_user, args.ssh_private_key),
+                        connection=ssh.connection(node.address, node.ssh_user or args.ssh_user, args.ssh_private_key),
                         create=install,
                         delete=uninstall,
                         triggers=[hashlib.sha256(f"{install}\0{uninstall}".encode()).hexdigest()],
