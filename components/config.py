@@ -462,6 +462,9 @@ class DrillSection(Model):
         default=None, description="systemd OnCalendar for the canary; default: backups.schedule minus canary_lead"
     )
     metrics: Literal["textfile", "pushgateway"] = "textfile"
+    pve_version: Literal[8, 9] = Field(
+        default=9, description="PVE major version: 9 replaced VM.Monitor by VM.GuestAgent.* privileges"
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> DrillSection:

@@ -108,6 +108,9 @@ MOCK_OUTPUTS: dict[str, MockOutputs] = {
         "certPem": f"-----BEGIN CERTIFICATE-----\nmock-{name}\n-----END CERTIFICATE-----\n",
     },
     "command:remote:Command": lambda name, _: {"stdout": "", "stderr": ""},
+    "proxmoxve:user/token:Token": lambda name, inputs: {
+        "value": f"{inputs.get('userId')}!{inputs.get('tokenName')}=mock-token-{name}",
+    },
     "command:local:Command": lambda name, _: {"stdout": "", "stderr": ""},
 }
 

@@ -208,9 +208,10 @@ def token_from(outputs: dict[str, Any], plan: DrillPlan, token_file: Path | None
         candidates.append((plan.credentials.token_file, _read_secret(Path(plan.credentials.token_file))))
     for where, value in candidates:
         if value and value != MASKED:
-            if not value.startswith(f"{plan.credentials.token_id}="):
-                raise InputError(f"{where}: not a token of {plan.credentials.token_id} (expected `{{id}}=<secret>`)")
-            return value.split("=", 1)[1]
+            token_id, sep, secret = value.rpartition("=")
+            if sep and token_id != plan.credentials.token_id:
+                raise InputError(f"{where}: a token of {token_id}, expected {plan.credentials.token_id}=<secret>")
+            return secret
     raise InputError(
         "no PVE API token: read outputs with --show-secrets (the default without --outputs), set "
         f"OBS_RESTORE_DRILL_PVE_TOKEN, or pass --token-file (the host keeps it in {plan.credentials.token_file})"
