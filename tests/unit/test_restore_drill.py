@@ -127,6 +127,10 @@ def test_every_target_verified(fake: FakePve, outputs_file: Path, tmp_path: Path
     assert metrics["obs_restore_drill_scratch_leftover"] == 0
     assert_safe(fake, example_inventory)
     assert "restore ok" in out and "wait for guest agent ok" in out and "VERIFIED" in out
+    markdown = next((tmp_path / "state" / "reports").glob("*.md")).read_text()
+    assert f"| {TARGET} | verified | " in markdown and "destroyed |" in markdown
+    png = next((tmp_path / "state" / "reports").glob("*.png"))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({png.name})" in markdown
 
 
 def test_restored_vm_was_isolated_before_it_started(fake: FakePve, outputs_file: Path, tmp_path: Path) -> None:

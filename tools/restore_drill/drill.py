@@ -358,7 +358,11 @@ class Drill:
         result.steps.append(step)
         started = self.clock()
         self.progress.line(f"{result.target}: {name} ...")
-        yield step
+        try:
+            yield step
+        except BaseException:
+            step.seconds = round(self.clock() - started, 3)
+            raise
         step.seconds = round(self.clock() - started, 3)
         step.status = "ok"
         self.progress.line(f"{result.target}: {name} ok ({step.seconds:.1f}s) {step.detail}".rstrip())
@@ -403,7 +407,9 @@ def is_isolated(value: str, mode: str, bridge: str | None) -> bool:
 
 
 def _age(seconds: float) -> str:
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

@@ -147,7 +147,7 @@ class Pve:
             if status.get("status") == "stopped":
                 exit_status = status.get("exitstatus")
                 if exit_status != "OK":
-                    raise PveError(f"{what} failed: {exit_status}")
+                    raise PveError(f"{what} failed: {exit_status} (task log: {upid})")
                 return
             if self.clock() >= deadline:
                 raise WaitTimeoutError(f"{what} still running after {timeout:.0f} s (task {upid})")
