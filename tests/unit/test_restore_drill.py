@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from components import outputs as stack_outputs
 from tests.fixtures.fake_pve import TOKEN_ID, TOKEN_SECRET, FakePve, guest_files, make_cert
+from tests.fixtures.pushgateway import pushgateway_fixture, scrape  # noqa: F401 - the pushgateway fixture
 from tools.restore_drill.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,6 +134,25 @@ def test_every_target_verified(fake: FakePve, outputs_file: Path, tmp_path: Path
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({png.name})" in markdown
 
 
+def test_outcomes_pushed_to_a_real_pushgateway(
+    fake: FakePve, outputs_file: Path, tmp_path: Path, pushgateway: str
+) -> None:
+    corrupt(fake, "/var/lib/postgresql/important.conf")
+    out = io.StringIO()
+    code = main(
+        ["--outputs", str(outputs_file), "--all", "--report-dir", str(tmp_path), "--pushgateway", pushgateway], out
+    )
+    assert code == 1, out.getvalue()
+    text = scrape(pushgateway)
+    for target, status in (("gitea", 1), ("nextcloud", 1), ("postgres", 0)):
+        assert (
+            f'obs_restore_drill_last_status{{instance="",job="obs_restore_drill",target="{target}"}} {status}' in text
+        )
+    assert 'obs_restore_drill_rpo_seconds{instance="",job="obs_restore_drill",target="gitea"}' in text
+    assert 'obs_restore_drill_rpo_seconds{instance="",job="obs_restore_drill",target="postgres"}' not in text
+    assert not (tmp_path / "textfile").exists()
+
+
 def test_restored_vm_was_isolated_before_it_started(fake: FakePve, outputs_file: Path, tmp_path: Path) -> None:
     started: list[dict[str, Any]] = []
     original = fake._start
@@ -196,7 +216,7 @@ FAILURES: list[tuple[str, Inject, str, str]] = [
         "isolate network",
         "timed out",
     ),
-    ("restore-never-finishes", lambda f: setattr(f, "restore_polls", 10**9), "restore", "still running"),
+    ("restore-never-finishes", lambda f: setattr(f, "restore_seconds", 1e9), "restore", "still running"),
     ("guest-without-agent", without_agent, "isolate network", "no guest agent"),
 ]
 
@@ -300,7 +320,7 @@ def test_interrupt_destroys_the_scratch_vm(
     fake: FakePve, outputs_file: Path, tmp_path: Path, example_inventory, interrupt: tuple[int, str]
 ) -> None:
     signum, during = interrupt
-    fake.restore_polls = 10**9 if during.startswith("restore") else None
+    fake.restore_seconds = 1e9 if during.startswith("restore") else None
     fake.agent_never = during.startswith("wait")
     data = json.loads(outputs_file.read_text())
     data["restoreDrill"]["timeouts"].update(agentSeconds=30, restoreSeconds=30)

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import socket
-import subprocess
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from components.outputs import restore_drill_output
+from tests.fixtures.pushgateway import pushgateway_fixture, scrape  # noqa: F401 - the pushgateway fixture
 from tools.plan.__main__ import main as plan_main
 from tools.restore_drill import metrics
 from tools.restore_drill.__main__ import main
@@ -91,40 +86,6 @@ def test_token_sources(tmp_path: Path, example_config, example_inventory) -> Non
     assert token_from({"restoreDrillPveToken": "bare-secret"}, plan, None, {}) == "bare-secret"
     with pytest.raises(InputError, match=r"a token of root@pam!x, expected obs-drill@pve!drill"):
         token_from({"restoreDrillPveToken": "root@pam!x=oops"}, plan, None, {})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def pushgateway(tmp_path: Path) -> Iterator[str]:
-    binary = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
-    assert binary, "prometheus-pushgateway is required (apt-get install prometheus-pushgateway)"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [binary, f"--web.listen-address=127.0.0.1:{port}", f"--persistence.file={tmp_path / 'pg.db'}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{url}/-/ready", timeout=1).close()  # noqa: S310 - local test server
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def scrape(url: str) -> str:
-    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:  # noqa: S310 - local test server
-        return str(response.read().decode())
 
 
 def test_metrics_pushed_to_a_real_pushgateway(pushgateway: str) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from tools.restore_drill.pve import Pve, PveError, ScratchVm, WaitTimeoutError, scratch_vm
+from tools.restore_drill.pve import Pve, PveError, ScratchVm, UnknownOutcomeError, WaitTimeoutError
 from tools.restore_drill.schema import DrillPlan, Target
 
 NET_KEY = re.compile(r"^net\d+$")
@@ -191,7 +191,11 @@ class Drill:
 
         rto_start = self.clock()
         with self._step(result, "restore") as step:
-            upid = self.pve.restore(vm, result.backup, self.plan.scratch.storage, self.plan.scratch.pool)
+            try:
+                upid = self.pve.restore(vm, result.backup, self.plan.scratch.storage, self.plan.scratch.pool)
+            except UnknownOutcomeError:
+                state["vm"] = vm  # PVE may have started the restore: the cleanup looks for it
+                raise
             state["vm"], state["restore_upid"] = vm, upid
             self.pve.wait_task(node, upid, timeouts.restore_seconds, f"restore of {result.backup}")
             state["restore_done"] = True
@@ -243,7 +247,7 @@ class Drill:
             if vmid in self.protected:
                 continue
             if self.pve.vmid_free(vmid):
-                return scratch_vm(node, vmid, (low, high), self.protected)
+                return ScratchVm(node, vmid, (low, high), frozenset(self.protected))
         raise DrillError(f"no free VMID in the scratch range {low}-{high}: remove leftover scratch VMs")
 
     def _isolate(self, vm: ScratchVm, target: Target) -> str:
@@ -335,8 +339,19 @@ class Drill:
         result.steps.append(Step("destroy scratch VM", status, round(seconds, 3), result.cleanup_error or str(vm.vmid)))
         self.progress.line(f"{result.target}: cleanup: {status} ({seconds:.1f}s) {result.cleanup_error}".rstrip())
 
+    def _unanswered_restore(self, vm: ScratchVm) -> str | None:
+        """The restore request got no answer: watch for a while whether PVE started it anyway."""
+        until = self.pve.clock() + 2 * self.plan.timeouts.request_seconds
+        while True:
+            upid = self.pve.active_restore(vm.node, vm.vmid)
+            if upid or not self.pve.vmid_free(vm.vmid) or self.pve.clock() >= until:
+                return upid
+            self.pve.sleep(self.pve.poll)
+
     def _destroy(self, vm: ScratchVm, state: dict[str, Any], deadline: float) -> None:
         upid = state.get("restore_upid")
+        if upid is None:
+            upid = state["restore_upid"] = self._unanswered_restore(vm)
         if upid and not state.get("restore_done"):
             if self.pve.task_status(vm.node, upid).get("status") == "running":
                 self.pve.stop_task(vm.node, upid)

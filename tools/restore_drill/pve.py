@@ -29,19 +29,26 @@ class WaitTimeoutError(PveError):
     """A bounded wait ran out."""
 
 
+class UnknownOutcomeError(PveError):
+    """A write got no answer (timeout, reset): PVE may or may not have done it."""
+
+
 @dataclass(frozen=True)
 class ScratchVm:
-    """A VM the drill restored and owns: the only VM it ever changes."""
+    """A VM the drill restored and owns: the only VM it ever changes. It cannot exist for a VMID
+    outside the scratch range or for a drill target."""
 
     node: str
     vmid: int
+    vmid_range: tuple[int, int]
+    protected: frozenset[int]
 
-
-def scratch_vm(node: str, vmid: int, vmid_range: tuple[int, int], protected: set[int]) -> ScratchVm:
-    low, high = vmid_range
-    if not low <= vmid <= high or vmid in protected:
-        raise PveError(f"refusing VMID {vmid}: not a scratch VMID (range {low}-{high}, targets {sorted(protected)})")
-    return ScratchVm(node, vmid)
+    def __post_init__(self) -> None:
+        low, high = self.vmid_range
+        if not low <= self.vmid <= high or self.vmid in self.protected:
+            raise PveError(
+                f"refusing VMID {self.vmid}: not a scratch VMID (range {low}-{high}, targets {sorted(self.protected)})"
+            )
 
 
 def _transient(err: Exception) -> bool:
@@ -102,8 +109,10 @@ class Pve:
     def _write(self, what: str, call: Callable[[], T]) -> T:
         try:
             return call()
-        except (ResourceException, requests.exceptions.RequestException) as err:
+        except ResourceException as err:
             raise PveError(f"{what}: {describe(err)}") from None
+        except requests.exceptions.RequestException as err:
+            raise UnknownOutcomeError(f"{what}: {describe(err)}") from None
 
     def _node(self, node: str) -> Any:
         return self.api.nodes(node)
@@ -152,6 +161,15 @@ class Pve:
             if self.clock() >= deadline:
                 raise WaitTimeoutError(f"{what} still running after {timeout:.0f} s (task {upid})")
             self.sleep(self.poll)
+
+    def active_restore(self, node: str, vmid: int) -> str | None:
+        """UPID of a restore task still running for this VMID (GET /nodes/{node}/tasks)."""
+        tasks = self._read(
+            f"tasks of {vmid}",
+            lambda: self._node(node).tasks.get(vmid=vmid, typefilter="qmrestore", source="active"),
+        )
+        running = [t for t in tasks or [] if t.get("type") == "qmrestore" and "endtime" not in t]
+        return str(running[0]["upid"]) if running else None
 
     def wait_task_end(self, node: str, upid: str, timeout: float) -> None:
         """Wait for a task to stop, whatever its outcome (a stopped restore ends in an error)."""
