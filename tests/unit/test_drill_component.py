@@ -3,11 +3,16 @@ identity, the token only as a secret, and the schedule installed on one monitori
 
 from __future__ import annotations
 
+import grp
 import json
+import os
+import pwd
+import subprocess
 
 import pytest
 
-from components.drill.schedule import SCRATCH_PRIVILEGES
+from components.drill.schedule import SCRATCH_PRIVILEGES, install_script
+from components.monitoring.render import HostFile
 from tools.plan import engine
 
 COMMAND = "command:remote:Command"
@@ -80,3 +85,25 @@ def test_no_drill_targets_no_identity(run_program, example_sections) -> None:
     plan = run_program(example_sections)
     assert plan.find(type_="proxmoxve:user/token:Token") == []
     assert [r for r in plan.resources if r.parent == "drills"] == []
+
+
+def test_install_script_writes_exact_files_and_modes(tmp_path) -> None:
+    user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+    files = [
+        HostFile(
+            "h", str(tmp_path / "sbin" / "tool"), "#!/bin/bash\necho 'quotes' \"and\" $vars\n", "0755", user, group
+        ),
+        HostFile(
+            "h", str(tmp_path / "etc" / "unit.timer"), "[Timer]\nOnCalendar=*-*-* 01:30:00\n", "0644", user, group
+        ),
+    ]
+    script = install_script(files, "root", "unit.timer", "true")
+    assert "sudo" not in script, "root needs no sudo"
+    assert "sudo -n " in install_script(files, "debian", "unit.timer", "true")
+    local = script.split("\ntrue\n")[0] + "\n"  # everything before the service manager is touched
+    subprocess.run(["bash", "-c", local], check=True)
+    for f in files:
+        path = tmp_path / f.path.removeprefix(str(tmp_path) + "/")
+        assert path.read_text() == f.content
+        assert oct(path.stat().st_mode & 0o777) == f"0o{f.mode[1:]}"
+    assert not list(tmp_path.rglob("*.new"))

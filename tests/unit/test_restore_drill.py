@@ -218,6 +218,12 @@ FAILURES: list[tuple[str, Inject, str, str]] = [
     ),
     ("restore-never-finishes", lambda f: setattr(f, "restore_seconds", 1e9), "restore", "still running"),
     ("guest-without-agent", without_agent, "isolate network", "no guest agent"),
+    (
+        "malformed-answer-is-a-bug-not-a-leak",
+        lambda f: setattr(f, "_exec", lambda **_: (200, "OK", {})),
+        "read canary",
+        "internal error KeyError",
+    ),
 ]
 
 

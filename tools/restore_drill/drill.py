@@ -112,20 +112,22 @@ class Progress:
 
 @contextmanager
 def deferred_interrupts(progress: Progress) -> Iterator[None]:
-    """Ctrl-C while the scratch VM is being destroyed would leave it behind: note it, finish first."""
+    """Ctrl-C or SIGTERM while the scratch VM is being destroyed would leave it behind: note it,
+    finish first (every cleanup wait is bounded)."""
 
     def note(signum: int, _frame: Any) -> None:
-        progress.line("interrupt received: finishing the cleanup of the scratch VM first")
+        progress.line(f"{signal.Signals(signum).name} received: finishing the cleanup of the scratch VM first")
 
     try:
-        previous = signal.signal(signal.SIGINT, note)
+        previous = {signum: signal.signal(signum, note) for signum in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread (tests): nothing to defer
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class Drill:
@@ -161,6 +163,9 @@ class Drill:
         except (DrillError, PveError) as err:
             result.status, result.error = "failed", str(err)
             self._close_step(result, "failed", str(err))
+        except Exception as err:  # noqa: BLE001 - a bug must still end in cleanup, report and metrics
+            result.status, result.error = "failed", f"internal error {type(err).__name__}: {err} (please report it)"
+            self._close_step(result, "failed", result.error)
         finally:
             with deferred_interrupts(self.progress):
                 self._cleanup(result, state)
@@ -335,7 +340,7 @@ class Drill:
                 break
             self.pve.sleep(self.pve.poll * attempt)
         seconds = self.clock() - start
-        status = "ok" if result.scratch_destroyed else "FAILED"
+        status = "ok" if result.scratch_destroyed else "failed"
         result.steps.append(Step("destroy scratch VM", status, round(seconds, 3), result.cleanup_error or str(vm.vmid)))
         self.progress.line(f"{result.target}: cleanup: {status} ({seconds:.1f}s) {result.cleanup_error}".rstrip())
 

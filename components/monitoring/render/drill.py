@@ -123,8 +123,10 @@ Type=oneshot
 ExecStart={CANARY_SCRIPT}
 Nice=10
 IOSchedulingClass=idle
+# Reads anything under the canary paths, writes only its state directory ({CANARY_DIR}).
 ProtectSystem=strict
-ReadWritePaths={CANARY_DIR}
+StateDirectory=obs-canary
+StateDirectoryMode=0700
 PrivateTmp=yes
 NoNewPrivileges=yes
 """
@@ -193,7 +195,7 @@ TimeoutStopSec=20min
 StateDirectory=obs-restore-drill
 StateDirectoryMode=0750
 ProtectSystem=strict
-ReadWritePaths={DRILL_STATE} -{TEXTFILE_DIR}
+ReadWritePaths=-{TEXTFILE_DIR}
 ProtectHome=yes
 PrivateTmp=yes
 NoNewPrivileges=yes
