@@ -126,6 +126,10 @@ def test_every_target_verified(fake: FakePve, outputs_file: Path, tmp_path: Path
     )
     assert CANARY_AGE <= metrics["obs_restore_drill_rpo_seconds"] < CANARY_AGE + 60
     assert metrics["obs_restore_drill_scratch_leftover"] == 0
+    assert (metrics["obs_restore_drill_rto_budget_seconds"], metrics["obs_restore_drill_rpo_budget_seconds"]) == (
+        7200,
+        86400,
+    )
     assert_safe(fake, example_inventory)
     assert "restore ok" in out and "wait for guest agent ok" in out and "VERIFIED" in out
     markdown = next((tmp_path / "state" / "reports").glob("*.md")).read_text()

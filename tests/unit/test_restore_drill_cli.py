@@ -14,6 +14,7 @@ from tests.fixtures.pushgateway import pushgateway_fixture, scrape  # noqa: F401
 from tools.plan.__main__ import main as plan_main
 from tools.restore_drill import metrics
 from tools.restore_drill.__main__ import main
+from tools.restore_drill.drill import Result
 from tools.restore_drill.schema import InputError, parse, token_from
 
 
@@ -90,12 +91,18 @@ def test_token_sources(tmp_path: Path, example_config, example_inventory) -> Non
 
 def test_metrics_pushed_to_a_real_pushgateway(pushgateway: str) -> None:
     state: dict[str, dict] = {}
-    metrics.record(state, "gitea", 1_700_000_000.0, True, rtoSeconds=812.5, rpoSeconds=30_000.0)
-    metrics.push(pushgateway, "gitea", state["gitea"])
-    metrics.record(state, "gitea", 1_700_100_000.0, False, rtoSeconds=None, rpoSeconds=None)
-    metrics.push(pushgateway, "gitea", state["gitea"])
-    metrics.record(state, "postgres", 1_700_100_500.0, True, rtoSeconds=100.0, rpoSeconds=200.0)
-    metrics.push(pushgateway, "postgres", state["postgres"])
+
+    def attempt(
+        target: str, finished_at: float, status: str, rto: float | None = None, rpo: float | None = None
+    ) -> None:
+        result = Result(target, 110, "pve1", status=status, finished_at=finished_at, rto_seconds=rto, rpo_seconds=rpo,
+                        rto_budget_seconds=7200, rpo_budget_seconds=86400, scratch_destroyed=True)  # fmt: skip
+        metrics.record(state, result)
+        metrics.push(pushgateway, target, state[target])
+
+    attempt("gitea", 1_700_000_000.0, "verified", rto=812.5, rpo=30_000.0)
+    attempt("gitea", 1_700_100_000.0, "failed")
+    attempt("postgres", 1_700_100_500.0, "verified", rto=100.0, rpo=200.0)
     text = scrape(pushgateway)
     labels = 'instance="",job="obs_restore_drill",target="gitea"'
     assert f"obs_restore_drill_last_status{{{labels}}} 0" in text
@@ -104,3 +111,4 @@ def test_metrics_pushed_to_a_real_pushgateway(pushgateway: str) -> None:
     assert f"obs_restore_drill_rto_seconds{{{labels}}} 812.5" in text
     assert f"obs_restore_drill_rpo_seconds{{{labels}}} 30000" in text
     assert 'obs_restore_drill_last_status{instance="",job="obs_restore_drill",target="postgres"} 1' in text
+    assert f"obs_restore_drill_rto_budget_seconds{{{labels}}} 7200" in text

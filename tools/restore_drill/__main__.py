@@ -189,15 +189,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                 interrupted = True
                 result = drill.last_result
             results.append(result)
-            metrics.record(
-                state,
-                target.name,
-                result.finished_at,
-                result.verified,
-                rtoSeconds=result.rto_seconds,
-                rpoSeconds=result.rpo_seconds,
-                leftover=0 if result.scratch_destroyed is not False else 1,
-            )
+            metrics.record(state, result)
             metrics.save_state(report_dir, state)
             _export(sink, target.name, state[target.name], progress)
             if interrupted:

@@ -15,6 +15,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
 
+from tools.restore_drill.drill import Result
+
 JOB = "obs_restore_drill"
 STATE_FILE = "state.json"
 
@@ -25,6 +27,8 @@ HELP = {
     "obs_restore_drill_rto_seconds": "Restore start to checksums verified, in the latest verified drill.",
     "obs_restore_drill_rpo_seconds": "Drill start minus the restored canary's timestamp, latest verified drill.",
     "obs_restore_drill_scratch_leftover": "1 if the latest drill could not destroy its scratch VM.",
+    "obs_restore_drill_rto_budget_seconds": "The target's RTO budget (inventory drill.rto).",
+    "obs_restore_drill_rpo_budget_seconds": "The target's RPO budget (inventory drill.rpo).",
 }
 
 
@@ -40,12 +44,18 @@ def save_state(directory: Path, state: dict[str, dict[str, Any]]) -> None:
     _atomic_write(directory / STATE_FILE, json.dumps(state, indent=2, sort_keys=True) + "\n")
 
 
-def record(state: dict[str, dict[str, Any]], target: str, finished_at: float, verified: bool, **measured: Any) -> None:
-    """Update a target's state with one attempt (measurements only count when verified)."""
-    entry = state.setdefault(target, {"lastSuccess": 0})
-    entry.update(lastRun=finished_at, lastStatus=1 if verified else 0, scratchLeftover=measured.pop("leftover", 0))
-    if verified:
-        entry.update(lastSuccess=finished_at, **measured)
+def record(state: dict[str, dict[str, Any]], result: Result) -> None:
+    """Update a target's state with one attempt (RTO and RPO only count when verified)."""
+    entry = state.setdefault(result.target, {"lastSuccess": 0})
+    entry.update(
+        lastRun=result.finished_at,
+        lastStatus=int(result.verified),
+        scratchLeftover=int(result.scratch_destroyed is False),
+        rtoBudgetSeconds=result.rto_budget_seconds,
+        rpoBudgetSeconds=result.rpo_budget_seconds,
+    )
+    if result.verified:
+        entry.update(lastSuccess=result.finished_at, rtoSeconds=result.rto_seconds, rpoSeconds=result.rpo_seconds)
 
 
 def registry(target: str, entry: dict[str, Any]) -> CollectorRegistry:
@@ -57,6 +67,8 @@ def registry(target: str, entry: dict[str, Any]) -> CollectorRegistry:
         "obs_restore_drill_rto_seconds": entry.get("rtoSeconds"),
         "obs_restore_drill_rpo_seconds": entry.get("rpoSeconds"),
         "obs_restore_drill_scratch_leftover": entry.get("scratchLeftover", 0),
+        "obs_restore_drill_rto_budget_seconds": entry.get("rtoBudgetSeconds"),
+        "obs_restore_drill_rpo_budget_seconds": entry.get("rpoBudgetSeconds"),
     }
     for name, value in values.items():
         if value is not None:
