@@ -48,3 +48,12 @@ REPORT_ARGS ?=
 .PHONY: report
 report: $(STAMP)
 	$(PY) -m tools.report --prometheus "$(PROMETHEUS)" --from "$(FROM)" --to "$(TO)" --out "$(REPORT_OUT)" $(REPORT_ARGS)
+
+# Restore drills (docs/restore-drill.md): the plan for every drill target, offline and without
+# credentials; and the real tool against the fake PVE API of the tests (sample report + timings).
+.PHONY: drill-dry-run drill-demo
+drill-dry-run: plan
+	$(PY) -m tools.restore_drill --outputs build/plan/outputs.json --all --dry-run
+
+drill-demo: $(STAMP)
+	$(PY) -m tests.fixtures.fake_pve.demo --out build/restore-drill-demo

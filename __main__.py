@@ -69,9 +69,14 @@ grafana = GrafanaConfig(
 )
 
 # 5. Restore drills that prove the backups restore.
-drills = RestoreDrills("drills", RestoreDrillsArgs(config, inventory), pulumi.ResourceOptions(depends_on=[backups]))
+drills = RestoreDrills(
+    "drills",
+    RestoreDrillsArgs(config, inventory, secrets),
+    pve.merge(pulumi.ResourceOptions(depends_on=[backups, *hosts])),
+)
 
 # 6. Outputs for the tools and runbooks.
 pulumi.export("inventory", outputs.inventory_output(inventory))
 pulumi.export("endpoints", outputs.endpoints_output(endpoints))
 pulumi.export("restoreDrill", outputs.restore_drill_output(config, inventory))
+pulumi.export(outputs.RESTORE_DRILL_TOKEN_OUTPUT, drills.token)

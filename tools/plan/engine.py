@@ -112,6 +112,9 @@ MOCK_OUTPUTS: dict[str, MockOutputs] = {
         {"generatedEncryptionKey": f"mock-pbs-key-{name}"} if inputs.get("generateEncryptionKey") else {}
     ),
     "proxmoxve:index/vmLegacy:VmLegacy": lambda name, _: {"ipv4Addresses": [["127.0.0.1"], ["10.0.99.7"]]},
+    "proxmoxve:user/token:Token": lambda name, inputs: {
+        "value": f"{inputs.get('userId')}!{inputs.get('tokenName')}=mock-token-{name}",
+    },
     "command:local:Command": lambda name, _: {"stdout": "", "stderr": ""},
 }
 
