@@ -147,9 +147,13 @@ def unverified_snapshots() -> Panel:
 def drill_rto(s: Settings) -> Panel:
     return timeseries_panel(
         "Restore drill RTO",
-        f"Measured time to restore and verify each target; the budget is {s.rto_seconds // 60} minutes.",
+        f"Measured time to restore and verify each target, and each target's own budget; "
+        f"the default budget is {s.rto_seconds // 60} minutes.",
         "s",
-        [prom("obs_restore_drill_rto_seconds", "{{target}}")],
+        [
+            prom("obs_restore_drill_rto_seconds", "{{target}}"),
+            prom("obs_restore_drill_rto_budget_seconds", "budget {{target}}"),
+        ],
         limits=higher_is_worse(s.rto_seconds * 0.75, s.rto_seconds),
         minimum=0,
     )
@@ -158,9 +162,13 @@ def drill_rto(s: Settings) -> Panel:
 def drill_rpo(s: Settings) -> Panel:
     return timeseries_panel(
         "Restore drill RPO",
-        f"Age of the data the drill restored (data that would be lost); the promise is {s.rpo_seconds // 3600}h.",
+        f"Age of the data the drill restored (data that would be lost), and each target's own budget; "
+        f"the default promise is {s.rpo_seconds // 3600}h.",
         "s",
-        [prom("obs_restore_drill_rpo_seconds", "{{target}}")],
+        [
+            prom("obs_restore_drill_rpo_seconds", "{{target}}"),
+            prom("obs_restore_drill_rpo_budget_seconds", "budget {{target}}"),
+        ],
         limits=higher_is_worse(s.rpo_seconds, s.rpo_seconds + s.rpo_grace_seconds),
         minimum=0,
     )

@@ -26,16 +26,6 @@ BOARDS = dashboards.render(stack_config.validate(load_sections()))
 # check is then fully strict. Nothing else may be added here.
 PENDING = {
     "obs:scrape_coverage:ratio": "issue 5: rules/availability.yml",
-    "obs_backup_last_success_timestamp_seconds": "issue 3: docs/metrics.md",
-    "obs_backup_last_status": "issue 3: docs/metrics.md",
-    "obs_backup_last_duration_seconds": "issue 3: docs/metrics.md",
-    "obs_backup_job_last_status": "issue 3: docs/metrics.md",
-    "obs_pbs_job_last_success_timestamp_seconds": "issue 3: docs/metrics.md",
-    "obs_pbs_job_last_status": "issue 3: docs/metrics.md",
-    "obs_restore_drill_last_success_timestamp_seconds": "issue 7: docs/metrics.md",
-    "obs_restore_drill_last_status": "issue 7: docs/metrics.md",
-    "obs_restore_drill_rto_seconds": "issue 7: docs/metrics.md",
-    "obs_restore_drill_rpo_seconds": "issue 7: docs/metrics.md",
     "obs_silence_policy_violations": "issue 5: docs/metrics.md",
     "obs_alert_ack_seconds": "issue 5: docs/metrics.md",
     "obs_oncall_drill_last_success_timestamp_seconds": "issue 5: docs/metrics.md",

@@ -129,6 +129,8 @@ def _backup_series(hosts: int, end: int) -> Iterator[tuple[Series, int]]:
         yield Series("obs_restore_drill_last_status", lab, "constant", 1, 0), SLOW_STEP
         yield Series("obs_restore_drill_rto_seconds", lab, "constant", 2400, 0), SLOW_STEP
         yield Series("obs_restore_drill_rpo_seconds", lab, "constant", 50000, 0), SLOW_STEP
+        yield Series("obs_restore_drill_rto_budget_seconds", lab, "constant", 7200, 0), SLOW_STEP
+        yield Series("obs_restore_drill_rpo_budget_seconds", lab, "constant", 86400, 0), SLOW_STEP
 
 
 def _alerting_series(end: int) -> Iterator[tuple[Series, int]]:
