@@ -227,7 +227,7 @@ def render(board_json: str, fetch: Fetch, path: Path, width_px: int = 1920) -> N
             spine.set_color("#2c3235")
         fig.text(left + 0.006, bottom + height - 0.02, panel["title"], color=TEXT, fontsize=7)
         DRAW.get(panel["type"], _text_table)(ax, panel, fetch)
-        if panel["type"] in ("stat", "table", "logs"):
+        if panel["type"] in ("stat", "table", "logs") or not (ax.lines or ax.patches):
             ax.set_xticks([])
             ax.set_yticks([])
     fig.savefig(path, facecolor=BACKGROUND)
