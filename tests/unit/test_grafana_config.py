@@ -137,3 +137,20 @@ def test_provider_waits_for_the_install(tmp_path: Path) -> None:
     plan = engine.run("prod", sections, secrets, program=program)
     assert plan.one(PROVIDER).options["dependsOn"] == ["grafana-install"]
     assert plan.find(DASHBOARD) and all(r.parent == "grafana" for r in plan.find(DASHBOARD))
+
+
+def test_plan_json_holds_the_grafana_resources(tmp_path: Path, example_plan: engine.PlanResult, example_config) -> None:
+    """What `make plan` writes: one Dashboard per dashboards/*.json, three datasources, the
+    folders, a contact point per receiver and exactly one notification policy."""
+    from tools.plan.__main__ import write_plan
+
+    write_plan(tmp_path, "prod", example_config, example_plan)
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    counts: dict[str, int] = {}
+    for resource in plan["resources"]:
+        counts[resource["type"]] = counts.get(resource["type"], 0) + 1
+    assert counts[DASHBOARD] == len(dashboards.committed())
+    assert counts[DATASOURCE] == 3
+    assert counts[FOLDER] == len(FOLDERS)
+    assert counts[CONTACT_POINT] == len(example_config.alerting.receivers)
+    assert counts[POLICY] == 1
