@@ -539,10 +539,10 @@ class RemoteWrite(Model):
 class Versions(Model):
     """Pinned package versions on the managed hosts (Debian 12 + Grafana's APT repository)."""
 
-    prometheus: str = "2.42.0+ds-5+b5"
-    alertmanager: str = "0.25.0+ds-2+b5"
+    prometheus: str = "2.42.0+ds-5+deb12u1"
+    alertmanager: str = "0.25.0-1+b4"
     node_exporter: str = "1.5.0-1+b6"
-    blackbox_exporter: str = "0.23.0-1+b5"
+    blackbox_exporter: str = "0.23.0-4+b4"
     pushgateway: str = "1.4.2+ds-5+b6"
     grafana: str = "11.3.1"
     loki: str = "3.3.2"
@@ -563,6 +563,12 @@ class MonitoringSection(Model):
     versions: Versions = Versions()
     remote_write: tuple[RemoteWrite, ...] = ()
     apt_proxy: Url | None = None
+    grafana_apt_url: Url = "https://apt.grafana.com"
+    grafana_apt_key_fingerprint: str = Field(
+        default="B53AE77BADB630A683046005963FA27710458545",
+        pattern=r"^[0-9A-F]{40}$",
+        description="the repository key is refused unless its fingerprint is this one",
+    )
     tls: Literal["internal_ca", "acme"] = "internal_ca"
     domain: str = "lab.internal"
     ssh_user: str = "debian"
