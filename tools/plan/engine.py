@@ -112,6 +112,12 @@ MOCK_OUTPUTS: dict[str, MockOutputs] = {
 }
 
 
+# Results of invokes (functions) the program calls, keyed by token.
+MOCK_CALLS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "command:local:run": lambda _: {"stdout": "mock-host-identity", "stderr": ""},
+}
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Pulumi mocks that echo inputs as outputs plus the computed outputs of MOCK_OUTPUTS."""
 
@@ -125,8 +131,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state.update(computed(args.name, args.inputs))
         return f"{args.name}-id", state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        # A bare dict: the SDK iterates the failures of a (result, failures) tuple even when None.
+        computed = MOCK_CALLS.get(args.token)
+        return computed(dict(args.args)) if computed else {}
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
