@@ -274,13 +274,14 @@ def apply_script(spec: ServiceSpec) -> str:
         ]
     for directory, pattern in spec.prune_dirs:
         managed = [m.path for m in spec.files if m.path.startswith(directory + "/")]
-        keep = " ".join(q(p) for p in managed)
+        remove = 'rm -f "$f"'
+        if managed:
+            remove = f'case "${{f#"$candidate"}}" in {"|".join(q(p) for p in managed)}) ;; *) {remove} ;; esac'
         lines += [
             f"# {directory} holds exactly the shipped {pattern} files",
             f'for f in "$candidate"{q(directory)}/{pattern}; do',
             '  [ -e "$f" ] || continue',
-            '  live="${f#"$candidate"}"',
-            f'  case " {keep} " in *" $live "*) ;; *) rm -f "$f" ;; esac',
+            f"  {remove}",
             "done",
         ]
     for validator in spec.validators:
@@ -292,9 +293,9 @@ def apply_script(spec: ServiceSpec) -> str:
             "fi",
         ]
     lines += _health_function(spec.health)
-    lines += ["changed=()", "restart=0"]
+    lines += ["changed=()"] + (["restart=0"] if spec.unit else [])
     for m in spec.files:
-        need_restart = "restart=1; " if spec.restart_needed_for(m.path) else ""
+        need_restart = "restart=1; " if spec.unit and spec.restart_needed_for(m.path) else ""
         lines += [
             f'if ! cmp -s "$candidate"{q(m.path)} {q(m.path)} || '
             f'[ "$(stat -c %a:%U:%G {q(m.path)})" != {q(f"{int(m.mode, 8):o}:{m.owner}:{m.group}")} ]; then',
