@@ -36,3 +36,8 @@ bench-plan: $(STAMP)
 
 clean:
 	rm -rf build .mypy_cache .pytest_cache .ruff_cache
+
+.PHONY: host-test
+# The real-host test alone: debootstrap (cached in /var/cache/obsstack-test) + systemd-nspawn, as root.
+host-test: $(STAMP)
+	$(PY) -m pytest -q -m host tests/host

@@ -589,6 +589,8 @@ class MonitoringSection(Model):
             )
         if duration_seconds(self.scrape_timeout) > duration_seconds(self.scrape_interval):
             col.add("scrape_timeout", f"must not exceed scrape_interval ({self.scrape_interval})")
+        if self.tls == "acme":
+            col.add("tls", "acme is not implemented yet: use internal_ca (certificates from the stack's own CA)")
         for attr in ("name", "vmid", "address"):
             dups = _duplicates(getattr(h, attr) for h in self.hosts)
             for i, h in enumerate(self.hosts):

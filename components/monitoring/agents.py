@@ -53,7 +53,9 @@ class HostAgents(pulumi.ComponentResource):
         self.identity = local.run_output(command=identity_command(address)).apply(
             lambda result: f"{asset.vmid or '-'}:{(result.stdout or '').strip()}"
         )
-        user = asset.ssh_user or config.monitoring.ssh_user
+        # PVE and PBS hosts are reached like the Proxmox provider reaches them (root by default).
+        default_user = config.proxmox.ssh_user if asset.kind in ("pve_node", "pbs_host") else config.monitoring.ssh_user
+        user = asset.ssh_user or default_user
         target = install.InstallTarget(
             name=name,
             ip=address,
