@@ -216,9 +216,20 @@ def stage_secret_script(path: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _health_function(check: HealthCheck | None) -> list[str]:
+def _health_function(check: HealthCheck | None, unit: str | None) -> list[str]:
     if check is None:
         return ["healthy() { return 0; }"]
+    # A daemon that exits on its new arguments is not waited for: fail at once and roll back.
+    alive = (
+        [
+            f"    if ! systemctl is-active --quiet {q(unit)}; then",
+            f"      echo {q(f'obsstack: {unit} is not running')} >&2",
+            "      return 1",
+            "    fi",
+        ]
+        if unit
+        else []
+    )
     curl = ["curl", "-sS", "-o", "/dev/null", "-w", "'%{http_code}'", "--max-time", "5"]
     if check.ca_file:
         curl += ["--cacert", q(check.ca_file)]
@@ -237,6 +248,7 @@ def _health_function(check: HealthCheck | None) -> list[str]:
         f"    code=$({feed}{' '.join(curl)} 2>/dev/null || true)",
         f'    if [ "$code" = {check.expect_status} ]; then return 0; fi',
         "    sleep 1",
+        *alive,
         "  done",
         f'  echo "obsstack: {check.url} answered ${{code:-nothing}}, expected {check.expect_status}" >&2',
         "  return 1",
@@ -292,7 +304,7 @@ def apply_script(spec: ServiceSpec) -> str:
             "  exit 1",
             "fi",
         ]
-    lines += _health_function(spec.health)
+    lines += _health_function(spec.health, spec.unit)
     lines += ["changed=()"] + (["restart=0"] if spec.unit else [])
     for m in spec.files:
         need_restart = "restart=1; " if spec.unit and spec.restart_needed_for(m.path) else ""

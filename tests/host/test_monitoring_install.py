@@ -209,6 +209,25 @@ def test_broken_config_is_rejected_and_the_old_one_keeps_serving(installed: Inst
     installed.host.put({layout.STAGING_DIR + layout.PROMETHEUS_CONFIG: live})
 
 
+def test_a_change_that_kills_the_daemon_is_rolled_back(installed: Installed) -> None:
+    """Node exporter has no config check: a bad unit argument only shows when it restarts. The
+    health check catches it, the previous arguments come back and the exporter serves again."""
+    defaults = layout.defaults_file("prometheus-node-exporter")
+    live = installed.host.read(defaults)
+    broken = live.replace("--collector.systemd", "--collector.systemd --no-such-flag")
+    assert broken != live
+    installed.host.put({layout.STAGING_DIR + defaults: broken})
+    spec = next(s for s in installed.stack.specs if s.name == "node_exporter")
+    result = run(installed.host, scripts.apply_script(spec))
+    assert result.returncode != 0
+    assert "node_exporter did not come back healthy; the previous files are restored" in result.stderr
+    assert "no-such-flag" in result.stderr, "the daemon's own complaint (journal) must reach the user"
+    assert installed.host.read(defaults) == live
+    assert must(run(installed.host, "systemctl is-active prometheus-node-exporter"), "is-active").strip() == "active"
+    installed.host.put({layout.STAGING_DIR + defaults: live})
+    assert "node_exporter unchanged" in must(run(installed.host, scripts.apply_script(spec)), "converge")
+
+
 def test_grafana_repository_steps_run_up_to_the_key_fetch(installed: Installed) -> None:
     """apt.grafana.com is unreachable here: the script must stop at the key fetch with a clear
     message and leave apt's sources untouched (no half-configured repository)."""

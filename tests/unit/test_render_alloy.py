@@ -39,3 +39,17 @@ def test_level_values_are_a_closed_list(
     assert targets <= {"unit", "level"}
     assert 'values = { level = "" }' in text
     assert "__journal__hostname" not in text and "__journal__pid" not in text
+
+
+# An attribute's value in Alloy syntax: a string, number, bool, list, object, or a reference.
+VALUE = re.compile(r'^("([^"\\]|\\.)*"|`[^`]*`|-?\d+(\.\d+)?|true|false|\[.*|\{.*|[a-z_][a-z0-9_.]*)$')
+
+
+def test_every_attribute_value_is_well_formed(
+    example_config: stack_config.StackConfig, example_inventory: stack_inventory.Inventory
+) -> None:
+    for host, text in configs(example_config, example_inventory).items():
+        for line in text.splitlines():
+            match = re.match(r"^\s*([a-z_]+)\s*=\s*(.+)$", line)
+            if match:
+                assert VALUE.match(match.group(2).strip()), f"{host}: malformed value in {line!r}"

@@ -41,9 +41,9 @@ loki.write "default" {
   endpoint {
     url = [[ url | s ]]
     tls_config {
-      ca_file   = [[ tls_dir ~ "/ca.crt" | s ]]
-      cert_file = [[ tls_dir ~ "/server.crt" | s ]]
-      key_file  = [[ tls_dir ~ "/server.key" | s ]]
+      ca_file   = [[ (tls_dir ~ "/ca.crt") | s ]]
+      cert_file = [[ (tls_dir ~ "/server.crt") | s ]]
+      key_file  = [[ (tls_dir ~ "/server.key") | s ]]
     }
   }
 [% endfor %]
