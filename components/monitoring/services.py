@@ -112,12 +112,12 @@ def _bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
     """Every service with its unit, package, validators and health check (files added later)."""
     ports = config.monitoring.ports
     ca = f"{layout.TLS_DIR}/{layout.CA_FILE}"
-    api = HealthCheck(
-        url="",
-        ca_file=ca,
-        user=layout.API_USER,
-        password_file=f"{layout.SECRETS_DIR}/{layout.API_PASSWORD_FILE}",
-    )
+    api_password = f"{layout.SECRETS_DIR}/{layout.API_PASSWORD_FILE}"
+
+    def api_check(port: int) -> HealthCheck:
+        """/-/ready of Prometheus or Alertmanager: TLS + the API user's basic auth."""
+        return HealthCheck(_https(ip, port, "/-/ready"), ca_file=ca, user=layout.API_USER, password_file=api_password)
+
     has_promtool = "command -v promtool >/dev/null"
     return {
         "node_exporter": ServiceSpec(
@@ -158,12 +158,7 @@ def _bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
                 f'promtool check config "$candidate{layout.PROMETHEUS_CONFIG}"',
                 f'promtool check web-config "$candidate{layout.PROMETHEUS_WEB}"',
             ),
-            health=HealthCheck(
-                url=_https(ip, ports.prometheus, "/-/ready"),
-                ca_file=api.ca_file,
-                user=api.user,
-                password_file=api.password_file,
-            ),
+            health=api_check(ports.prometheus),
             prune_dirs=((layout.RULES_DIR, "*.yml"),),
         ),
         "alertmanager": ServiceSpec(
@@ -175,12 +170,7 @@ def _bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
                 f'amtool check-config "$candidate{layout.PROMETHEUS_DIR}/alertmanager.yml"',
                 f'promtool check web-config "$candidate{layout.ALERTMANAGER_WEB}"',
             ),
-            health=HealthCheck(
-                url=_https(ip, ports.alertmanager, "/-/ready"),
-                ca_file=api.ca_file,
-                user=api.user,
-                password_file=api.password_file,
-            ),
+            health=api_check(ports.alertmanager),
         ),
         "loki": ServiceSpec(
             "loki",
