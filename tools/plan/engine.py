@@ -108,12 +108,16 @@ MOCK_OUTPUTS: dict[str, MockOutputs] = {
         "certPem": f"-----BEGIN CERTIFICATE-----\nmock-{name}\n-----END CERTIFICATE-----\n",
     },
     "command:remote:Command": lambda name, _: {"stdout": "", "stderr": ""},
+    "proxmoxve:storage/pbs:Pbs": lambda name, inputs: (
+        {"generatedEncryptionKey": f"mock-pbs-key-{name}"} if inputs.get("generateEncryptionKey") else {}
+    ),
+    "proxmoxve:index/vmLegacy:VmLegacy": lambda name, _: {"ipv4Addresses": [["127.0.0.1"], ["10.0.99.7"]]},
     "command:local:Command": lambda name, _: {"stdout": "", "stderr": ""},
 }
 
-
-# Results of invokes (functions) the program calls, keyed by token.
+# Results of provider functions (invokes) the program calls, by function token.
 MOCK_CALLS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "tls:index/getPublicKey:getPublicKey": lambda _: {"publicKeyOpenssh": "ssh-ed25519 AAAAmock-derived-public-key"},
     "command:local:run": lambda _: {"stdout": "mock-host-identity", "stderr": ""},
 }
 
@@ -131,10 +135,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state.update(computed(args.name, args.inputs))
         return f"{args.name}-id", state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
-        # A bare dict: the SDK iterates the failures of a (result, failures) tuple even when None.
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         computed = MOCK_CALLS.get(args.token)
-        return computed(dict(args.args)) if computed else {}
+        return (computed(dict(args.args)) if computed else {}), []
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
