@@ -8,6 +8,7 @@ files.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -360,15 +361,24 @@ def apply_script(spec: ServiceSpec) -> str:
             "  activate || true",
             "}",
             "if ! activate || ! healthy; then",
-            "  rollback",
+            "  # The daemon's own complaint first: the rollback's restart would push it out of the tail.",
             f"  journalctl -u {q(unit)} -n 20 --no-pager >&2 || true",
+            "  rollback",
             f"  echo {q(f'obsstack: {spec.name} did not come back healthy; the previous files are restored')} >&2",
             "  exit 1",
             "fi",
             f'echo "obsstack: {spec.name} $([ "$restart" = 1 ] && echo restarted || echo reloaded): ${{changed[*]}}"',
         ]
     else:
-        lines += ['echo "obsstack: updated ${changed[*]}"']
+        # Plain files may include systemd units and timers (other parts' jobs): load and enable them.
+        timers = [m.path for m in spec.files if re.fullmatch(r"/etc/systemd/system/[^/]+\.timer", m.path)]
+        lines += [
+            'for f in "${changed[@]}"; do',
+            '  case "$f" in /etc/systemd/system/*) systemctl daemon-reload; break ;; esac',
+            "done",
+            *[f"systemctl enable --now --quiet {q(t.rsplit('/', 1)[1])}" for t in timers],
+            'echo "obsstack: updated ${changed[*]}"',
+        ]
     return "\n".join(lines) + "\n"
 
 

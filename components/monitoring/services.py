@@ -94,8 +94,9 @@ AGENT_SERVICES = ("node_exporter", "alloy")
 
 
 def owner_of(path: str) -> str:
+    """The first OWNERS prefix the path starts with (specific prefixes are listed first)."""
     for prefix, service in OWNERS:
-        if path == prefix or (prefix.endswith("/") and path.startswith(prefix)):
+        if path.startswith(prefix):
             return service
     return "files"
 

@@ -14,6 +14,17 @@ from components import inventory as stack_inventory
 from components.monitoring import scripts, services
 from components.monitoring.render import host_files, secret_files
 
+PLAIN_FILES = services.ServiceSpec(
+    "files",
+    None,
+    None,
+    files=(
+        services.ManagedFile("/etc/systemd/system/obs-check.service", "0644", "root", "root"),
+        services.ManagedFile("/etc/systemd/system/obs-check.timer", "0644", "root", "root"),
+        services.ManagedFile("/usr/local/bin/obs-check", "0755", "root", "root"),
+    ),
+)
+
 
 def all_scripts() -> list[tuple[str, str]]:
     from tests.conftest import load_sections
@@ -51,6 +62,7 @@ def all_scripts() -> list[tuple[str, str]]:
         prune_dirs=(("/etc/prometheus/rules", "*.yml"),),
     )
     found.append(("apply-with-rule-files", scripts.apply_script(with_rules)))
+    found.append(("apply-plain-files-with-timer", scripts.apply_script(PLAIN_FILES)))
     return found
 
 
@@ -105,3 +117,31 @@ def test_validation_failure_exits_before_any_swap() -> None:
     spec = services.ServiceSpec("blackbox", "u", "p", validators=("false",))
     script = scripts.apply_script(spec)
     assert script.index("rejected the new configuration") < script.index("# Swap:")
+
+
+def test_shipped_timers_are_loaded_and_enabled() -> None:
+    script = scripts.apply_script(PLAIN_FILES)
+    assert "systemctl daemon-reload" in script
+    assert "systemctl enable --now --quiet obs-check.timer" in script
+    assert "obs-check.service" not in script.split("# Swap:")[1].split("systemctl enable")[1]
+
+
+@pytest.mark.parametrize(
+    ("path", "service"),
+    [
+        ("/etc/prometheus/alertmanager.yml", "alertmanager"),
+        ("/etc/prometheus/alertmanager-web.yml", "alertmanager"),
+        ("/etc/prometheus/alertmanager-secrets/slack.url", "alertmanager"),
+        ("/etc/prometheus/prometheus.yml", "prometheus"),
+        ("/etc/prometheus/rules/availability.yml", "prometheus"),
+        ("/etc/prometheus/tls/server.key", "node_exporter"),
+        ("/etc/default/prometheus", "prometheus"),
+        ("/etc/default/prometheus-node-exporter", "node_exporter"),
+        ("/etc/default/prometheus-alertmanager", "alertmanager"),
+        ("/etc/loki/config.yml", "loki"),
+        ("/usr/local/bin/obs-silences", "files"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_every_path_is_applied_by_the_service_that_reads_it(path: str, service: str) -> None:
+    assert services.owner_of(path) == service
