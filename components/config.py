@@ -553,7 +553,7 @@ class Versions(Model):
     alertmanager: str = "0.25.0-1+b4"
     node_exporter: str = "1.5.0-1+b6"
     blackbox_exporter: str = "0.23.0-4+b4"
-    pushgateway: str = "1.4.2+ds-5+b6"
+    pushgateway: str = "1.5.1-2+b5"
     grafana: str = "11.3.1"
     loki: str = "3.3.2"
     alloy: str = "1.5.1"

@@ -23,7 +23,7 @@ from tests.host.nspawn import free_port
 HOST = "mon-test"
 IP = "127.0.0.1"
 # What the host test installs: the Prometheus family from Debian (Grafana's repo is unreachable).
-SERVICES = ("node_exporter", "blackbox", "prometheus", "alertmanager")
+SERVICES = ("node_exporter", "blackbox", "pushgateway", "prometheus", "alertmanager")
 
 
 def sections(base: dict[str, Any], scrape_interval: str = "5s") -> dict[str, Any]:

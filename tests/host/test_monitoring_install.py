@@ -127,7 +127,13 @@ def query(inst: Installed, promql: str) -> list[dict[str, Any]]:
     return list(json.loads(body)["data"]["result"])
 
 
-UNITS = ("prometheus", "prometheus-alertmanager", "prometheus-node-exporter", "prometheus-blackbox-exporter")
+UNITS = (
+    "prometheus",
+    "prometheus-alertmanager",
+    "prometheus-node-exporter",
+    "prometheus-blackbox-exporter",
+    "prometheus-pushgateway",
+)
 
 
 @pytest.mark.parametrize("unit", UNITS)
