@@ -596,11 +596,11 @@ class RemoteWrite(Model):
 class Versions(Model):
     """Pinned package versions on the managed hosts (Debian 12 + Grafana's APT repository)."""
 
-    prometheus: str = "2.42.0+ds-5+b5"
-    alertmanager: str = "0.25.0+ds-2+b5"
+    prometheus: str = "2.42.0+ds-5+deb12u1"
+    alertmanager: str = "0.25.0-1+b4"
     node_exporter: str = "1.5.0-1+b6"
-    blackbox_exporter: str = "0.23.0-1+b5"
-    pushgateway: str = "1.4.2+ds-5+b6"
+    blackbox_exporter: str = "0.23.0-4+b4"
+    pushgateway: str = "1.5.1-2+b5"
     grafana: str = "11.3.1"
     loki: str = "3.3.2"
     alloy: str = "1.5.1"
@@ -620,6 +620,12 @@ class MonitoringSection(Model):
     versions: Versions = Versions()
     remote_write: tuple[RemoteWrite, ...] = ()
     apt_proxy: Url | None = None
+    grafana_apt_url: Url = "https://apt.grafana.com"
+    grafana_apt_key_fingerprint: str = Field(
+        default="B53AE77BADB630A683046005963FA27710458545",
+        pattern=r"^[0-9A-F]{40}$",
+        description="the repository key is refused unless its fingerprint is this one",
+    )
     tls: Literal["internal_ca", "acme"] = "internal_ca"
     domain: str = "lab.internal"
     ssh_user: str = "debian"
@@ -640,6 +646,8 @@ class MonitoringSection(Model):
             )
         if duration_seconds(self.scrape_timeout) > duration_seconds(self.scrape_interval):
             col.add("scrape_timeout", f"must not exceed scrape_interval ({self.scrape_interval})")
+        if self.tls == "acme":
+            col.add("tls", "acme is not implemented yet: use internal_ca (certificates from the stack's own CA)")
         for attr in ("name", "vmid", "address"):
             dups = _duplicates(getattr(h, attr) for h in self.hosts)
             for i, h in enumerate(self.hosts):
