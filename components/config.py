@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -817,6 +818,11 @@ class S3Storage(Model):
     secret_access_key_secret: SecretKey
 
 
+# Snappy on typical syslog/journal text (a conservative estimate; docs/loki-sizing.md).
+LOKI_COMPRESSION_RATIO = 10
+DISK_HEADROOM = 1.15
+
+
 class LokiSection(Model):
     retention: Duration = "30d"
     storage: Literal["filesystem", "s3"] = "filesystem"
@@ -825,6 +831,11 @@ class LokiSection(Model):
     burst_factor: float = Field(default=3.0, ge=1)
     average_line_bytes: int = Field(default=300, ge=16)
     query_timeout: Duration = "2m"
+
+    def stored_gib(self) -> float:
+        """Chunks kept on disk for the whole retention at the sustained target rate."""
+        raw_gib_per_day = self.target_lines_per_second * self.average_line_bytes * 86400 / 2**30
+        return raw_gib_per_day / LOKI_COMPRESSION_RATIO * duration_seconds(self.retention) / 86400
 
     @model_validator(mode="after")
     def _s3(self) -> LokiSection:
@@ -951,6 +962,15 @@ class StackConfig(Model):
                         f"alerting.routing.{severity}.by_service.{service}",
                         f"no asset has service {service!r}: fix the tag or remove the route",
                     )
+        loki_gib = self.loki.stored_gib() if self.loki.storage == "filesystem" else 0.0
+        needed_gb = math.ceil((self.monitoring.retention_size_gb + loki_gib) * DISK_HEADROOM)
+        if self.monitoring.vm.data_disk_gb < needed_gb:
+            col.add(
+                "monitoring.vm.data_disk_gb",
+                f"{self.monitoring.vm.data_disk_gb} GB cannot hold Prometheus ({self.monitoring.retention_size_gb} GB) "
+                f"and {loki_gib:.0f} GiB of Loki chunks with 15% headroom: set it to {needed_gb} or more, "
+                "lower monitoring.retention_size_gb, or use loki.storage: s3",
+            )
         if duration_seconds(self.backups.drill.every) > 14 * 86400:
             col.add("backups.drill.every", "a restore drill every sprint means at most 14d")
         col.raise_if_any()

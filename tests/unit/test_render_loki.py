@@ -37,6 +37,7 @@ def test_tsdb_schema_v13_and_retention_enabled(example_sections: dict[str, Any])
 @pytest.mark.parametrize(("lines", "expected_rate"), [(2000, 4), (20000, 26)], ids=["2k-lines", "20k-lines"])
 def test_limits_follow_the_target_rate(example_sections: dict[str, Any], lines: int, expected_rate: int) -> None:
     example_sections["loki"]["target_lines_per_second"] = lines
+    example_sections["monitoring"]["vm"]["data_disk_gb"] = 4000  # 10x the logs need 10x the disk
     limits = rendered(example_sections)["limits_config"]
     assert limits["ingestion_rate_mb"] == expected_rate
     assert limits["ingestion_burst_size_mb"] == expected_rate * loki.BURST_SECONDS

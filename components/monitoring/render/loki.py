@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from components.config import StackConfig, duration_seconds
+from components.config import LOKI_COMPRESSION_RATIO, StackConfig, duration_seconds
 from components.inventory import Inventory, MonitoringNode
 from components.monitoring.render import HostFile, layout, yamlout
 
@@ -17,7 +17,6 @@ SCHEMA_FROM = "2024-04-01"  # first day of the v13 schema period; never change i
 HEADROOM = 1.5  # steady-state ingestion limit above the expected peak
 BURST_SECONDS = 10  # a storm the token bucket absorbs above the rate limit
 HOT_STREAM_SHARE = 0.25  # the busiest stream's share of the peak
-COMPRESSION_RATIO = 10  # snappy on typical syslog/journal text (a conservative estimate)
 SPLIT_HOURS = 1  # 24 h query = 24 sub-queries run in parallel
 
 
@@ -55,7 +54,7 @@ class Sizing:
 
     @property
     def stored_gib_total(self) -> float:
-        return self.raw_gib_per_day / COMPRESSION_RATIO * self.retention_days
+        return self.raw_gib_per_day / LOKI_COMPRESSION_RATIO * self.retention_days
 
     @property
     def querier_concurrency(self) -> int:
