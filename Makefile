@@ -58,6 +58,11 @@ drill-dry-run: plan
 drill-demo: $(STAMP)
 	$(PY) -m tests.fixtures.fake_pve.demo --out build/restore-drill-demo
 
+.PHONY: host-test
+# The real-host test alone: debootstrap (cached in /var/cache/obsstack-test) + systemd-nspawn, as root.
+host-test: $(STAMP)
+	$(PY) -m pytest -q -m host tests/host
+
 .PHONY: dashboards bench-dashboards
 # Regenerate dashboards/*.json from dashboards/*.py for the example stack (a test fails on drift).
 dashboards: $(STAMP)

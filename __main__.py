@@ -11,8 +11,9 @@ from components import outputs, providers
 from components.drill.schedule import RestoreDrills, RestoreDrillsArgs
 from components.grafana.config import GrafanaConfig, GrafanaConfigArgs
 from components.monitoring.agents import HostAgents, HostAgentsArgs
+from components.monitoring.credentials import WebCredentials
 from components.monitoring.host import MonitoringHost, MonitoringHostArgs
-from components.monitoring.pki import InternalCa, InternalCaArgs
+from components.monitoring.pki import InternalCa, InternalCaArgs, cert_hosts
 from components.pbs.server import PbsServer, PbsServerArgs
 from components.proxmox.backup import BackupPlan, BackupPlanArgs
 from components.proxmox.storage import BackupStorage, BackupStorageArgs
@@ -43,14 +44,15 @@ backups = BackupPlan(
 )
 
 # 3. The monitoring plane: its VMs, an internal CA, the services on them, agents everywhere.
-pki = InternalCa("pki", InternalCaArgs(config.cluster, inventory.monitoring))
+pki = InternalCa("pki", InternalCaArgs(config.cluster, config.monitoring.domain, cert_hosts(inventory)))
+credentials = WebCredentials("credentials")
 endpoints = {}
 hosts = []
 for node in inventory.monitoring:
     vm = ProxmoxVm(node.name, ProxmoxVmArgs.monitoring(config, node, ssh_key), pve)
     host = MonitoringHost(
         f"{node.name}-services",
-        MonitoringHostArgs(config, inventory, node, vm.ip),
+        MonitoringHostArgs(config, inventory, node, vm.ip, secrets, pki, credentials),
         pulumi.ResourceOptions(depends_on=[vm, pki]),
     )
     hosts.append(host)
@@ -59,7 +61,10 @@ for node in inventory.monitoring:
         "alertmanager": host.alertmanager_url,
         "grafana": host.grafana_url,
     }
-agents = [HostAgents(f"{asset.name}-agents", HostAgentsArgs(config, asset)) for asset in inventory.managed_hosts]
+agents = [
+    HostAgents(f"{asset.name}-agents", HostAgentsArgs(config, inventory, asset, secrets, pki, credentials))
+    for asset in inventory.managed_hosts
+]
 
 # 4. Grafana as code, pointed at the Grafana the first monitoring host runs.
 grafana = GrafanaConfig(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -596,11 +597,11 @@ class RemoteWrite(Model):
 class Versions(Model):
     """Pinned package versions on the managed hosts (Debian 12 + Grafana's APT repository)."""
 
-    prometheus: str = "2.42.0+ds-5+b5"
-    alertmanager: str = "0.25.0+ds-2+b5"
+    prometheus: str = "2.42.0+ds-5+deb12u1"
+    alertmanager: str = "0.25.0-1+b4"
     node_exporter: str = "1.5.0-1+b6"
-    blackbox_exporter: str = "0.23.0-1+b5"
-    pushgateway: str = "1.4.2+ds-5+b6"
+    blackbox_exporter: str = "0.23.0-4+b4"
+    pushgateway: str = "1.5.1-2+b5"
     grafana: str = "11.3.1"
     loki: str = "3.3.2"
     alloy: str = "1.5.1"
@@ -620,6 +621,12 @@ class MonitoringSection(Model):
     versions: Versions = Versions()
     remote_write: tuple[RemoteWrite, ...] = ()
     apt_proxy: Url | None = None
+    grafana_apt_url: Url = "https://apt.grafana.com"
+    grafana_apt_key_fingerprint: str = Field(
+        default="B53AE77BADB630A683046005963FA27710458545",
+        pattern=r"^[0-9A-F]{40}$",
+        description="the repository key is refused unless its fingerprint is this one",
+    )
     tls: Literal["internal_ca", "acme"] = "internal_ca"
     domain: str = "lab.internal"
     ssh_user: str = "debian"
@@ -640,6 +647,8 @@ class MonitoringSection(Model):
             )
         if duration_seconds(self.scrape_timeout) > duration_seconds(self.scrape_interval):
             col.add("scrape_timeout", f"must not exceed scrape_interval ({self.scrape_interval})")
+        if self.tls == "acme":
+            col.add("tls", "acme is not implemented yet: use internal_ca (certificates from the stack's own CA)")
         for attr in ("name", "vmid", "address"):
             dups = _duplicates(getattr(h, attr) for h in self.hosts)
             for i, h in enumerate(self.hosts):
@@ -809,6 +818,11 @@ class S3Storage(Model):
     secret_access_key_secret: SecretKey
 
 
+# Snappy on typical syslog/journal text (a conservative estimate; docs/loki-sizing.md).
+LOKI_COMPRESSION_RATIO = 10
+DISK_HEADROOM = 1.15
+
+
 class LokiSection(Model):
     retention: Duration = "30d"
     storage: Literal["filesystem", "s3"] = "filesystem"
@@ -817,6 +831,11 @@ class LokiSection(Model):
     burst_factor: float = Field(default=3.0, ge=1)
     average_line_bytes: int = Field(default=300, ge=16)
     query_timeout: Duration = "2m"
+
+    def stored_gib(self) -> float:
+        """Chunks kept on disk for the whole retention at the sustained target rate."""
+        raw_gib_per_day = self.target_lines_per_second * self.average_line_bytes * 86400 / 2**30
+        return raw_gib_per_day / LOKI_COMPRESSION_RATIO * duration_seconds(self.retention) / 86400
 
     @model_validator(mode="after")
     def _s3(self) -> LokiSection:
@@ -943,6 +962,15 @@ class StackConfig(Model):
                         f"alerting.routing.{severity}.by_service.{service}",
                         f"no asset has service {service!r}: fix the tag or remove the route",
                     )
+        loki_gib = self.loki.stored_gib() if self.loki.storage == "filesystem" else 0.0
+        needed_gb = math.ceil((self.monitoring.retention_size_gb + loki_gib) * DISK_HEADROOM)
+        if self.monitoring.vm.data_disk_gb < needed_gb:
+            col.add(
+                "monitoring.vm.data_disk_gb",
+                f"{self.monitoring.vm.data_disk_gb} GB cannot hold Prometheus ({self.monitoring.retention_size_gb} GB) "
+                f"and {loki_gib:.0f} GiB of Loki chunks with 15% headroom: set it to {needed_gb} or more, "
+                "lower monitoring.retention_size_gb, or use loki.storage: s3",
+            )
         if duration_seconds(self.backups.drill.every) > 14 * 86400:
             col.add("backups.drill.every", "a restore drill every sprint means at most 14d")
         col.raise_if_any()

@@ -1,24 +1,70 @@
-"""HostAgents: node_exporter (with its textfile directory) and Alloy on every managed asset."""
+"""HostAgents: node_exporter (TLS + basic auth, textfile directory) and Alloy on a managed asset.
+
+Every command also triggers on the host's identity (its SSH host keys, read at every
+preview/up): a rebuilt guest gets new host keys, so the exporter it lost in the rebuild comes
+back on the next `pulumi up` without anyone remembering to reinstall it.
+"""
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
+from pulumi_command import local
 
+from components import ssh
 from components.config import Asset, StackConfig
+from components.inventory import Inventory
+from components.monitoring import install, services
+from components.monitoring.credentials import WebCredentials
+from components.monitoring.host import secret_resolver
+from components.monitoring.pki import InternalCa
+from components.monitoring.render import host_files, secret_files
 
 
 @dataclass(frozen=True)
 class HostAgentsArgs:
     config: StackConfig
+    inventory: Inventory
     asset: Asset
+    secrets: Mapping[str, Any]
+    pki: InternalCa
+    credentials: WebCredentials
+
+
+def identity_command(address: str, port: int = 22) -> str:
+    """A fingerprint of the host's SSH host keys (empty output if unreachable)."""
+    host = shlex.quote(address)
+    return f"ssh-keyscan -T 10 -p {port} {host} 2>/dev/null | awk '{{print $2, $3}}' | sort | sha256sum | cut -c1-16"
 
 
 class HostAgents(pulumi.ComponentResource):
     asset: str
+    identity: pulumi.Output[str]
 
     def __init__(self, name: str, args: HostAgentsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("obsstack:monitoring:Agents", name, None, opts)
-        self.asset = args.asset.name
-        self.register_outputs({"asset": self.asset})
+        config, asset = args.config, args.asset
+        self.asset = asset.name
+        address = str(asset.address)
+        self.identity = local.run_output(command=identity_command(address)).apply(
+            lambda result: f"{asset.vmid or '-'}:{(result.stdout or '').strip()}"
+        )
+        # PVE and PBS hosts are reached like the Proxmox provider reaches them (root by default).
+        default_user = config.proxmox.ssh_user if asset.kind in ("pve_node", "pbs_host") else config.monitoring.ssh_user
+        user = asset.ssh_user or default_user
+        target = install.InstallTarget(
+            name=name,
+            ip=address,
+            user=user,
+            connection=ssh.connection(address, user, args.secrets[config.proxmox.ssh_private_key_secret]),
+            files=tuple(f for f in host_files(config, args.inventory) if f.host == asset.name),
+            secrets=tuple(s for s in secret_files(config, args.inventory) if s.host == asset.name),
+            only=services.AGENT_SERVICES,
+            identity=self.identity,
+        )
+        self.applied = install.install(self, config, target, secret_resolver(args.secrets, args.pki, args.credentials))
+        self.register_outputs({"asset": self.asset, "identity": self.identity})

@@ -1,14 +1,22 @@
-"""MonitoringHost: Prometheus, Alertmanager, Loki, Grafana and Alloy on one monitoring VM."""
+"""MonitoringHost: Prometheus, Alertmanager, Loki, Grafana, Alloy and the exporters on one
+monitoring VM, installed over SSH: validated on the host before they go live, reloaded (not
+restarted) when their config changes, health-checked afterwards."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
+from components import ssh
 from components.config import StackConfig
 from components.inventory import Inventory, MonitoringNode
-from components.monitoring.render import host_files
+from components.monitoring import install
+from components.monitoring.credentials import WebCredentials
+from components.monitoring.pki import InternalCa
+from components.monitoring.render import SecretFile, host_files, secret_files, webconfig
 
 
 @dataclass(frozen=True)
@@ -17,6 +25,32 @@ class MonitoringHostArgs:
     inventory: Inventory
     node: MonitoringNode
     ip: pulumi.Input[str]
+    secrets: Mapping[str, Any]
+    pki: InternalCa
+    credentials: WebCredentials
+
+
+def secret_resolver(secrets: Mapping[str, Any], pki: InternalCa, credentials: WebCredentials) -> install.Resolver:
+    """SecretFile.source -> its content as a secret Output (vocabulary: render/webconfig.py)."""
+
+    def resolve(item: SecretFile) -> pulumi.Output[str]:
+        kind, _, rest = item.source.partition(":")
+        value: pulumi.Output[str]
+        if kind == "tls":
+            role, _, host = rest.partition(":")
+            value = {"ca": lambda: pki.ca_cert, "cert": lambda: pki.certs[host], "key": lambda: pki.keys[host]}[role]()
+        elif kind == "password":
+            value = credentials.passwords[rest]
+        elif kind == "web":
+            user = webconfig.WEB_USERS[rest]
+            value = credentials.hashes[rest].apply(lambda hashed: webconfig.render({user: hashed}))
+        elif kind == "loki-env":
+            value = pulumi.Output.from_input(secrets[rest]).apply(lambda v: f"LOKI_S3_SECRET_ACCESS_KEY={v}\n")
+        else:
+            value = pulumi.Output.from_input(secrets[item.source])
+        return pulumi.Output.secret(value)
+
+    return resolve
 
 
 class MonitoringHost(pulumi.ComponentResource):
@@ -26,11 +60,23 @@ class MonitoringHost(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MonitoringHostArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("obsstack:monitoring:Host", name, None, opts)
-        ports = args.config.monitoring.ports
+        config = args.config
+        ports = config.monitoring.ports
         ip = pulumi.Output.from_input(args.ip)
-        self.files = [f for f in host_files(args.config, args.inventory) if f.host == args.node.name]
-        self.prometheus_url = pulumi.Output.format("http://{0}:{1}", ip, ports.prometheus)
-        self.alertmanager_url = pulumi.Output.format("http://{0}:{1}", ip, ports.alertmanager)
+        node = args.node
+        self.files = [f for f in host_files(config, args.inventory) if f.host == node.name]
+        user = config.monitoring.ssh_user
+        target = install.InstallTarget(
+            name=name,
+            ip=node.ip,
+            user=user,
+            connection=ssh.connection(ip, user, args.secrets[config.proxmox.ssh_private_key_secret]),
+            files=tuple(self.files),
+            secrets=tuple(s for s in secret_files(config, args.inventory) if s.host == node.name),
+        )
+        self.applied = install.install(self, config, target, secret_resolver(args.secrets, args.pki, args.credentials))
+        self.prometheus_url = pulumi.Output.format("https://{0}:{1}", ip, ports.prometheus)
+        self.alertmanager_url = pulumi.Output.format("https://{0}:{1}", ip, ports.alertmanager)
         self.grafana_url = pulumi.Output.format("https://{0}:{1}", ip, ports.grafana)
         self.register_outputs(
             {

@@ -182,6 +182,12 @@ BAD: list[tuple[str, Mutation, str, str]] = [
         "add 'scratch-dev' to backups.exclude",
     ),
     (
+        "data-disk-too-small",
+        lambda s: s["monitoring"]["vm"].update(data_disk_gb=200),
+        "obsstack:monitoring.vm.data_disk_gb",
+        "set it to 340 or more",
+    ),
+    (
         "drill-too-rare",
         lambda s: s["backups"]["drill"].update(every="30d"),
         "obsstack:backups.drill.every",

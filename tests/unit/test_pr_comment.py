@@ -79,9 +79,10 @@ def test_comment_is_the_pr_plan_plus_the_changed_host_file(plans: tuple[Path, Pa
     added, removed = _diff_lines(comment, "+"), _diff_lines(comment, "-")
     assert any('"asset": "pihole"' in line for line in added)
     assert not any("pihole" in line for line in removed)
-    # every added line comes from the PR's rendered file, every removed one from the base's
-    pr_lines = set((pr / REGISTER).read_text().splitlines())
-    base_lines = set((base / REGISTER).read_text().splitlines())
+    # every added line comes from the PR's rendered files, every removed one from the base's
+    # (a new managed asset also changes prometheus.yml and gets its own agent files)
+    pr_lines = {line for f in (pr / "hosts").rglob("*") if f.is_file() for line in f.read_text().splitlines()}
+    base_lines = {line for f in (base / "hosts").rglob("*") if f.is_file() for line in f.read_text().splitlines()}
     assert added and set(added) <= pr_lines
     assert set(removed) <= base_lines
 
@@ -95,9 +96,9 @@ def test_identical_plans_say_nothing_changed(plans: tuple[Path, Path]) -> None:
 
 
 def test_a_file_only_in_one_plan_is_added_or_removed(plans: tuple[Path, Path], tmp_path: Path) -> None:
-    base, pr = plans
+    base, _ = plans
     pr_copy = tmp_path / "pr"
-    shutil.copytree(pr, pr_copy)
+    shutil.copytree(base, pr_copy)  # only the two changes below differ
     (pr_copy / REGISTER).unlink()
     (pr_copy / "hosts/mon-1/etc/obsstack/new.conf").write_text("x = 1\n")
     status = {d.path: d.status for d in diff_plans(base, pr_copy)}
@@ -131,12 +132,12 @@ def test_dashboard_changes_are_diffed(plans: tuple[Path, Path], tmp_path: Path, 
 
 
 def test_long_diffs_are_cut_to_fit_a_github_comment(plans: tuple[Path, Path], tmp_path: Path) -> None:
-    base, pr = plans
+    base, _ = plans
     big = tmp_path / "big"
-    shutil.copytree(pr, big)
+    shutil.copytree(base, big)  # only the big files differ
     for i in range(5):
         (big / f"hosts/mon-1/etc/obsstack/big{i}.txt").write_text("".join(f"line {n}\n" for n in range(400)))
-    budget = len((big / "plan.md").read_text()) + 6_000  # plan.md grows with the stack; diffs get the rest
+    budget = len((big / "plan.md").read_text()) + 8_000  # plan.md is always quoted whole
     comment = build_comment(base, big, max_chars=budget)
     assert len(comment) <= budget + 400
     assert "left out to fit GitHub's comment size limit" in comment

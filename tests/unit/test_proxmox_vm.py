@@ -57,7 +57,7 @@ def test_vm_shape(example_plan, example_config) -> None:
     assert inputs["networkDevices"] == [{"bridge": "vmbr0", "model": "virtio", "vlanId": 20}]
     assert inputs["initialization"]["ipConfigs"] == [{"ipv4": {"address": "10.0.20.10/24", "gateway": "10.0.20.1"}}]
     assert [d["datastoreId"] for d in inputs["disks"]] == ["local-lvm", "nas-monitoring"]
-    assert [d["size"] for d in inputs["disks"]] == [32, 200]
+    assert [d["size"] for d in inputs["disks"]] == [32, 350]
     assert inputs["disks"][0]["fileId"] == "mon-1-image-id"
     assert inputs["initialization"]["userDataFileId"] == "mon-1-user-data-id"
     assert set(inputs["tags"]) == {"homelab", "service-monitoring", "tier-critical"}

@@ -121,6 +121,7 @@ MOCK_OUTPUTS: dict[str, MockOutputs] = {
 # Results of provider functions (invokes) the program calls, by function token.
 MOCK_CALLS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "tls:index/getPublicKey:getPublicKey": lambda _: {"publicKeyOpenssh": "ssh-ed25519 AAAAmock-derived-public-key"},
+    "command:local:run": lambda _: {"stdout": "mock-host-identity", "stderr": ""},
 }
 
 

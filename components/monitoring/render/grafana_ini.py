@@ -1,0 +1,103 @@
+"""grafana.ini: TLS, anonymous access off, admin password and secret_key read from 0600 files
+($__file{}), secure cookies, no sign-up, no phoning home."""
+
+from __future__ import annotations
+
+import jinja2
+
+from components.config import StackConfig
+from components.inventory import Inventory, MonitoringNode
+from components.monitoring.render import HostFile, layout
+
+TEMPLATE = """\
+; Managed by obsstack.
+[paths]
+data = /var/lib/grafana
+logs = /var/log/grafana
+provisioning = /etc/grafana/provisioning
+
+[server]
+protocol = https
+http_addr = {{ ip }}
+http_port = {{ port }}
+domain = {{ domain }}
+root_url = {{ root_url }}
+cert_file = {{ tls_dir }}/server.crt
+cert_key = {{ tls_dir }}/server.key
+enforce_domain = false
+
+[security]
+admin_user = {{ admin_user }}
+admin_password = $__file{{ '{' }}{{ secrets_dir }}/admin_password{{ '}' }}
+secret_key = $__file{{ '{' }}{{ secrets_dir }}/secret_key{{ '}' }}
+cookie_secure = true
+cookie_samesite = strict
+strict_transport_security = true
+content_security_policy = true
+disable_gravatar = true
+x_content_type_options = true
+x_xss_protection = true
+
+[users]
+allow_sign_up = false
+allow_org_create = false
+
+[auth]
+disable_login_form = false
+
+[auth.anonymous]
+enabled = false
+
+[auth.basic]
+enabled = true
+
+[snapshots]
+external_enabled = false
+
+[analytics]
+reporting_enabled = false
+check_for_updates = false
+check_for_plugin_updates = false
+feedback_links_enabled = false
+
+[news]
+news_feed_enabled = false
+
+[plugins]
+public_key_retrieval_disabled = true
+
+[metrics]
+enabled = true
+
+[log]
+mode = console file
+level = info
+"""
+
+_template = jinja2.Environment(
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    autoescape=False,  # noqa: S701 - an ini file, not HTML
+).from_string(TEMPLATE)
+
+
+def render(config: StackConfig, inventory: Inventory, node: MonitoringNode | None = None) -> str:
+    node = node or inventory.monitoring[0]
+    port = config.monitoring.ports.grafana
+    domain = f"{node.name}.{config.monitoring.domain}"
+    return _template.render(
+        ip=node.ip,
+        port=port,
+        domain=domain,
+        root_url=config.grafana.root_url or f"https://{domain}:{port}/",
+        tls_dir=layout.GRAFANA_TLS_DIR,
+        secrets_dir=layout.GRAFANA_SECRETS_DIR,
+        admin_user=config.grafana.admin_user,
+    )
+
+
+def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
+    return [
+        HostFile(m.name, layout.GRAFANA_INI, render(config, inventory, m), mode="0640", group="grafana")
+        for m in inventory.monitoring
+    ]

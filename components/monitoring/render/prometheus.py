@@ -1,0 +1,136 @@
+"""prometheus.yml for each monitoring host, derived from the inventory's scrape jobs.
+
+Targets are ``static_configs`` in the one file, not ``file_sd``: the whole configuration is then
+validated by ``promtool check config`` as a unit before it goes live, and a target change is one
+content-hash-triggered reload. file_sd would skip validation of the target files and buys
+nothing here (Pulumi ships every change anyway).
+
+Every path in the file is relative to it (rules/, tls/, secrets/): Prometheus resolves them
+against the config file's directory, so the same text validates in the staging tree, under
+build/plan/hosts/<host>/ and in place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.config import StackConfig
+from components.inventory import Inventory, MonitoringNode, ScrapeJob, Target
+from components.monitoring.render import HostFile, layout, yamlout
+from components.monitoring.render.rules import rule_files
+
+CA = f"{layout.TLS_SUBDIR}/{layout.CA_FILE}"
+API_AUTH = {"username": layout.API_USER, "password_file": f"{layout.SECRETS_SUBDIR}/{layout.API_PASSWORD_FILE}"}
+SCRAPE_AUTH = {
+    "username": layout.SCRAPE_USER,
+    "password_file": f"{layout.SECRETS_SUBDIR}/{layout.SCRAPE_PASSWORD_FILE}",
+}
+
+# Jobs served over TLS and how Prometheus authenticates to them.
+TLS_JOBS: dict[str, dict[str, Any]] = {
+    "node": {"basic_auth": SCRAPE_AUTH, "tls_config": {"ca_file": CA}},
+    "prometheus": {"basic_auth": API_AUTH, "tls_config": {"ca_file": CA}},
+    "alertmanager": {"basic_auth": API_AUTH, "tls_config": {"ca_file": CA}},
+    # Loki requires a client certificate (mutual TLS): the host's own certificate serves.
+    "loki": {
+        "tls_config": {
+            "ca_file": CA,
+            "cert_file": f"{layout.TLS_SUBDIR}/{layout.CERT_FILE}",
+            "key_file": f"{layout.TLS_SUBDIR}/{layout.KEY_FILE}",
+        }
+    },
+    "grafana": {"tls_config": {"ca_file": CA}},
+}
+
+
+def remote_write_password_file(index: int) -> str:
+    return f"{layout.SECRETS_SUBDIR}/remote_write_{index}_password"
+
+
+def _static(targets: tuple[Target, ...]) -> list[dict[str, Any]]:
+    """One group per target: every target carries its own asset/service/tier labels."""
+    return [{"targets": [t.address], "labels": dict(sorted(t.labels.items()))} for t in targets]
+
+
+def _job(job: ScrapeJob, node: MonitoringNode, blackbox_port: int) -> dict[str, Any]:
+    scrape: dict[str, Any] = {"job_name": job.name}
+    if job.metrics_path != "/metrics":
+        scrape["metrics_path"] = job.metrics_path
+    scrape["scheme"] = "https" if job.name in TLS_JOBS or job.scheme == "https" else "http"
+    scrape.update(TLS_JOBS.get(job.name, {}))
+    if job.name == "pushgateway":
+        scrape["honor_labels"] = True
+    params: dict[str, list[str]] = {k: [v] for k, v in job.params}
+    if job.probe_module:
+        params["module"] = [job.probe_module]
+    if params:
+        scrape["params"] = params
+    scrape["static_configs"] = _static(job.targets)
+    # Multi-target exporters (blackbox, pve): the target becomes ?target=, the exporter the address.
+    exporter = job.exporter
+    if job.probe_module:
+        exporter = f"{node.ip}:{blackbox_port}"
+    if exporter:
+        scrape["relabel_configs"] = [
+            {"source_labels": ["__address__"], "target_label": "__param_target"},
+            {"source_labels": ["__param_target"], "target_label": "instance"},
+            {"target_label": "__address__", "replacement": exporter},
+        ]
+    return scrape
+
+
+def render(config: StackConfig, inventory: Inventory, node: MonitoringNode | None = None) -> str:
+    """prometheus.yml for ``node`` (default: the first monitoring host)."""
+    mon = config.monitoring
+    node = node or inventory.monitoring[0]
+    document: dict[str, Any] = {
+        "global": {
+            "scrape_interval": mon.scrape_interval,
+            "scrape_timeout": mon.scrape_timeout,
+            "evaluation_interval": mon.evaluation_interval,
+            # Each replica of a pair scrapes everything; `replica` tells their series apart
+            # (dedup in Grafana/Thanos/Mimir), `cluster` tells stacks apart in a shared store.
+            "external_labels": {"cluster": config.cluster, "replica": node.replica},
+        },
+        "alerting": {
+            "alertmanagers": [
+                {
+                    "scheme": "https",
+                    **TLS_JOBS["alertmanager"],
+                    # Every Alertmanager of the cluster: Prometheus sends each alert to all of
+                    # them and their gossip deduplicates the notification.
+                    "static_configs": [{"targets": [f"{m.ip}:{mon.ports.alertmanager}" for m in inventory.monitoring]}],
+                }
+            ]
+        },
+        "rule_files": [f"{layout.RULES_SUBDIR}/{name}" for name in rule_files(config)],
+        "scrape_configs": [_job(job, node, mon.ports.blackbox) for job in inventory.scrape_jobs],
+    }
+    if mon.remote_write:
+        document["remote_write"] = [
+            {
+                "url": rw.url,
+                **(
+                    {"basic_auth": {"username": rw.username, "password_file": remote_write_password_file(i)}}
+                    if rw.username and rw.password_secret
+                    else {}
+                ),
+                # Replicas write the same series; the store deduplicates on `replica`.
+                "queue_config": {"max_samples_per_send": 2000, "capacity": 10000, "max_shards": 20},
+            }
+            for i, rw in enumerate(mon.remote_write)
+        ]
+    return yamlout.dump(document)
+
+
+def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
+    shipped: list[HostFile] = []
+    for node in inventory.monitoring:
+        shipped.append(
+            HostFile(
+                node.name, layout.PROMETHEUS_CONFIG, render(config, inventory, node), mode="0640", group="prometheus"
+            )
+        )
+        for name, content in rule_files(config).items():
+            shipped.append(HostFile(node.name, f"{layout.RULES_DIR}/{name}", content, group="prometheus"))
+    return shipped

@@ -1,0 +1,106 @@
+"""Web configuration (TLS + bcrypt basic auth) of Prometheus, Alertmanager and node exporter, and
+every credential and certificate file a host receives.
+
+Passwords come from pulumi-random; the web-config files hold their bcrypt hashes, which are
+secret too (an offline brute force of a hash is a attack on the password), so all of these are
+:class:`SecretFile`\\ s: rendered only inside an ``apply`` on the host path, never in the plan.
+``source`` names where the content comes from (resolved by components/monitoring/host.py):
+
+- ``tls:ca`` / ``tls:cert:<host>`` / ``tls:key:<host>``: the internal CA (pki.py)
+- ``password:api`` / ``password:scrape``: generated passwords (credentials.py)
+- ``web:api`` / ``web:scrape``: a web config with that user's bcrypt hash
+- ``loki-env:<key>``: Loki's environment file with the S3 secret
+- any other value: a secret config key (``grafanaAdminPassword``)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from components.config import StackConfig
+from components.inventory import Inventory
+from components.monitoring.render import SecretFile, layout, yamlout
+from components.monitoring.render.prometheus import remote_write_password_file
+
+WEB_USERS = {"api": layout.API_USER, "scrape": layout.SCRAPE_USER}
+
+
+def render(users: Mapping[str, str]) -> str:
+    """A web config for exporter-toolkit: TLS 1.2+ with the host certificate, bcrypt users.
+
+    Paths are relative to the web config file (exporter-toolkit resolves them against it).
+    """
+    document = {
+        "tls_server_config": {
+            "cert_file": f"{layout.TLS_SUBDIR}/{layout.CERT_FILE}",
+            "key_file": f"{layout.TLS_SUBDIR}/{layout.KEY_FILE}",
+            "min_version": "TLS12",
+        },
+        "basic_auth_users": dict(sorted(users.items())),
+    }
+    return yamlout.dump(document)
+
+
+def tls_files(host: str, directory: str, owner: str) -> list[SecretFile]:
+    return [
+        SecretFile(host, f"{directory}/{layout.CA_FILE}", "tls:ca", mode="0644"),
+        SecretFile(host, f"{directory}/{layout.CERT_FILE}", f"tls:cert:{host}", mode="0644"),
+        SecretFile(host, f"{directory}/{layout.KEY_FILE}", f"tls:key:{host}", mode="0600", owner=owner, group=owner),
+    ]
+
+
+def agent_secret_files(host: str) -> list[SecretFile]:
+    """What every host running node exporter + Alloy receives."""
+    return [
+        *tls_files(host, layout.TLS_DIR, "prometheus"),
+        SecretFile(host, layout.NODE_EXPORTER_WEB, "web:scrape", owner="prometheus", group="prometheus"),
+        *tls_files(host, layout.ALLOY_TLS_DIR, "alloy"),
+    ]
+
+
+def monitoring_secret_files(config: StackConfig, host: str) -> list[SecretFile]:
+    prom = {"owner": "prometheus", "group": "prometheus"}
+    shipped = [
+        *agent_secret_files(host),
+        SecretFile(host, layout.PROMETHEUS_WEB, "web:api", **prom),
+        SecretFile(host, layout.ALERTMANAGER_WEB, "web:api", **prom),
+        SecretFile(host, f"{layout.SECRETS_DIR}/{layout.API_PASSWORD_FILE}", "password:api", **prom),
+        SecretFile(host, f"{layout.SECRETS_DIR}/{layout.SCRAPE_PASSWORD_FILE}", "password:scrape", **prom),
+        *tls_files(host, layout.LOKI_TLS_DIR, "loki"),
+        *tls_files(host, layout.GRAFANA_TLS_DIR, "grafana"),
+        SecretFile(
+            host,
+            f"{layout.GRAFANA_SECRETS_DIR}/admin_password",
+            config.grafana.admin_password_secret,
+            owner="grafana",
+            group="grafana",
+        ),
+        SecretFile(
+            host,
+            f"{layout.GRAFANA_SECRETS_DIR}/secret_key",
+            config.grafana.secret_key_secret,
+            owner="grafana",
+            group="grafana",
+        ),
+    ]
+    for i, rw in enumerate(config.monitoring.remote_write):
+        if rw.username and rw.password_secret:
+            shipped.append(
+                SecretFile(host, f"{layout.PROMETHEUS_DIR}/{remote_write_password_file(i)}", rw.password_secret, **prom)
+            )
+    if config.loki.storage == "s3" and config.loki.s3 is not None:
+        shipped.append(
+            SecretFile(
+                host, layout.LOKI_ENV, f"loki-env:{config.loki.s3.secret_access_key_secret}", owner="loki", group="loki"
+            )
+        )
+    return shipped
+
+
+def secret_files(config: StackConfig, inventory: Inventory) -> list[SecretFile]:
+    shipped: list[SecretFile] = []
+    for node in inventory.monitoring:
+        shipped += monitoring_secret_files(config, node.name)
+    for asset in inventory.managed_hosts:
+        shipped += agent_secret_files(asset.name)
+    return shipped

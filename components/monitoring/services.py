@@ -1,0 +1,310 @@
+"""The services a host runs, as data: package, unit, which shipped files belong to it, how a
+candidate config is validated, whether it reloads, and how its health is checked.
+
+components/monitoring/scripts.py turns a :class:`ServiceSpec` into the shell script that applies
+it; the components and the host test both use these specs, so they run the same commands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from components.config import StackConfig
+from components.monitoring.render import HostFile, SecretFile, layout
+
+
+@dataclass(frozen=True)
+class Directory:
+    path: str
+    mode: str = "0755"
+    owner: str = "root"
+    group: str = "root"
+
+
+@dataclass(frozen=True)
+class ManagedFile:
+    path: str
+    mode: str
+    owner: str
+    group: str
+    secret: bool = False
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """An HTTP(S) check after a (re)load; ``expect_status`` 401 proves auth is enforced."""
+
+    url: str
+    ca_file: str | None = None
+    user: str | None = None
+    password_file: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    expect_status: int = 200
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    unit: str | None
+    package: str | None
+    files: tuple[ManagedFile, ...] = ()
+    config_dirs: tuple[str, ...] = ()
+    validators: tuple[str, ...] = ()
+    reloadable: bool = True
+    health: HealthCheck | None = None
+    prune_dirs: tuple[tuple[str, str], ...] = ()
+
+    def restart_needed_for(self, path: str) -> bool:
+        """Unit arguments and drop-ins only take effect on a restart."""
+        return not self.reloadable or path.startswith(("/etc/default/", "/etc/systemd/"))
+
+
+# Which service a shipped file belongs to: the first matching prefix wins.
+OWNERS: tuple[tuple[str, str], ...] = (
+    (layout.TLS_DIR + "/", "node_exporter"),
+    (layout.NODE_EXPORTER_WEB, "node_exporter"),
+    (layout.defaults_file("prometheus-node-exporter"), "node_exporter"),
+    (layout.dropin("prometheus-node-exporter"), "node_exporter"),
+    (layout.BLACKBOX_CONFIG, "blackbox"),
+    (layout.defaults_file("prometheus-blackbox-exporter"), "blackbox"),
+    (layout.dropin("prometheus-blackbox-exporter"), "blackbox"),
+    (layout.defaults_file("prometheus-pushgateway"), "pushgateway"),
+    (layout.dropin("prometheus-pushgateway"), "pushgateway"),
+    (layout.PROMETHEUS_DIR + "/alertmanager", "alertmanager"),
+    (layout.defaults_file("prometheus-alertmanager"), "alertmanager"),
+    (layout.dropin("prometheus-alertmanager"), "alertmanager"),
+    (layout.PROMETHEUS_DIR + "/", "prometheus"),
+    (layout.defaults_file("prometheus"), "prometheus"),
+    (layout.dropin("prometheus"), "prometheus"),
+    (layout.LOKI_DIR + "/", "loki"),
+    (layout.dropin("loki"), "loki"),
+    (layout.GRAFANA_DIR + "/", "grafana"),
+    (layout.dropin("grafana-server"), "grafana"),
+    (layout.ALLOY_DIR + "/", "alloy"),
+    (layout.defaults_file("alloy"), "alloy"),
+    (layout.dropin("alloy"), "alloy"),
+)
+
+# Order of application on a host: exporters first, Prometheus before Alertmanager (its health
+# check reads the API password Prometheus' step installs), Alloy last (it ships to Loki).
+ORDER = ("node_exporter", "blackbox", "pushgateway", "prometheus", "alertmanager", "loki", "grafana", "alloy", "files")
+AGENT_SERVICES = ("node_exporter", "alloy")
+
+
+def owner_of(path: str) -> str:
+    """The first OWNERS prefix the path starts with (specific prefixes are listed first)."""
+    for prefix, service in OWNERS:
+        if path.startswith(prefix):
+            return service
+    return "files"
+
+
+def _host(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip
+
+
+def _https(ip: str, port: int, path: str) -> str:
+    return f"https://{_host(ip)}:{port}{path}"
+
+
+def _bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
+    """Every service with its unit, package, validators and health check (files added later)."""
+    ports = config.monitoring.ports
+    ca = f"{layout.TLS_DIR}/{layout.CA_FILE}"
+    api_password = f"{layout.SECRETS_DIR}/{layout.API_PASSWORD_FILE}"
+
+    def api_check(port: int) -> HealthCheck:
+        """/-/ready of Prometheus or Alertmanager: TLS + the API user's basic auth."""
+        return HealthCheck(_https(ip, port, "/-/ready"), ca_file=ca, user=layout.API_USER, password_file=api_password)
+
+    has_promtool = "command -v promtool >/dev/null"
+    return {
+        "node_exporter": ServiceSpec(
+            "node_exporter",
+            "prometheus-node-exporter",
+            "prometheus-node-exporter",
+            reloadable=False,  # node exporter has no SIGHUP handler: Debian's ExecReload kills it
+            config_dirs=(layout.PROMETHEUS_DIR,),
+            # Agents have no promtool: there the health check (and its rollback) is the test.
+            validators=(
+                f'if {has_promtool}; then promtool check web-config "$candidate{layout.NODE_EXPORTER_WEB}"; fi',
+            ),
+            health=HealthCheck(url=_https(ip, ports.node_exporter, "/metrics"), ca_file=ca, expect_status=401),
+        ),
+        "blackbox": ServiceSpec(
+            "blackbox",
+            "prometheus-blackbox-exporter",
+            "prometheus-blackbox-exporter",
+            config_dirs=(layout.PROMETHEUS_DIR,),
+            validators=(
+                f'prometheus-blackbox-exporter --config.check --config.file="$candidate{layout.BLACKBOX_CONFIG}"',
+            ),
+            health=HealthCheck(url=f"http://{_host(ip)}:{ports.blackbox}/-/healthy"),
+        ),
+        "pushgateway": ServiceSpec(
+            "pushgateway",
+            "prometheus-pushgateway",
+            "prometheus-pushgateway",
+            reloadable=False,  # nothing to reload: its only inputs are unit arguments
+            health=HealthCheck(url=f"http://{_host(ip)}:{ports.pushgateway}/-/ready"),
+        ),
+        "prometheus": ServiceSpec(
+            "prometheus",
+            "prometheus",
+            "prometheus",
+            config_dirs=(layout.PROMETHEUS_DIR,),
+            validators=(
+                f'promtool check config "$candidate{layout.PROMETHEUS_CONFIG}"',
+                f'promtool check web-config "$candidate{layout.PROMETHEUS_WEB}"',
+            ),
+            health=api_check(ports.prometheus),
+            prune_dirs=((layout.RULES_DIR, "*.yml"),),
+        ),
+        "alertmanager": ServiceSpec(
+            "alertmanager",
+            "prometheus-alertmanager",
+            "prometheus-alertmanager",
+            config_dirs=(layout.PROMETHEUS_DIR,),
+            validators=(
+                f'amtool check-config "$candidate{layout.PROMETHEUS_DIR}/alertmanager.yml"',
+                f'promtool check web-config "$candidate{layout.ALERTMANAGER_WEB}"',
+            ),
+            health=api_check(ports.alertmanager),
+        ),
+        "loki": ServiceSpec(
+            "loki",
+            "loki",
+            "loki",
+            config_dirs=(layout.LOKI_DIR,),
+            validators=(f'loki -verify-config -config.expand-env=true -config.file="$candidate{layout.LOKI_CONFIG}"',),
+            reloadable=False,  # Loki re-reads only its runtime config; the main config needs a restart
+            health=HealthCheck(
+                url=_https(ip, ports.loki, "/ready"),
+                ca_file=f"{layout.LOKI_TLS_DIR}/{layout.CA_FILE}",
+                client_cert=f"{layout.LOKI_TLS_DIR}/{layout.CERT_FILE}",
+                client_key=f"{layout.LOKI_TLS_DIR}/{layout.KEY_FILE}",
+            ),
+        ),
+        "grafana": ServiceSpec(
+            "grafana",
+            "grafana-server",
+            "grafana",
+            config_dirs=(layout.GRAFANA_DIR,),
+            reloadable=False,  # grafana-server has no reload
+            health=HealthCheck(
+                url=_https(ip, ports.grafana, "/api/health"), ca_file=f"{layout.GRAFANA_TLS_DIR}/{layout.CA_FILE}"
+            ),
+        ),
+        "alloy": ServiceSpec(
+            "alloy",
+            "alloy",
+            "alloy",
+            config_dirs=(layout.ALLOY_DIR,),
+            validators=(f'alloy fmt "$candidate{layout.ALLOY_CONFIG}" >/dev/null',),
+            health=HealthCheck(url=f"http://{_host(alloy_listen_ip(config, ip))}:{ports.alloy}/-/ready"),
+        ),
+        "files": ServiceSpec("files", None, None),
+    }
+
+
+def alloy_listen_ip(config: StackConfig, ip: str) -> str:
+    """The address Alloy's HTTP server binds: the host address on monitoring hosts (Prometheus
+    scrapes it), loopback elsewhere (its UI shows the pipeline)."""
+    monitoring_ips = {h.address.split("/")[0] for h in config.monitoring.hosts}
+    return ip if ip in monitoring_ips else "127.0.0.1"
+
+
+def specs(
+    config: StackConfig,
+    ip: str,
+    files: Iterable[HostFile],
+    secrets: Iterable[SecretFile],
+    only: Iterable[str] = ORDER,
+) -> list[ServiceSpec]:
+    """The ServiceSpecs for one host's shipped files, in application order."""
+    bases = _bases(config, ip)
+    grouped: dict[str, list[ManagedFile]] = {name: [] for name in bases}
+    for f in files:
+        grouped[owner_of(f.path)].append(ManagedFile(f.path, f.mode, f.owner, f.group))
+    for s in secrets:
+        grouped[owner_of(s.path)].append(ManagedFile(s.path, s.mode, s.owner, s.group, secret=True))
+    wanted = set(only)
+    result = []
+    for name in ORDER:
+        if name in wanted and grouped[name]:
+            base = bases[name]
+            result.append(
+                ServiceSpec(
+                    name=base.name,
+                    unit=base.unit,
+                    package=base.package,
+                    files=tuple(sorted(grouped[name], key=lambda m: m.path)),
+                    config_dirs=base.config_dirs,
+                    validators=base.validators,
+                    reloadable=base.reloadable,
+                    health=base.health,
+                    prune_dirs=base.prune_dirs,
+                )
+            )
+    return result
+
+
+# Debian/Grafana package of each service and the Versions field pinning it.
+PACKAGE_VERSIONS = {
+    "prometheus-node-exporter": "node_exporter",
+    "prometheus-blackbox-exporter": "blackbox_exporter",
+    "prometheus-pushgateway": "pushgateway",
+    "prometheus": "prometheus",
+    "prometheus-alertmanager": "alertmanager",
+    "loki": "loki",
+    "grafana": "grafana",
+    "alloy": "alloy",
+}
+GRAFANA_REPO_PACKAGES = frozenset({"loki", "grafana", "alloy"})
+
+DIRECTORIES: dict[str, tuple[Directory, ...]] = {
+    "node_exporter": (
+        Directory(layout.PROMETHEUS_DIR),
+        Directory(layout.TLS_DIR, "0750", "root", "prometheus"),
+        Directory(layout.TEXTFILE_DIR, "0755", "prometheus", "prometheus"),
+    ),
+    "prometheus": (
+        Directory(layout.SECRETS_DIR, "0750", "root", "prometheus"),
+        Directory(layout.RULES_DIR),
+    ),
+    "alertmanager": (Directory(layout.ALERTMANAGER_DATA, "0750", "prometheus", "prometheus"),),
+    "loki": (
+        Directory(layout.LOKI_TLS_DIR, "0750", "root", "loki"),
+        Directory(layout.LOKI_DIR + "/secrets", "0750", "root", "loki"),
+        Directory(layout.LOKI_DATA, "0750", "loki", "loki"),
+    ),
+    "grafana": (
+        Directory(layout.GRAFANA_TLS_DIR, "0750", "root", "grafana"),
+        Directory(layout.GRAFANA_SECRETS_DIR, "0750", "root", "grafana"),
+    ),
+    "alloy": (
+        Directory(layout.ALLOY_TLS_DIR, "0750", "root", "alloy"),
+        Directory(layout.ALLOY_DATA, "0750", "alloy", "alloy"),
+    ),
+}
+# Alloy reads the journal and /var/log.
+GROUP_MEMBERS = {"alloy": {"alloy": ("adm", "systemd-journal")}}
+
+
+def packages(config: StackConfig, services: Iterable[ServiceSpec]) -> dict[str, str]:
+    """Package name -> pinned version for these services."""
+    versions = config.monitoring.versions
+    return {s.package: getattr(versions, PACKAGE_VERSIONS[s.package]) for s in services if s.package}
+
+
+def directories(services: Iterable[ServiceSpec]) -> list[Directory]:
+    return [d for s in services for d in DIRECTORIES.get(s.name, ())]
+
+
+def group_members(services: Iterable[ServiceSpec]) -> dict[str, tuple[str, ...]]:
+    members: dict[str, tuple[str, ...]] = {}
+    for s in services:
+        members.update(GROUP_MEMBERS.get(s.name, {}))
+    return members

@@ -1,0 +1,147 @@
+"""Every script the monitoring components send passes shellcheck and bash's own parser, and the
+command line that carries it survives SSH quoting unchanged."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+
+import pytest
+
+from components import config as stack_config
+from components import inventory as stack_inventory
+from components.monitoring import scripts, services
+from components.monitoring.render import host_files, secret_files
+
+PLAIN_FILES = services.ServiceSpec(
+    "files",
+    None,
+    None,
+    files=(
+        services.ManagedFile("/etc/systemd/system/obs-check.service", "0644", "root", "root"),
+        services.ManagedFile("/etc/systemd/system/obs-check.timer", "0644", "root", "root"),
+        services.ManagedFile("/usr/local/bin/obs-check", "0755", "root", "root"),
+    ),
+)
+
+
+def all_scripts() -> list[tuple[str, str]]:
+    from tests.conftest import load_sections
+
+    config = stack_config.validate(load_sections())
+    inventory = stack_inventory.build(config)
+    files, secrets = host_files(config, inventory), secret_files(config, inventory)
+    found: list[tuple[str, str]] = []
+    hosts = [(m.name, m.ip, services.ORDER) for m in inventory.monitoring]
+    hosts += [(a.name, str(a.address), services.AGENT_SERVICES) for a in inventory.managed_hosts[:1]]
+    for host, ip, only in hosts:
+        mine = [f for f in files if f.host == host]
+        my_secrets = [s for s in secrets if s.host == host]
+        specs = services.specs(config, ip, mine, my_secrets, only=only)
+        for spec in specs:
+            found.append((f"{host}-apply-{spec.name}", scripts.apply_script(spec)))
+        found.append(
+            (
+                f"{host}-layout",
+                scripts.layout_script(
+                    services.directories(specs), "debian", scripts.staging_dirs(specs), services.group_members(specs)
+                ),
+            )
+        )
+        found.append((f"{host}-secret", scripts.stage_secret_script(my_secrets[0].path)))
+        packages = services.packages(config, specs)
+        repo = scripts.GrafanaRepo(config.monitoring.grafana_apt_url, config.monitoring.grafana_apt_key_fingerprint)
+        found.append((f"{host}-packages", scripts.packages_script(packages, None, repo)))
+        found.append((f"{host}-packages-proxy", scripts.packages_script(packages, "http://10.0.10.5:3142", None)))
+    with_rules = services.ServiceSpec(
+        "prometheus",
+        "prometheus",
+        "prometheus",
+        files=(services.ManagedFile("/etc/prometheus/rules/a.yml", "0644", "root", "root"),),
+        prune_dirs=(("/etc/prometheus/rules", "*.yml"),),
+    )
+    found.append(("apply-with-rule-files", scripts.apply_script(with_rules)))
+    found.append(("apply-plain-files-with-timer", scripts.apply_script(PLAIN_FILES)))
+    return found
+
+
+SCRIPTS = all_scripts()
+
+
+@pytest.mark.parametrize(("name", "script"), SCRIPTS, ids=[n for n, _ in SCRIPTS])
+def test_shellcheck_passes(name: str, script: str) -> None:
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is required (apt-get install shellcheck)"
+    result = subprocess.run(
+        [shellcheck, "--shell=bash", "--severity=style", "-"], input=script, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize(("name", "script"), SCRIPTS, ids=[n for n, _ in SCRIPTS])
+def test_command_line_carries_the_script_verbatim(name: str, script: str) -> None:
+    for user, prefix in (("root", ["bash", "-c"]), ("debian", ["sudo", "-n", "bash", "-c"])):
+        argv = shlex.split(scripts.as_root(script, user))
+        assert argv == [*prefix, script]
+
+
+def test_secrets_are_read_from_stdin_never_from_arguments() -> None:
+    script = scripts.stage_secret_script("/etc/prometheus/secrets/api_password")
+    assert 'cat >"$tmp"' in script
+    assert "umask 077" in script
+    assert [line for line in script.splitlines() if "echo" in line] == [
+        "echo 'obsstack: staged secret /etc/prometheus/secrets/api_password'"
+    ]
+    assert "$1" not in script
+
+
+def test_health_check_password_never_reaches_argv() -> None:
+    spec = services.ServiceSpec(
+        "prometheus",
+        "prometheus",
+        "prometheus",
+        health=services.HealthCheck(
+            url="https://10.0.0.1:9090/-/ready", ca_file="/ca", user="obsstack", password_file="/pw"
+        ),
+    )
+    script = scripts.apply_script(spec)
+    curl_lines = [line for line in script.splitlines() if "curl " in line]
+    assert curl_lines
+    for line in curl_lines:
+        assert "-K -" in line and " -u " not in line and "--user" not in line
+    assert "$(cat /pw)" in script
+
+
+def test_validation_failure_exits_before_any_swap() -> None:
+    spec = services.ServiceSpec("blackbox", "u", "p", validators=("false",))
+    script = scripts.apply_script(spec)
+    assert script.index("rejected the new configuration") < script.index("# Swap:")
+
+
+def test_shipped_timers_are_loaded_and_enabled() -> None:
+    script = scripts.apply_script(PLAIN_FILES)
+    assert "systemctl daemon-reload" in script
+    assert "systemctl enable --now --quiet obs-check.timer" in script
+    assert "obs-check.service" not in script.split("# Swap:")[1].split("systemctl enable")[1]
+
+
+@pytest.mark.parametrize(
+    ("path", "service"),
+    [
+        ("/etc/prometheus/alertmanager.yml", "alertmanager"),
+        ("/etc/prometheus/alertmanager-web.yml", "alertmanager"),
+        ("/etc/prometheus/alertmanager-secrets/slack.url", "alertmanager"),
+        ("/etc/prometheus/prometheus.yml", "prometheus"),
+        ("/etc/prometheus/rules/availability.yml", "prometheus"),
+        ("/etc/prometheus/tls/server.key", "node_exporter"),
+        ("/etc/default/prometheus", "prometheus"),
+        ("/etc/default/prometheus-node-exporter", "node_exporter"),
+        ("/etc/default/prometheus-alertmanager", "alertmanager"),
+        ("/etc/loki/config.yml", "loki"),
+        ("/usr/local/bin/obs-silences", "files"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_every_path_is_applied_by_the_service_that_reads_it(path: str, service: str) -> None:
+    assert services.owner_of(path) == service
