@@ -69,7 +69,7 @@ agents = [
 # 4. Grafana as code, pointed at the Grafana the first monitoring host runs.
 grafana = GrafanaConfig(
     "grafana",
-    GrafanaConfigArgs(config, hosts[0].grafana_url, secrets, install=hosts),
+    GrafanaConfigArgs.on_host(config, secrets, hosts[0], inventory.monitoring[0], (pki, credentials)),
 )
 
 # 5. Restore drills that prove the backups restore.

@@ -25,6 +25,11 @@ import pulumiverse_grafana as grafana
 import dashboards
 from components.config import Receiver, StackConfig, duration_seconds
 from components.grafana import policy as policy_tree
+from components.inventory import MonitoringNode
+from components.monitoring.credentials import WebCredentials
+from components.monitoring.host import MonitoringHost
+from components.monitoring.pki import InternalCa
+from components.monitoring.render import layout
 
 FOLDERS = ("Overview", "Infrastructure", "Backups", "Alerting", "Logs")
 DATASOURCE_UIDS = ("prometheus", "loki", "alertmanager")
@@ -43,11 +48,14 @@ _POLICY_LEVELS: tuple[tuple[type, type], ...] = (
 
 @dataclass(frozen=True)
 class Backend:
-    """How Grafana's server reaches one of Prometheus, Alertmanager or Loki."""
+    """How Grafana's server reaches one of Prometheus, Alertmanager or Loki: URL, basic auth
+    (secret password), and a client certificate where the backend requires mutual TLS (Loki)."""
 
     url: pulumi.Input[str]
     basic_auth_user: str | None = None
     basic_auth_password: pulumi.Input[str] | None = None
+    tls_client_cert: pulumi.Input[str] | None = None
+    tls_client_key: pulumi.Input[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,17 +63,40 @@ class GrafanaConfigArgs:
     config: StackConfig
     url: pulumi.Input[str]
     secrets: Mapping[str, pulumi.Output[Any]]
+    prometheus: Backend
+    alertmanager: Backend
+    loki: Backend
     install: Sequence[pulumi.Resource] = ()
+    # The CA that signed the monitoring plane's certificates (Grafana's own and its backends').
     ca_cert_pem: pulumi.Input[str] | None = None
-    # Grafana runs on the monitoring VM next to its backends: by default it reaches them over
-    # loopback, which needs no certificate name and is known before the VM has an address.
-    prometheus: Backend | None = None
-    alertmanager: Backend | None = None
-    loki: Backend | None = None
 
-
-def _loopback(port: int) -> Backend:
-    return Backend(url=f"http://127.0.0.1:{port}")
+    @classmethod
+    def on_host(
+        cls,
+        config: StackConfig,
+        secrets: Mapping[str, pulumi.Output[Any]],
+        host: MonitoringHost,
+        node: MonitoringNode,
+        security: tuple[InternalCa, WebCredentials],
+    ) -> GrafanaConfigArgs:
+        """Grafana on a monitoring host and its backends there: Prometheus and Alertmanager over
+        HTTPS with the API user's basic auth, Loki over mutual TLS with the host's certificate."""
+        pki, credentials = security
+        password = credentials.passwords["api"]
+        return cls(
+            config=config,
+            url=host.grafana_url,
+            secrets=secrets,
+            prometheus=Backend(host.prometheus_url, layout.API_USER, password),
+            alertmanager=Backend(host.alertmanager_url, layout.API_USER, password),
+            loki=Backend(
+                f"https://{node.ip}:{config.monitoring.ports.loki}",
+                tls_client_cert=pki.certs[node.name],
+                tls_client_key=pki.keys[node.name],
+            ),
+            install=[host],
+            ca_cert_pem=pki.ca_cert,
+        )
 
 
 def _contact_point_kwargs(receiver: Receiver, secrets: Mapping[str, pulumi.Output[Any]]) -> dict[str, Any]:
@@ -108,7 +139,6 @@ class GrafanaConfig(pulumi.ComponentResource):
     def __init__(self, name: str, args: GrafanaConfigArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("obsstack:grafana:Config", name, None, opts)
         config = args.config
-        ports = config.monitoring.ports
         self.url = pulumi.Output.from_input(args.url)
 
         admin_password = args.secrets[config.grafana.admin_password_secret]
@@ -129,7 +159,7 @@ class GrafanaConfig(pulumi.ComponentResource):
                 name,
                 "prometheus",
                 title="Prometheus",
-                backend=args.prometheus or _loopback(ports.prometheus),
+                backend=args.prometheus,
                 json_data={
                     "httpMethod": "POST",
                     "timeInterval": config.monitoring.scrape_interval,
@@ -144,7 +174,7 @@ class GrafanaConfig(pulumi.ComponentResource):
                 name,
                 "loki",
                 title="Loki",
-                backend=args.loki or _loopback(ports.loki),
+                backend=args.loki,
                 json_data={"maxLines": 1000, "timeout": duration_seconds(config.loki.query_timeout)},
                 ca_cert_pem=args.ca_cert_pem,
                 opts=child,
@@ -153,7 +183,7 @@ class GrafanaConfig(pulumi.ComponentResource):
                 name,
                 "alertmanager",
                 title="Alertmanager",
-                backend=args.alertmanager or _loopback(ports.alertmanager),
+                backend=args.alertmanager,
                 json_data={"implementation": "prometheus", "handleGrafanaManagedAlerts": False},
                 ca_cert_pem=args.ca_cert_pem,
                 opts=child,
@@ -247,6 +277,10 @@ class GrafanaConfig(pulumi.ComponentResource):
         if ca_cert_pem is not None:
             json_data = {**json_data, "tlsAuthWithCACert": True}
             secure["tlsCACert"] = ca_cert_pem
+        if backend.tls_client_cert is not None and backend.tls_client_key is not None:
+            json_data = {**json_data, "tlsAuth": True}
+            secure["tlsClientCert"] = backend.tls_client_cert
+            secure["tlsClientKey"] = backend.tls_client_key
         return grafana.oss.DataSource(
             f"{name}-datasource-{uid}",
             type=uid,

@@ -119,13 +119,15 @@ def test_provider_waits_for_the_install(tmp_path: Path) -> None:
             """
             import pulumi
             from components import config as stack_config
-            from components.grafana.config import GrafanaConfig, GrafanaConfigArgs
+            from components.grafana.config import Backend, GrafanaConfig, GrafanaConfigArgs
 
             config = stack_config.load()
             install = pulumi.CustomResource("test:index:Install", "grafana-install", {})
+            backend = Backend("https://mon:9090")
+            secrets = stack_config.load_secrets(config)
             GrafanaConfig(
                 "grafana",
-                GrafanaConfigArgs(config, "https://mon:3000", stack_config.load_secrets(config), install=[install]),
+                GrafanaConfigArgs(config, "https://mon:3000", secrets, backend, backend, backend, install=[install]),
             )
             """
         )
@@ -154,3 +156,30 @@ def test_plan_json_holds_the_grafana_resources(tmp_path: Path, example_plan: eng
     assert counts[FOLDER] == len(FOLDERS)
     assert counts[CONTACT_POINT] == len(example_config.alerting.receivers)
     assert counts[POLICY] == 1
+
+
+def test_prometheus_and_alertmanager_datasources_use_https_and_the_api_user(example_plan: engine.PlanResult) -> None:
+    for uid, port in (("prometheus", 9090), ("alertmanager", 9093)):
+        inputs = example_plan.one(DATASOURCE, f"grafana-datasource-{uid}").inputs
+        assert inputs["url"] == f"https://10.0.20.10:{port}"
+        assert inputs["basicAuthEnabled"] is True
+        assert inputs["basicAuthUsername"] == "obsstack"
+        assert inputs["secureJsonDataEncoded"] == engine.SECRET  # password and CA, never in clear
+        assert json.loads(inputs["jsonDataEncoded"])["tlsAuthWithCACert"] is True
+
+
+def test_loki_datasource_uses_mutual_tls(example_plan: engine.PlanResult) -> None:
+    inputs = example_plan.one(DATASOURCE, "grafana-datasource-loki").inputs
+    assert inputs["url"] == "https://10.0.20.10:3100"
+    assert inputs["basicAuthEnabled"] is False
+    json_data = json.loads(inputs["jsonDataEncoded"])
+    assert json_data["tlsAuth"] is True and json_data["tlsAuthWithCACert"] is True
+    assert inputs["secureJsonDataEncoded"] == engine.SECRET
+
+
+def test_provider_trusts_the_internal_ca_and_waits_for_the_host(example_plan: engine.PlanResult) -> None:
+    provider = example_plan.one(PROVIDER)
+    assert "BEGIN CERTIFICATE" in provider.inputs["caCert"]
+    host_children = {r.name for r in example_plan.resources if r.parent and r.parent.endswith("-services")}
+    assert host_children, "the monitoring host declares its install steps"
+    assert set(provider.options["dependsOn"]) & host_children
