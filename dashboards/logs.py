@@ -22,7 +22,7 @@ from dashboards.panels import (
 UID = "obs-logs"
 FOLDER = "Logs"
 STREAMS = '{service=~"$service", host=~"$host"}'
-ERROR_LEVELS = 'level=~"(?i)(err|error|crit|critical|alert|emerg|fatal)"'
+ERROR_LEVELS = 'level=~"(?i)(fatal|panic|critical|crit|alert|emerg|error|err)"'  # Alloy's level values
 ERROR_STREAMS = f'{{service=~"$service", host=~"$host", {ERROR_LEVELS}}}'
 
 
