@@ -36,3 +36,8 @@ bench-plan: $(STAMP)
 
 clean:
 	rm -rf build .mypy_cache .pytest_cache .ruff_cache
+
+# Alert rules (issue 5): regenerate the committed rules/<area>.yml from the example stack.
+.PHONY: rules
+rules: $(STAMP)
+	$(PY) -m tools.rules --stack $(STACK)

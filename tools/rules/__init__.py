@@ -1,0 +1,1 @@
+"""Regenerate the committed rules/<area>.yml from a stack's config (``make rules``)."""
