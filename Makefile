@@ -41,3 +41,8 @@ clean:
 .PHONY: rules
 rules: $(STAMP)
 	$(PY) -m tools.rules --stack $(STACK)
+
+# Replay tests/scenarios/*.yml through the rules: precision and recall per alert and overall.
+.PHONY: alert-quality
+alert-quality: $(STAMP)
+	$(PY) -m tools.alert_quality --stack $(STACK)

@@ -9,19 +9,10 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from pathlib import Path
-
-import yaml
 
 from components import config as stack_config
 from components.monitoring.render import rules
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_stack(stack: str) -> stack_config.StackConfig:
-    values = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
-    return stack_config.validate({key.split(":", 1)[1]: value for key, value in values.items()})
+from tools.rules import load_stack
 
 
 def main(argv: list[str] | None = None) -> int:

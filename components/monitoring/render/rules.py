@@ -120,6 +120,9 @@ def _record(name: str, expr: str, labels: dict[str, str] | None = None) -> dict[
 
 
 def _dump(groups: list[dict[str, Any]]) -> str:
+    """One group per area, recording rules first: rules in a group are evaluated in order at the
+    same timestamp, so alerts always read this cycle's recording rules (separate groups run
+    concurrently and would read the previous cycle's)."""
     body = yaml.dump({"groups": groups}, Dumper=_Dumper, sort_keys=False, width=10_000, allow_unicode=True)
     return HEADER + body
 
@@ -283,12 +286,7 @@ def render_availability(config: StackConfig) -> str:
             ),
         ),
     ]
-    return _dump(
-        [
-            {"name": "availability-recording", "rules": recording},
-            {"name": "availability", "rules": alerts},
-        ]
-    )
+    return _dump([{"name": "availability", "rules": recording + alerts}])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,7 +389,7 @@ def render_hosts(config: StackConfig) -> str:
             ),
         ),
     ]
-    return _dump([{"name": "hosts-recording", "rules": recording}, {"name": "hosts", "rules": alerts}])
+    return _dump([{"name": "hosts", "rules": recording + alerts}])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -609,7 +607,7 @@ def render_backups(config: StackConfig) -> str:
             ),
         ),
     ]
-    return _dump([{"name": "backups-recording", "rules": recording}, {"name": "backups", "rules": alerts}])
+    return _dump([{"name": "backups", "rules": recording + alerts}])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -756,7 +754,7 @@ def render_meta(config: StackConfig) -> str:
             ),
         ),
     ]
-    return _dump([{"name": "meta-recording", "rules": recording}, {"name": "meta", "rules": alerts}])
+    return _dump([{"name": "meta", "rules": recording + alerts}])
 
 
 GENERATED: dict[str, Callable[[StackConfig], str]] = {
