@@ -202,3 +202,23 @@ def test_every_metric_a_rule_uses_exists() -> None:
         if name not in known
     }
     assert not unknown, f"metrics in no exporter, recording rule or docs/metrics.md: {sorted(unknown)}"
+
+
+RUNBOOK_SECTIONS = ("## Meaning", "## Impact", "## Diagnose", "## Fix", "## Silence")
+
+
+@pytest.mark.parametrize("name", ALERT_NAMES)
+def test_every_alert_has_a_runbook_with_the_sections(name: str) -> None:
+    path = ROOT / "docs" / "runbooks" / f"{name}.md"
+    assert path.exists(), f"write {path.relative_to(ROOT)}"
+    text = path.read_text()
+    for section in RUNBOOK_SECTIONS:
+        assert section in text, f"{path.name} lacks {section}"
+    diagnose = text.split("## Diagnose", 1)[1].split("## Fix", 1)[0]
+    assert "```sh" in diagnose, f"{path.name}: Diagnose needs commands"
+    assert "tools.silences" in text or "Never silence" in text or "Do not silence" in text
+
+
+def test_no_runbook_without_an_alert() -> None:
+    runbooks = {p.stem for p in (ROOT / "docs" / "runbooks").glob("*.md")}
+    assert runbooks <= set(_alerts())
