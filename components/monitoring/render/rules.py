@@ -220,7 +220,13 @@ def render_availability(config: StackConfig) -> str:
         *_tiered(
             config,
             "TargetDown",
-            lambda tier: f'(up == 0) {join}{{tier="{tier}"}}',
+            # Registered targets take asset/service/tier from the inventory; scrape jobs added
+            # outside it (extra scrape configs, the alert bench) count when they carry a tier.
+            lambda tier: f'''
+            (up == 0) {join}{{tier="{tier}"}}
+            or
+            (up{{tier="{tier}"}} == 0 unless on(job, instance) obs:registered_target:info)
+            ''',
             hold=th.target_down_for,
             service="{{ $labels.service }}",
             summary="{{ $labels.asset }}: {{ $labels.job }} target {{ $labels.instance }} is down",
