@@ -191,6 +191,16 @@ def render_availability(config: StackConfig) -> str:
     th = config.alerting.thresholds
     join = "* on(job, instance) group_left(asset, service, tier) obs:registered_target:info"
     scratch_low, scratch_high = config.backups.drill.scratch_vmid_range
+
+    def target_down(tier: str) -> str:
+        # Registered targets take asset/service/tier from the inventory; scrape jobs added
+        # outside it (extra scrape configs, the alert bench) count when they carry a tier.
+        return f'''
+            (up == 0) {join}{{tier="{tier}"}}
+            or
+            (up{{tier="{tier}"}} == 0 unless on(job, instance) obs:registered_target:info)
+            '''
+
     recording = [
         *_registered_targets(inventory),
         *_registered_guests(config, inventory),
@@ -220,13 +230,7 @@ def render_availability(config: StackConfig) -> str:
         *_tiered(
             config,
             "TargetDown",
-            # Registered targets take asset/service/tier from the inventory; scrape jobs added
-            # outside it (extra scrape configs, the alert bench) count when they carry a tier.
-            lambda tier: f'''
-            (up == 0) {join}{{tier="{tier}"}}
-            or
-            (up{{tier="{tier}"}} == 0 unless on(job, instance) obs:registered_target:info)
-            ''',
+            target_down,
             hold=th.target_down_for,
             service="{{ $labels.service }}",
             summary="{{ $labels.asset }}: {{ $labels.job }} target {{ $labels.instance }} is down",
