@@ -222,3 +222,9 @@ def test_every_alert_has_a_runbook_with_the_sections(name: str) -> None:
 def test_no_runbook_without_an_alert() -> None:
     runbooks = {p.stem for p in (ROOT / "docs" / "runbooks").glob("*.md")}
     assert runbooks <= set(_alerts())
+
+
+def test_the_catalogue_lists_every_alert() -> None:
+    catalogue = (ROOT / "docs" / "alerting.md").read_text()
+    missing = [name for name in _alerts() if f"[{name}](runbooks/{name}.md)" not in catalogue]
+    assert not missing, f"add to docs/alerting.md: {missing}"
