@@ -37,6 +37,27 @@ bench-plan: $(STAMP)
 clean:
 	rm -rf build .mypy_cache .pytest_cache .ruff_cache
 
+# Monthly platform report from Prometheus (Markdown, HTML and PNG plots in build/report/).
+#   make report PROMETHEUS=https://mon-1.lab.example.net:9090 FROM=2026-10-01 TO=2026-11-01 \
+#     REPORT_ARGS="--user report --password-file ~/.obsstack/prometheus-password --ca-file ca.pem"
+PROMETHEUS ?= http://127.0.0.1:9090
+FROM ?= now-30d
+TO ?= now
+REPORT_OUT ?= build/report
+REPORT_ARGS ?=
+.PHONY: report
+report: $(STAMP)
+	$(PY) -m tools.report --prometheus "$(PROMETHEUS)" --from "$(FROM)" --to "$(TO)" --out "$(REPORT_OUT)" $(REPORT_ARGS)
+
+# Restore drills (docs/restore-drill.md): the plan for every drill target, offline and without
+# credentials; and the real tool against the fake PVE API of the tests (sample report + timings).
+.PHONY: drill-dry-run drill-demo
+drill-dry-run: plan
+	$(PY) -m tools.restore_drill --outputs build/plan/outputs.json --all --dry-run
+
+drill-demo: $(STAMP)
+	$(PY) -m tests.fixtures.fake_pve.demo --out build/restore-drill-demo
+
 # Alert rules (issue 5): regenerate the committed rules/<area>.yml from the example stack.
 .PHONY: rules
 rules: $(STAMP)

@@ -249,6 +249,9 @@ class ProxmoxSection(Model):
     existing_storages: tuple[Name, ...] = ("local", "local-lvm")
     durable_storages: tuple[NfsStorage, ...] = ()
     cloud_image: CloudImage = CloudImage()
+    snippets_storage: Name = Field(
+        default="local", description="storage with the 'snippets' content type, for cloud-init user data"
+    )
 
     def storage_names(self) -> set[str]:
         return set(self.existing_storages) | {s.name for s in self.durable_storages}
@@ -420,6 +423,10 @@ class PbsSection(Model):
     storage_id: Name = Field(description="the PVE storage entry that points at the datastore")
     datastore: Name = Field(description="which datastore the PVE storage entry uses")
     api_token_secret: SecretKey = "pbsApiToken"
+    token_user: str = Field(
+        default="obsstack@pbs", pattern=r"^[A-Za-z0-9._-]+@pbs$", description="PBS user owning the token"
+    )
+    token_name: Name = Field(default="pve", description="the API token PVE uses: <token_user>!<token_name>")
     encryption_key_secret: SecretKey | None = "pbsEncryptionKey"
     exporter_port: Port = 10019
 
@@ -450,6 +457,21 @@ class DrillSection(Model):
     isolated_bridge: str | None = None
     agent_timeout: Duration = "10m"
     restore_timeout: Duration = "90m"
+    verify_timeout: Duration = Field(default="30m", description="bound on sha256sum -c inside the guest")
+    pool: Name = Field(default="obs-drill", description="PVE pool scratch VMs are restored into (token ACL)")
+    check_at: str = Field(
+        default="10:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="daily time the monitoring host checks which targets are due (every `every`)",
+    )
+    canary_lead: Duration = Field(default="30m", description="canary runs this long before the backup window")
+    canary_schedule: str | None = Field(
+        default=None, description="systemd OnCalendar for the canary; default: backups.schedule minus canary_lead"
+    )
+    metrics: Literal["textfile", "pushgateway"] = "textfile"
+    pve_version: Literal[8, 9] = Field(
+        default=9, description="PVE major version: 9 replaced VM.Monitor by VM.GuestAgent.* privileges"
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> DrillSection:
@@ -488,8 +510,40 @@ class BackupsSection(Model):
             )
         if self.exclude and self.selection != "all_except":
             col.add("exclude", "exclude only applies with `selection: all_except`: set it or remove exclude")
+        if self.drill.canary_schedule is None and canary_calendar(self.schedule, self.drill.canary_lead) is None:
+            col.add(
+                "drill.canary_schedule",
+                f"cannot derive the canary time from schedule {self.schedule!r}: set canary_schedule "
+                "to a systemd OnCalendar expression before the backup window, e.g. '*-*-* 01:30:00'",
+            )
         col.raise_if_any()
         return self
+
+    def canary_on_calendar(self) -> str:
+        """systemd OnCalendar of the guest canary: explicit, or the backup window minus the lead."""
+        return self.drill.canary_schedule or canary_calendar(self.schedule, self.drill.canary_lead) or ""
+
+
+_SCHEDULE_RE = re.compile(r"^(?:([a-z]{3}(?:[.,][a-z]{3})*) )?(\d{1,2}):(\d{2})$")
+
+
+def canary_calendar(schedule: str, lead: str) -> str | None:
+    """OnCalendar ``[weekdays] *-*-* HH:MM:00`` ``lead`` before a simple PVE schedule (``[dow ]HH:MM``).
+
+    None when the schedule is not that simple or the lead would cross midnight on a weekday schedule.
+    """
+    match = _SCHEDULE_RE.match(schedule.strip())
+    if match is None:
+        return None
+    days, hour, minute = match.group(1), int(match.group(2)), int(match.group(3))
+    if hour > 23 or minute > 59:
+        return None
+    start = hour * 60 + minute - duration_seconds(lead) // 60
+    if start < 0 and days:
+        return None
+    start %= 24 * 60
+    prefix = f"{days.replace('.', ',').title()} " if days else ""
+    return f"{prefix}*-*-* {start // 60:02d}:{start % 60:02d}:00"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -515,6 +569,9 @@ class VmShape(Model):
     bridge: str = "vmbr0"
     vlan: int | None = Field(default=None, ge=1, le=4094)
     dns: tuple[Host, ...] = ()
+    template_vmid: int | None = Field(
+        default=None, ge=100, le=999_999_999, description="clone this template instead of the cloud image"
+    )
 
 
 class Ports(Model):
@@ -846,6 +903,7 @@ class StackConfig(Model):
         check_storage("monitoring.vm.storage", self.monitoring.vm.storage)
         check_storage("monitoring.vm.data_storage", self.monitoring.vm.data_storage)
         check_storage("proxmox.cloud_image.storage", self.proxmox.cloud_image.storage)
+        check_storage("proxmox.snippets_storage", self.proxmox.snippets_storage)
 
         if self.backups.storage != self.pbs.storage_id:
             col.add("backups.storage", f"backups go to the PBS storage entry: write {self.pbs.storage_id!r}")
@@ -855,6 +913,13 @@ class StackConfig(Model):
         clash = sorted(v for v in guest_vmids | {h.vmid for h in self.monitoring.hosts} if low <= v <= high)
         if clash:
             col.add("backups.drill.scratch_vmid_range", f"overlaps VMIDs in use {clash}: pick a free range")
+        if self.backups.selection == "all_except":
+            for i, asset in enumerate(self.inventory.assets):
+                if asset.backup is False and asset.name not in self.backups.exclude:
+                    col.add(
+                        f"inventory.assets[{i}].backup",
+                        f"backups.selection is all_except: add {asset.name!r} to backups.exclude to skip it",
+                    )
         for j, name in enumerate(self.backups.exclude):
             if name not in assets or not assets[name].is_guest:
                 col.add(f"backups.exclude[{j}]", f"{name!r} is not a vm or lxc asset")

@@ -8,6 +8,10 @@ import pulumi
 
 from components.config import StackConfig, duration_seconds
 from components.inventory import Inventory
+from components.monitoring.render import drill as drill_layout
+
+# The drill's own PVE API token (`user@realm!name=secret`), a secret output of its own.
+RESTORE_DRILL_TOKEN_OUTPUT = "restoreDrillPveToken"
 
 
 def inventory_output(inventory: Inventory) -> dict[str, Any]:
@@ -32,22 +36,49 @@ def endpoints_output(urls: dict[str, dict[str, pulumi.Output[str]]]) -> dict[str
 
 
 def restore_drill_output(config: StackConfig, inventory: Inventory) -> dict[str, Any]:
+    """The `restoreDrill` output: everything tools/restore_drill needs, no secret (schema:
+    tools/restore_drill/schema.py, documented in docs/restore-drill.md)."""
     drill = config.backups.drill
     low, high = drill.scratch_vmid_range
+    mon_ports = config.monitoring.ports
     return {
-        "pveEndpoint": config.proxmox.endpoint,
-        "nodes": [n.name for n in config.pve_nodes()],
+        "schemaVersion": 1,
+        "cluster": config.cluster,
+        "pve": {
+            "endpoint": config.proxmox.endpoint,
+            "verifyTls": not config.proxmox.insecure,
+            "nodes": [n.name for n in config.pve_nodes()],
+        },
         "pbsStorage": config.pbs.storage_id,
-        "scratchStorage": drill.scratch_storage,
-        "scratchVmidRange": [low, high],
-        "isolation": drill.isolation,
-        "isolatedBridge": drill.isolated_bridge,
-        "everySeconds": duration_seconds(drill.every),
+        "scratch": {"storage": drill.scratch_storage, "vmidRange": [low, high], "pool": drill.pool, "node": drill.node},
+        "isolation": {"mode": drill.isolation, "bridge": drill.isolated_bridge},
+        "timeouts": {
+            "restoreSeconds": duration_seconds(drill.restore_timeout),
+            "agentSeconds": duration_seconds(drill.agent_timeout),
+            "verifySeconds": duration_seconds(drill.verify_timeout),
+        },
+        "schedule": {
+            "everySeconds": duration_seconds(drill.every),
+            "checkAt": drill.check_at,
+            "canaryOnCalendar": config.backups.canary_on_calendar(),
+        },
+        "canary": {"file": drill_layout.CANARY_FILE, "manifest": drill_layout.MANIFEST_FILE},
+        "credentials": {
+            "tokenId": drill_layout.TOKEN_ID,
+            "tokenOutput": RESTORE_DRILL_TOKEN_OUTPUT,
+            "tokenFile": drill_layout.TOKEN_FILE,
+        },
+        "metrics": {
+            "mode": drill.metrics,
+            "textfileDir": drill_layout.TEXTFILE_DIR,
+            "pushgatewayUrl": f"http://127.0.0.1:{mon_ports.pushgateway}",
+        },
         "targets": [
             {
                 "name": t.name,
                 "vmid": t.vmid,
-                "node": drill.node or t.node,
+                "node": t.node,
+                "service": t.service,
                 "canaryPaths": list(t.canary_paths),
                 "rpoSeconds": t.rpo_seconds,
                 "rtoSeconds": t.rto_seconds,

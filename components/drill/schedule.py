@@ -1,25 +1,213 @@
-"""RestoreDrills: canaries in the drill targets and the drill's timer on the monitoring host."""
+"""RestoreDrills: the canary in every drill target, and the drill's timer on the monitoring host
+with a least-privilege PVE token of its own.
+
+Files come from components/monitoring/render/drill.py (the monitoring host's files are shipped by
+MonitoringHost); this component installs and enables them over SSH, creates the drill's PVE
+identity (user, roles, ACLs, token) and writes the token to a 0600 file on the monitoring host.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import shlex
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
+import pulumi_proxmoxve as proxmoxve
+from pulumi_command import remote
 
-from components.config import StackConfig
-from components.inventory import Inventory
+from components.config import Asset, StackConfig
+from components.inventory import DrillTarget, Inventory
+from components.monitoring.render import HostFile
+from components.monitoring.render import drill as layout
+from components.ssh import connection
+
+# Least privilege, path by path (docs/restore-drill.md explains each one).
+SOURCE_PRIVILEGES = ("VM.Backup",)  # PVE lets a token read a guest's backups only with this on /vms/<id>
+STORAGE_PRIVILEGES = ("Datastore.Audit", "Datastore.AllocateSpace")
+SDN_PRIVILEGES = ("SDN.Use",)  # changing a NIC's bridge or link state is checked against the bridge
+_SCRATCH_COMMON = ("VM.Allocate", "VM.Audit", "VM.Config.Network", "VM.Config.Options", "VM.PowerMgmt")
+SCRATCH_PRIVILEGES = {
+    8: (*_SCRATCH_COMMON, "VM.Monitor"),
+    9: (*_SCRATCH_COMMON, "VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"),
+}
+ROLES = {"source": "ObsDrillSource", "storage": "ObsDrillStorage", "sdn": "ObsDrillSdn", "scratch": "ObsDrillScratch"}
 
 
 @dataclass(frozen=True)
 class RestoreDrillsArgs:
     config: StackConfig
     inventory: Inventory
+    secrets: dict[str, Any]
+
+
+def _sudo(user: str) -> str:
+    return "" if user == "root" else "sudo -n "
+
+
+def install_script(files: list[HostFile], user: str, enable: str, check: str) -> str:
+    """Write files atomically (base64, no heredoc quoting traps), check, reload, enable."""
+    sudo = _sudo(user)
+    lines = ["set -eu"]
+    for f in files:
+        payload = base64.b64encode(f.content.encode()).decode()
+        target = shlex.quote(f.path)
+        lines += [
+            f"{sudo}install -d -m 0755 {shlex.quote(f.path.rsplit('/', 1)[0])}",
+            f"echo {payload} | base64 -d | {sudo}tee {target}.new >/dev/null",
+            f"{sudo}chmod {f.mode} {target}.new && {sudo}chown {f.owner}:{f.group} {target}.new",
+            f"{sudo}mv -f {target}.new {target}",
+        ]
+    lines += [f"{sudo}{check}", f"{sudo}systemctl daemon-reload", f"{sudo}systemctl enable --now {enable}"]
+    return "\n".join(lines) + "\n"
+
+
+def content_hash(files: list[HostFile]) -> str:
+    digest = hashlib.sha256()
+    for f in sorted(files, key=lambda f: f.path):
+        digest.update(f"{f.path}\0{f.mode}\0{f.content}\0".encode())
+    return digest.hexdigest()
+
+
+def privileges(config: StackConfig) -> dict[str, tuple[str, ...]]:
+    return {
+        "source": SOURCE_PRIVILEGES,
+        "storage": STORAGE_PRIVILEGES,
+        "sdn": SDN_PRIVILEGES,
+        "scratch": SCRATCH_PRIVILEGES[config.backups.drill.pve_version],
+    }
+
+
+def acl_paths(config: StackConfig, inventory: Inventory) -> list[tuple[str, str]]:
+    """(role key, ACL path) pairs: only the drill targets, the two storages, the scratch pool."""
+    drill = config.backups.drill
+    paths = [("source", f"/vms/{t.vmid}") for t in inventory.drill_targets]
+    paths += [("storage", f"/storage/{s}") for s in sorted({config.pbs.storage_id, drill.scratch_storage})]
+    paths += [("sdn", "/sdn/zones/localnetwork"), ("scratch", f"/pool/{drill.pool}")]
+    return paths
 
 
 class RestoreDrills(pulumi.ComponentResource):
     targets: list[str]
+    token: pulumi.Output[str]
 
     def __init__(self, name: str, args: RestoreDrillsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("obsstack:drill:RestoreDrills", name, None, opts)
-        self.targets = [t.name for t in args.inventory.drill_targets]
-        self.register_outputs({"targets": self.targets})
+        config, inventory = args.config, args.inventory
+        self.targets = [t.name for t in inventory.drill_targets]
+        child = pulumi.ResourceOptions(parent=self)
+        key = args.secrets[config.proxmox.ssh_private_key_secret]
+        files = layout.files(config, inventory)
+        assets = config.inventory.by_name()
+
+        for target in inventory.drill_targets:
+            mine = [f for f in files if f.host == target.name]
+            self._canary(name, target, asset=assets[target.name], config=config, key=key, files=mine)
+
+        self.token = pulumi.Output.secret("")
+        if inventory.drill_targets:
+            self.token = self._identity(name, config, inventory, child)
+            runner = inventory.monitoring[0].name
+            self._monitoring_host(name, config, inventory, key, [f for f in files if f.host == runner])
+        self.register_outputs({"targets": self.targets, "token": self.token})
+
+    def _canary(
+        self, name: str, target: DrillTarget, *, asset: Asset, config: StackConfig, key: Any, files: list[HostFile]
+    ) -> None:
+        user = asset.ssh_user or config.monitoring.ssh_user
+        check = f"bash -n {layout.CANARY_SCRIPT}"
+        script = install_script(files, user, "obs-canary.timer", check)
+        # A first canary right away, so the next backup already carries one.
+        script += f"{_sudo(user)}systemctl start obs-canary.service\n"
+        remote.Command(
+            f"{name}-canary-{target.name}",
+            connection=connection(str(asset.address), user, key),
+            create=script,
+            delete=f"{_sudo(user)}systemctl disable --now obs-canary.timer || true",
+            triggers=[content_hash(files)],
+            logging=remote.Logging.STDOUT_AND_STDERR,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _identity(
+        self, name: str, config: StackConfig, inventory: Inventory, child: pulumi.ResourceOptions
+    ) -> pulumi.Output[str]:
+        comment = "obsstack restore drills (tools/restore_drill); least privilege, see docs/restore-drill.md"
+        pool = proxmoxve.PoolLegacy(
+            f"{name}-pool",
+            pool_id=config.backups.drill.pool,
+            comment="Scratch VMs of restore drills: created and destroyed by tools/restore_drill",
+            opts=child,
+        )
+        user = proxmoxve.UserLegacy(
+            f"{name}-user", user_id=layout.TOKEN_USER, comment=comment, enabled=True, opts=child
+        )
+        roles = {
+            role: proxmoxve.RoleLegacy(f"{name}-role-{role}", role_id=ROLES[role], privileges=list(privs), opts=child)
+            for role, privs in privileges(config).items()
+        }
+        for role, path in acl_paths(config, inventory):
+            proxmoxve.Acl(
+                f"{name}-acl-{path.strip('/').replace('/', '-')}",
+                path=path,
+                role_id=roles[role].role_id,
+                user_id=user.user_id,
+                propagate=True,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[pool]),
+            )
+        token = proxmoxve.user.Token(
+            f"{name}-token",
+            user_id=user.user_id,
+            token_name=layout.TOKEN_NAME,
+            privileges_separation=False,  # the token has exactly the user's (minimal) ACLs
+            comment=comment,
+            opts=child,
+        )
+        return pulumi.Output.secret(token.value)
+
+    def _monitoring_host(
+        self, name: str, config: StackConfig, inventory: Inventory, key: Any, files: list[HostFile]
+    ) -> None:
+        host = inventory.monitoring[0]
+        user = config.monitoring.ssh_user
+        sudo = _sudo(user)
+        new = f"{layout.TOKEN_FILE}.new"
+        token_file = remote.Command(
+            f"{name}-token-file",
+            connection=connection(host.ip, user, key),
+            create=(
+                f"set -eu\n{sudo}install -d -m 0750 {layout.DRILL_ETC}\n"
+                f"{sudo}sh -c 'umask 077 && cat > {new} && mv -f {new} {layout.TOKEN_FILE}'\n"
+            ),
+            delete=f"{sudo}rm -f {layout.TOKEN_FILE}",
+            stdin=self.token,
+            logging=remote.Logging.NONE,
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stdin", "stdout", "stderr"]),
+        )
+        py = f"{layout.DRILL_VENV}/bin/python"
+        install = "\n".join(
+            [
+                "set -eu",
+                f"{sudo}apt-get install -y -q --no-install-recommends python3-venv >/dev/null",
+                f"test -x {py} || {sudo}python3 -m venv {layout.DRILL_VENV}",
+                f"{sudo}{layout.DRILL_VENV}/bin/pip install -q --disable-pip-version-check --require-virtualenv "
+                f"-r {layout.DRILL_REQUIREMENTS}",
+                # Validate the shipped outputs file before the timer may use it.
+                f"{sudo}env PYTHONPATH={layout.DRILL_HOME} {py} -m tools.restore_drill "
+                f"--outputs {layout.DRILL_OUTPUTS} --all --dry-run >/dev/null",
+                f"{sudo}systemctl daemon-reload",
+                f"{sudo}systemctl enable --now obs-restore-drill.timer",
+                "",
+            ]
+        )
+        remote.Command(
+            f"{name}-schedule",
+            connection=connection(host.ip, user, key),
+            create=install,
+            delete=f"{sudo}systemctl disable --now obs-restore-drill.timer || true",
+            triggers=[content_hash(files)],
+            logging=remote.Logging.STDOUT_AND_STDERR,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[token_file]),
+        )

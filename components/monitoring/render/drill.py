@@ -1,0 +1,240 @@
+"""Restore drills: the guest canary (script + timer) on every drill target, and on the monitoring
+host the drill tool itself (sources, pinned requirements, its outputs file) with its timer.
+
+The canary proves what a restore contains: before the backup window it writes a UTC timestamp, a
+random nonce and a SHA-256 manifest of the configured paths; the drill checks the manifest inside
+the restored guest (``sha256sum -c``) and measures RPO from the timestamp.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+from components.config import StackConfig
+from components.inventory import DrillTarget, Inventory
+from components.monitoring.render import HostFile
+
+ROOT = Path(__file__).resolve().parents[3]
+
+CANARY_DIR = "/var/lib/obs-canary"
+CANARY_FILE = f"{CANARY_DIR}/canary.json"
+MANIFEST_FILE = f"{CANARY_DIR}/manifest.sha256"
+NONCE_FILE = f"{CANARY_DIR}/nonce"
+CANARY_SCRIPT = "/usr/local/sbin/obs-canary"
+CANARY_SERVICE = "/etc/systemd/system/obs-canary.service"
+CANARY_TIMER = "/etc/systemd/system/obs-canary.timer"
+
+DRILL_HOME = "/opt/obsstack/restore-drill"
+DRILL_VENV = f"{DRILL_HOME}/venv"
+DRILL_REQUIREMENTS = f"{DRILL_HOME}/requirements.txt"
+DRILL_ETC = "/etc/obsstack/restore-drill"
+DRILL_OUTPUTS = f"{DRILL_ETC}/outputs.json"
+TOKEN_FILE = f"{DRILL_ETC}/pve-token"
+DRILL_STATE = "/var/lib/obs-restore-drill"
+DRILL_SERVICE = "/etc/systemd/system/obs-restore-drill.service"
+DRILL_TIMER = "/etc/systemd/system/obs-restore-drill.timer"
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
+
+# The drill's own PVE identity (least privilege, see docs/restore-drill.md).
+TOKEN_USER = "obs-drill@pve"
+TOKEN_NAME = "drill"
+TOKEN_ID = f"{TOKEN_USER}!{TOKEN_NAME}"
+
+# What the tool imports on the host; versions come from constraints.txt (one lock for all).
+TOOL_PACKAGES = (
+    "proxmoxer",
+    "requests",
+    "urllib3",
+    "idna",
+    "charset-normalizer",
+    "certifi",
+    "pydantic",
+    "pydantic-core",
+    "annotated-types",
+    "typing-extensions",
+    "typing-inspection",
+    "prometheus-client",
+)
+
+DOC_URL = "https://github.com/obsstack/obsstack/blob/main/docs/restore-drill.md"
+
+
+def canary_script(target: DrillTarget) -> str:
+    """Bash script writing canary.json atomically; paths are baked in at render time."""
+    paths = " ".join(shlex.quote(p) for p in target.canary_paths)
+    paths_json = shlex.quote(json.dumps(list(target.canary_paths)))
+    return f"""#!/bin/bash
+# obs-canary for {target.name}: rendered by obsstack, do not edit (docs/restore-drill.md).
+# Writes {CANARY_FILE}: UTC timestamp, random nonce and the SHA-256 of a manifest
+# ({MANIFEST_FILE}) of every regular file under the configured paths. A restore drill runs
+# `sha256sum -c` of that manifest inside the restored guest and measures RPO from the timestamp.
+set -euo pipefail
+umask 077
+
+paths=({paths})
+paths_json={paths_json}
+state_dir={CANARY_DIR}
+
+mkdir -p "$state_dir"
+work=$(mktemp -d "$state_dir/.work.XXXXXX")
+trap 'rm -rf -- "$work"' EXIT
+
+timestamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+nonce=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \\n')
+printf '%s %s\\n' "$nonce" "$timestamp" >"$work/nonce"
+mv -f "$work/nonce" {NONCE_FILE}
+
+# Files that vanish between find and sha256sum are simply left out of the manifest.
+existing=()
+for path in "${{paths[@]}}"; do
+  if [[ -e "$path" ]]; then existing+=("$path"); else echo "obs-canary: $path does not exist, skipped" >&2; fi
+done
+{{
+  sha256sum -- {NONCE_FILE}
+  if ((${{#existing[@]}})); then
+    find "${{existing[@]}}" -xdev -type f ! -path "$state_dir/*" -print0 | sort -z |
+      xargs -0 -r sha256sum -- 2>/dev/null || true
+  fi
+}} >"$work/manifest.sha256"
+files=$(wc -l <"$work/manifest.sha256")
+mv -f "$work/manifest.sha256" {MANIFEST_FILE}
+manifest_sha256=$(sha256sum {MANIFEST_FILE} | cut -d' ' -f1)
+
+format='{{"version":1,"timestamp":"%s","nonce":"%s","host":"%s","paths":%s,'
+format+='"manifest":"%s","manifestSha256":"%s","files":%d}}\\n'
+# shellcheck disable=SC2059 # the format is a constant built just above
+printf "$format" \\
+  "$timestamp" "$nonce" "$(hostname)" "$paths_json" {MANIFEST_FILE} "$manifest_sha256" "$files" >"$work/canary.json"
+mv -f "$work/canary.json" {CANARY_FILE}
+echo "obs-canary: $files files, nonce $nonce, at $timestamp"
+"""
+
+
+def canary_service(target: DrillTarget) -> str:
+    return f"""[Unit]
+Description=Restore-drill canary of {target.name}: timestamp, nonce and SHA-256 manifest
+Documentation={DOC_URL}
+
+[Service]
+Type=oneshot
+ExecStart={CANARY_SCRIPT}
+Nice=10
+IOSchedulingClass=idle
+# Reads anything under the canary paths, writes only its state directory ({CANARY_DIR}).
+ProtectSystem=strict
+StateDirectory=obs-canary
+StateDirectoryMode=0700
+PrivateTmp=yes
+NoNewPrivileges=yes
+"""
+
+
+def canary_timer(config: StackConfig, target: DrillTarget) -> str:
+    return f"""[Unit]
+Description=Restore-drill canary of {target.name}, {config.backups.drill.canary_lead} before the backup window
+Documentation={DOC_URL}
+
+[Timer]
+OnCalendar={config.backups.canary_on_calendar()}
+AccuracySec=1min
+
+[Install]
+WantedBy=timers.target
+"""
+
+
+def tool_outputs(config: StackConfig, inventory: Inventory) -> str:
+    """The tool's input on the monitoring host: the restoreDrill output, state kept under /var/lib."""
+    from components.outputs import restore_drill_output
+
+    drill = dict(restore_drill_output(config, inventory), reportDir=DRILL_STATE)
+    return json.dumps({"restoreDrill": drill}, indent=2, sort_keys=True) + "\n"
+
+
+def requirements() -> str:
+    """Pinned requirements of the tool's venv, from the project's lock (constraints.txt)."""
+    pins: dict[str, str] = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        name, sep, version = line.partition("==")
+        if sep:
+            pins[re.sub(r"[-_.]+", "-", name.strip().lower())] = version.strip()
+    missing = [p for p in TOOL_PACKAGES if p not in pins]
+    if missing:
+        raise ValueError(f"constraints.txt lacks pins for {missing}")
+    return "".join(f"{p}=={pins[p]}\n" for p in TOOL_PACKAGES)
+
+
+def tool_sources() -> dict[str, str]:
+    """Relative path -> content of the drill tool package (it imports nothing else of the repo)."""
+    sources = {"tools/__init__.py": (ROOT / "tools/__init__.py").read_text()}
+    for path in sorted((ROOT / "tools/restore_drill").glob("*.py")):
+        sources[f"tools/restore_drill/{path.name}"] = path.read_text()
+    return sources
+
+
+def drill_service() -> str:
+    return f"""[Unit]
+Description=Restore drill: restore the newest backups into isolated scratch VMs and verify them
+Documentation={DOC_URL}
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+Environment=PYTHONPATH={DRILL_HOME}
+Environment=PYTHONDONTWRITEBYTECODE=1
+WorkingDirectory={DRILL_HOME}
+ExecStart={DRILL_VENV}/bin/python -m tools.restore_drill --outputs {DRILL_OUTPUTS} --all --due
+# Every wait inside the tool is bounded; this only stops a hung interpreter. SIGTERM makes the
+# tool destroy its scratch VM before exiting, which may take a few minutes.
+TimeoutStartSec=24h
+TimeoutStopSec=20min
+StateDirectory=obs-restore-drill
+StateDirectoryMode=0750
+ProtectSystem=strict
+ReadWritePaths=-{TEXTFILE_DIR}
+ProtectHome=yes
+PrivateTmp=yes
+NoNewPrivileges=yes
+"""
+
+
+def drill_timer(config: StackConfig) -> str:
+    drill = config.backups.drill
+    return f"""[Unit]
+Description=Daily check for due restore drills (each target every {drill.every})
+Documentation={DOC_URL}
+
+[Timer]
+OnCalendar=*-*-* {drill.check_at}:00
+Persistent=true
+RandomizedDelaySec=15min
+
+[Install]
+WantedBy=timers.target
+"""
+
+
+def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
+    out: list[HostFile] = []
+    for target in inventory.drill_targets:
+        out += [
+            HostFile(target.name, CANARY_SCRIPT, canary_script(target), mode="0755"),
+            HostFile(target.name, CANARY_SERVICE, canary_service(target)),
+            HostFile(target.name, CANARY_TIMER, canary_timer(config, target)),
+        ]
+    if not inventory.drill_targets:
+        return out
+    # One monitoring host runs drills, even with two replicas: one restore at a time.
+    for mon in inventory.monitoring[:1]:
+        out += [
+            HostFile(mon.name, DRILL_OUTPUTS, tool_outputs(config, inventory), mode="0640"),
+            HostFile(mon.name, DRILL_REQUIREMENTS, requirements()),
+            HostFile(mon.name, DRILL_SERVICE, drill_service()),
+            HostFile(mon.name, DRILL_TIMER, drill_timer(config)),
+        ]
+        out += [HostFile(mon.name, f"{DRILL_HOME}/{rel}", text) for rel, text in tool_sources().items()]
+    return out

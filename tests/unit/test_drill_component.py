@@ -1,0 +1,109 @@
+"""RestoreDrills under the mock engine: canaries over SSH, the drill's own least-privilege PVE
+identity, the token only as a secret, and the schedule installed on one monitoring host."""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+import subprocess
+
+import pytest
+
+from components.drill.schedule import SCRATCH_PRIVILEGES, install_script
+from components.monitoring.render import HostFile
+from tools.plan import engine
+
+COMMAND = "command:remote:Command"
+
+
+def test_canary_installed_on_every_drill_target(example_plan: engine.PlanResult, example_inventory) -> None:
+    for target in example_inventory.drill_targets:
+        cmd = example_plan.one(COMMAND, f"drills-canary-{target.name}")
+        assert cmd.parent == "drills"
+        assert "systemctl enable --now obs-canary.timer" in cmd.inputs["create"]
+        assert "bash -n /usr/local/sbin/obs-canary" in cmd.inputs["create"]
+        assert cmd.inputs["connection"] == engine.SECRET
+        assert len(cmd.inputs["triggers"]) == 1
+
+
+def test_identity_is_least_privilege(example_plan: engine.PlanResult, example_config) -> None:
+    acls = {r.inputs["path"]: r.inputs["roleId"] for r in example_plan.find("proxmoxve:index/acl:Acl")}
+    assert acls == {
+        "/vms/110": "ObsDrillSource",
+        "/vms/120": "ObsDrillSource",
+        "/vms/121": "ObsDrillSource",
+        "/storage/pbs-main": "ObsDrillStorage",
+        "/storage/local-lvm": "ObsDrillStorage",
+        "/sdn/zones/localnetwork": "ObsDrillSdn",
+        "/pool/obs-drill": "ObsDrillScratch",
+    }, "no ACL on / and none on other guests"
+    roles = {
+        r.inputs["roleId"]: set(r.inputs["privileges"])
+        for r in example_plan.find("proxmoxve:index/roleLegacy:RoleLegacy")
+    }
+    assert roles["ObsDrillSource"] == {"VM.Backup"}
+    assert roles["ObsDrillScratch"] == set(SCRATCH_PRIVILEGES[9])
+    assert not any(p.startswith(("Sys.", "Permissions.", "User.")) for privs in roles.values() for p in privs)
+    token = example_plan.one("proxmoxve:user/token:Token")
+    assert token.inputs["privilegesSeparation"] is False and token.inputs["userId"] == "obs-drill@pve"
+    assert example_plan.one("proxmoxve:index/poolLegacy:PoolLegacy").inputs["poolId"] == "obs-drill"
+
+
+@pytest.mark.parametrize(
+    ("version", "agent_privilege"), [(8, "VM.Monitor"), (9, "VM.GuestAgent.Unrestricted")], ids=["pve8", "pve9"]
+)
+def test_agent_privilege_follows_pve_version(run_program, example_sections, version: int, agent_privilege: str) -> None:
+    example_sections["backups"]["drill"]["pve_version"] = version
+    plan = run_program(example_sections)
+    scratch = plan.one("proxmoxve:index/roleLegacy:RoleLegacy", "drills-role-scratch")
+    assert agent_privilege in scratch.inputs["privileges"]
+
+
+def test_token_is_a_secret_output_and_reaches_the_host_only_by_stdin(example_plan: engine.PlanResult) -> None:
+    assert example_plan.outputs["restoreDrillPveToken"] == engine.SECRET
+    token_file = example_plan.one(COMMAND, "drills-token-file")
+    assert token_file.inputs["stdin"] == engine.SECRET
+    assert token_file.inputs["logging"] == "none"
+    assert {"stdin", "stdout", "stderr"} <= set(token_file.options["additionalSecretOutputs"])
+    assert "umask 077" in token_file.inputs["create"]
+    dump = json.dumps([r.as_plan() for r in example_plan.resources]) + json.dumps(example_plan.outputs)
+    assert "mock-token" not in dump
+
+
+def test_schedule_validates_then_enables_the_timer(example_plan: engine.PlanResult) -> None:
+    schedule = example_plan.one(COMMAND, "drills-schedule")
+    script = schedule.inputs["create"]
+    assert script.index("--dry-run") < script.index("enable --now obs-restore-drill.timer")
+    assert "drills-token-file" in schedule.options["dependsOn"]
+
+
+def test_no_drill_targets_no_identity(run_program, example_sections) -> None:
+    for asset in example_sections["inventory"]["assets"]:
+        asset.pop("drill", None)
+    plan = run_program(example_sections)
+    assert plan.find(type_="proxmoxve:user/token:Token") == []
+    assert [r for r in plan.resources if r.parent == "drills"] == []
+
+
+def test_install_script_writes_exact_files_and_modes(tmp_path) -> None:
+    user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+    files = [
+        HostFile(
+            "h", str(tmp_path / "sbin" / "tool"), "#!/bin/bash\necho 'quotes' \"and\" $vars\n", "0755", user, group
+        ),
+        HostFile(
+            "h", str(tmp_path / "etc" / "unit.timer"), "[Timer]\nOnCalendar=*-*-* 01:30:00\n", "0644", user, group
+        ),
+    ]
+    script = install_script(files, "root", "unit.timer", "true")
+    assert "sudo" not in script, "root needs no sudo"
+    assert "sudo -n " in install_script(files, "debian", "unit.timer", "true")
+    local = script.split("\ntrue\n")[0] + "\n"  # everything before the service manager is touched
+    subprocess.run(["bash", "-c", local], check=True)
+    for f in files:
+        path = tmp_path / f.path.removeprefix(str(tmp_path) + "/")
+        assert path.read_text() == f.content
+        assert oct(path.stat().st_mode & 0o777) == f"0o{f.mode[1:]}"
+    assert not list(tmp_path.rglob("*.new"))
