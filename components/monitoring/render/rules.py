@@ -192,6 +192,9 @@ def render_availability(config: StackConfig) -> str:
     join = "* on(job, instance) group_left(asset, service, tier) obs:registered_target:info"
     scratch_low, scratch_high = config.backups.drill.scratch_vmid_range
 
+    # pve-exporter's cluster metrics (pve_guest_info, pve_not_backed_up_info) come from every
+    # scraped PVE node: aggregate away `instance` so one guest is one alert, not one per node.
+
     def target_down(tier: str) -> str:
         # Registered targets take asset/service/tier from the inventory; scrape jobs added
         # outside it (extra scrape configs, the alert bench) count when they carry a tier.
@@ -257,8 +260,10 @@ def render_availability(config: StackConfig) -> str:
             config,
             "UnregisteredGuest",
             f"""
-            pve_guest_info{{id!~"(qemu|lxc)/({range_regex(scratch_low, scratch_high)})"}}
-              unless on(id) obs:registered_guest:info
+            max by (id, name, node, type) (
+              pve_guest_info{{id!~"(qemu|lxc)/({range_regex(scratch_low, scratch_high)})"}}
+            )
+            unless on(id) obs:registered_guest:info
             """,
             hold=th.unregistered_guest_for,
             severity="info",
@@ -493,7 +498,7 @@ def render_backups(config: StackConfig) -> str:
         _alert(
             config,
             "GuestNotBackedUp",
-            "pve_not_backed_up_info * on(id) group_left(asset, vmid) obs:protected_guest:info",
+            "max by (id) (pve_not_backed_up_info) * on(id) group_left(asset, vmid) obs:protected_guest:info",
             hold="30m",
             severity="warning",
             service="backup",
