@@ -111,3 +111,13 @@ def test_overlay_replaces_the_baseline_series_it_names() -> None:
 def test_bad_scenarios_are_refused_with_the_field(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(aq.ScenarioError, match=message):
         _scenario(tmp_path, text, "bad.yml")
+
+
+def test_the_scenario_corpus_meets_the_targets(example_config: stack_config.StackConfig) -> None:
+    """The claim in docs/alerting.md, enforced: precision >= 99% and recall 100% on the corpus."""
+    outcomes = [aq.judge(s, aq.replay(example_config, s)) for s in aq.load_scenarios()]
+    _, total = aq.scores(outcomes)
+    problems = [(o.scenario.path.name, [a.alertname for a in o.false_positives], o.missed) for o in outcomes]
+    assert total.precision is not None and total.precision >= 0.99, problems
+    assert total.recall == 1.0, problems
+    assert len(outcomes) >= 15
