@@ -171,7 +171,7 @@ def _clock(offset_seconds: int, duration: str, interval: str) -> str:
 
 def baseline(config: StackConfig, inventory: Inventory, duration: str, interval: str) -> list[dict[str, str]]:
     """Series of a healthy stack: every registered target up, probes passing, backups 2h old,
-    drills and on-call drills a day old, no silence violations."""
+    drills and on-call drills a day old, the silence policy check running without violations."""
     n = _samples(duration, interval)
     series: list[tuple[str, dict[str, str], str]] = []
     for entry in inventory.coverage:
@@ -195,7 +195,9 @@ def baseline(config: StackConfig, inventory: Inventory, duration: str, interval:
         series.append(("obs_restore_drill_last_status", {"target": target.name}, f"1x{n}"))
     monitoring = {"job": "node", "instance": f"{inventory.monitoring[0].ip}:{config.monitoring.ports.node_exporter}"}
     series.append(("obs_oncall_drill_last_success_timestamp_seconds", monitoring, _clock(86400, duration, interval)))
-    series.append(("obs_silence_policy_violations", monitoring, f"0x{n}"))
+    series.append(("obs_silence_policy_violations", monitoring | {"reason": "too_long"}, f"0x{n}"))
+    series.append(("obs_silence_policy_check_up", monitoring, f"1x{n}"))
+    series.append(("obs_silence_policy_check_last_run_timestamp_seconds", monitoring, _clock(30, duration, interval)))
     return [{"series": format_selector(name, labels), "values": values} for name, labels, values in series]
 
 

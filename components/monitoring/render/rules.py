@@ -634,6 +634,7 @@ def render_meta(config: StackConfig) -> str:
     th = config.alerting.thresholds
     ack_timeout = config.alerting.escalation.ack_timeout
     replicas = config.monitoring.replicas
+    check_every = _seconds(config.alerting.silence_policy.check_every)
     recording = [
         _record(
             "obs:alerts_firing:count",
@@ -727,6 +728,26 @@ def render_meta(config: StackConfig) -> str:
                 "The silence policy check found active silences that are too long, lack an author or reason, "
                 "or match Watchdog or every critical alert: critical alerts may be masked. "
                 "List them with `tools/silences audit`."
+            ),
+        ),
+        _alert(
+            config,
+            "SilencePolicyCheckStale",
+            f"""
+            time() - obs_silence_policy_check_last_run_timestamp_seconds > {5 * check_every}
+            or
+            obs_silence_policy_check_up == 0
+            or
+            absent(obs_silence_policy_check_last_run_timestamp_seconds)
+            """,
+            hold=META_FOR,
+            severity="warning",
+            service="monitoring",
+            summary="The silence policy check is not running or cannot read Alertmanager",
+            description=(
+                f"The policy check (every {config.alerting.silence_policy.check_every}) has not completed a run for "
+                f"{META_FOR}: SilencePolicyViolation and CriticalAlertUnacknowledged work on stale data, "
+                "so a masking silence or an unacknowledged page could go unnoticed."
             ),
         ),
         _alert(
