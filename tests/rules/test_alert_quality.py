@@ -38,7 +38,10 @@ def test_replay_reads_back_what_fired_and_when(tmp_path: Path, example_config: s
 
 def test_an_unwanted_alert_is_a_false_positive_and_fails_the_run(tmp_path: Path) -> None:
     (tmp_path / "outage.yml").write_text(OUTAGE)
-    assert main(["--scenarios", str(tmp_path)]) == 1
+    out = tmp_path / "out"
+    assert main(["--scenarios", str(tmp_path), "--out", str(out)]) == 1
+    assert "false positive TargetDown" in (out / "report.txt").read_text()
+    assert (out / "quality.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_a_healthy_baseline_fires_nothing_but_the_heartbeat(

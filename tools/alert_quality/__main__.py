@@ -51,12 +51,40 @@ def report(outcomes: list[Outcome], per_alert: dict[str, Score], total: Score) -
     return "\n".join(lines)
 
 
+def draw(per_alert: dict[str, Score], total: Score, path: Path) -> None:
+    """Precision and recall per alert as horizontal bars (what fired vs what was wanted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(per_alert)
+    rows = range(len(names))
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(names) + 1.6))
+    precision = [100 * (s.precision if s.precision is not None else 1) for s in per_alert.values()]
+    recall = [100 * (s.recall if s.recall is not None else 1) for s in per_alert.values()]
+    ax.barh([r + 0.2 for r in rows], precision, height=0.4, color="tab:blue", label="precision")
+    ax.barh([r - 0.2 for r in rows], recall, height=0.4, color="tab:green", label="recall")
+    ax.axvline(99, color="tab:red", linestyle="--", linewidth=1, label="99% target")
+    ax.set_yticks(list(rows), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 105)
+    ax.set_xlabel("%")
+    ax.set_title(f"Alert quality: precision {_pct(total.precision)}, recall {_pct(total.recall)}")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3, fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--stack", default="prod")
     parser.add_argument("--scenarios", type=Path, default=SCENARIOS_DIR)
     parser.add_argument("--min-precision", type=float, default=0.99)
     parser.add_argument("--min-recall", type=float, default=1.0)
+    parser.add_argument("--out", type=Path, default=Path("build/alert-quality"), help="report.txt and quality.png")
     args = parser.parse_args(argv)
     try:
         config = load_stack(args.stack)
@@ -83,7 +111,12 @@ def main(argv: list[str] | None = None) -> int:
             f"({time.monotonic() - started:.1f}s)"
         )
     per_alert, total = scores(outcomes)
-    print(report(outcomes, per_alert, total))
+    text = report(outcomes, per_alert, total)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.txt").write_text(text.lstrip() + "\n")
+    draw(per_alert, total, args.out / "quality.png")
+    print(f"\nwrote {args.out / 'report.txt'} and {args.out / 'quality.png'}")
     precision = 1.0 if total.precision is None else total.precision
     recall = 1.0 if total.recall is None else total.recall
     print(
