@@ -703,7 +703,7 @@ def render_meta(config: StackConfig) -> str:
             config,
             "AlertmanagerClusterDegraded",
             f"""
-            alertmanager_cluster_members < {replicas}
+            (alertmanager_cluster_members < {replicas} and on(job, instance) alertmanager_cluster_enabled == 1)
             or
             count(up{{job="alertmanager"}} == 1) < {replicas}
             """,
