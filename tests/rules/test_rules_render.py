@@ -153,6 +153,17 @@ def test_target_down_severity_follows_the_tier() -> None:
             "alerting", ("thresholds", "filesystem_almost_full_ratio"), 0.8, "hosts", "avail:ratio < 0.2", id="fs-full"
         ),
         pytest.param("alerting", ("escalation", "ack_timeout"), "7m", "meta", "for: 7m", id="ack-timeout"),
+        pytest.param(
+            "alerting", ("thresholds", "pbs_gc_within"), "10d", "backups", '"gc"} > 864000', id="pbs-gc-window"
+        ),
+        pytest.param(
+            "alerting",
+            ("runbook_base_url",),
+            "https://git.example.net/ops/obsstack/src/branch/main/docs/runbooks/",
+            "meta",
+            "runbook_url: https://git.example.net/ops/obsstack/src/branch/main/docs/runbooks/Watchdog.md",
+            id="runbook-base-url",
+        ),
     ],
 )
 def test_thresholds_come_from_config(  # noqa: PLR0917 (one parameter per table column)
