@@ -239,3 +239,14 @@ def test_the_catalogue_lists_every_alert() -> None:
     catalogue = (ROOT / "docs" / "alerting.md").read_text()
     missing = [name for name in _alerts() if f"[{name}](runbooks/{name}.md)" not in catalogue]
     assert not missing, f"add to docs/alerting.md: {missing}"
+
+
+def test_no_recording_rule_is_defined_in_two_files() -> None:
+    """Two files recording one name would write conflicting series (e.g. rules/dashboards.yml)."""
+    files_by_name: dict[str, set[str]] = {}
+    for file_name, doc in _rule_docs().items():
+        for group in doc["groups"]:
+            for rule in group["rules"]:
+                if "record" in rule:
+                    files_by_name.setdefault(rule["record"], set()).add(file_name)
+    assert {name: files for name, files in files_by_name.items() if len(files) > 1} == {}
