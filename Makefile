@@ -71,3 +71,13 @@ dashboards: $(STAMP)
 # Query latency of every dashboard over 24h of synthetic data, with and without recording rules.
 bench-dashboards: $(STAMP)
 	$(PY) -m tools.bench_dashboards
+
+# Alert rules (issue 5): regenerate the committed rules/<area>.yml from the example stack.
+.PHONY: rules
+rules: $(STAMP)
+	$(PY) -m tools.rules --stack $(STACK)
+
+# Replay tests/scenarios/*.yml through the rules: precision and recall per alert and overall.
+.PHONY: alert-quality
+alert-quality: $(STAMP)
+	$(PY) -m tools.alert_quality --stack $(STACK)

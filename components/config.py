@@ -753,6 +753,12 @@ class Thresholds(Model):
     datastore_fill_horizon: Duration = "7d"
     datastore_almost_full_ratio: float = Field(default=0.85, gt=0, lt=1)
     oncall_drill_every: Duration = "31d"
+    backup_verify_within: Duration = Field(
+        default="36h", description="a snapshot still unverified after this is BackupNotVerified (verify runs daily)"
+    )
+    pbs_gc_within: Duration = "8d"
+    pbs_prune_within: Duration = "2d"
+    pbs_verify_within: Duration = "2d"
 
 
 class AlertingSection(Model):
@@ -762,6 +768,10 @@ class AlertingSection(Model):
     silence_policy: SilencePolicy = SilencePolicy()
     maintenance_windows: tuple[MaintenanceWindow, ...] = ()
     thresholds: Thresholds = Thresholds()
+    runbook_base_url: str = Field(
+        default="docs/runbooks",
+        description="where alerts' runbook_url points: <base>/<AlertName>.md (e.g. your repository's docs URL)",
+    )
     smtp_smarthost: str | None = None
     smtp_from: str | None = None
     smtp_username: str | None = None
