@@ -21,15 +21,6 @@ from tests.support import metric_names
 
 BOARDS = dashboards.render(stack_config.validate(load_sections()))
 
-# Names the issues define whose writers (and their docs/metrics.md sections or rule files) land
-# on sibling branches. Once those merge the names are known and this list must be emptied: the
-# check is then fully strict. Nothing else may be added here.
-PENDING = {
-    "obs:scrape_coverage:ratio": "issue 5: rules/availability.yml",
-    "obs_silence_policy_violations": "issue 5: docs/metrics.md",
-    "obs_alert_ack_seconds": "issue 5: docs/metrics.md",
-    "obs_oncall_drill_last_success_timestamp_seconds": "issue 5: docs/metrics.md",
-}
 _LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*\w+\)$")
 
 
@@ -56,12 +47,7 @@ def known() -> frozenset[str]:
 
 @pytest.mark.parametrize("board", BOARDS, ids=[b.name for b in BOARDS])
 def test_every_metric_a_dashboard_uses_is_real(board: dashboards.Board, known: frozenset[str]) -> None:
-    assert not unknown_names(prometheus_exprs(board), known | frozenset(PENDING))
-
-
-def test_pending_names_are_only_the_projects_own() -> None:
-    """The allowance covers obs_* metrics and obs:* rules named in the issues, never an exporter's."""
-    assert all(name.startswith(("obs_", "obs:")) for name in PENDING)
+    assert not unknown_names(prometheus_exprs(board), known)
 
 
 def test_the_check_catches_a_made_up_metric(known: frozenset[str]) -> None:
@@ -77,4 +63,4 @@ def test_variable_selectors_are_checked_too() -> None:
 def test_every_metric_the_dashboard_rules_read_is_real(known: frozenset[str]) -> None:
     doc = yaml.safe_load((metric_names.RULES_DIR / "dashboards.yml").read_text())
     exprs = [rule["expr"] for group in doc["groups"] for rule in group["rules"]]
-    assert not unknown_names(exprs, known | frozenset(PENDING))
+    assert not unknown_names(exprs, known)
