@@ -36,3 +36,14 @@ bench-plan: $(STAMP)
 
 clean:
 	rm -rf build .mypy_cache .pytest_cache .ruff_cache
+
+# --- alerting (issue 5) and the local lab (issue 4, item 6) ---
+.PHONY: lab e2e bench-alerts
+lab: $(STAMP)
+	$(PY) -m tools.lab --stack $(STACK)
+
+e2e: $(STAMP)
+	$(PY) -m pytest -q tests/e2e
+
+bench-alerts: $(STAMP)
+	$(PY) -m tools.bench_alerts --stack $(STACK)
