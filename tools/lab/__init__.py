@@ -316,10 +316,27 @@ class Lab:
             self.write_configs()
             for name in ("node_exporter", "blackbox", "alertmanager", "prometheus"):
                 self.start_process(name)
+            self.wait_operational()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def wait_operational(self, timeout: float = 60) -> None:
+        """Ready is not working: wait until every rule group has run and every target was scraped."""
+
+        def evaluated() -> bool:
+            response = requests.get(f"{self.url('prometheus')}/api/v1/rules", timeout=5)
+            groups = response.json()["data"]["groups"]
+            return bool(groups) and all(not g["lastEvaluation"].startswith("0001") for g in groups)
+
+        def scraped() -> bool:
+            response = requests.get(f"{self.url('prometheus')}/api/v1/targets", timeout=5)
+            targets = response.json()["data"]["activeTargets"]
+            return bool(targets) and all(t["health"] == "up" for t in targets)
+
+        if not self.wait_until(lambda: evaluated() and scraped(), timeout):
+            raise LabError(f"Prometheus did not evaluate rules and scrape every target within {timeout}s")
 
     def stop(self) -> None:
         for name in ("prometheus", "alertmanager", "blackbox", "node_exporter"):
