@@ -6,13 +6,14 @@ prometheus/alertmanager/exporter binaries are missing (the lab raises LabError).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 
 import pytest
 
 from components import routing
-from tools import silences
+from tools import oncall_drill, silences
 from tools.lab import Lab
 from tools.silences.__main__ import main as silences_cli
 from tools.silences.api import Alertmanager
@@ -174,3 +175,36 @@ def test_policy_violating_silence_is_refused_and_check_reports(lab: Lab, tmp_pat
     ):
         assert line + "\n" in text, text
     assert f'obs_alert_ack_seconds{{alertname="TargetDown",instance="{lab.node_instance}"' in text
+
+
+def test_oncall_drill_pages_waits_for_ack_and_records(lab: Lab, tmp_path) -> None:
+    am = Alertmanager(lab.url("alertmanager"))
+    results: list[oncall_drill.DrillResult] = []
+    drill = threading.Thread(
+        target=lambda: results.append(oncall_drill.run(am, 30, "runbook", poll=0.2, progress=print))
+    )
+    drill.start()
+    assert lab.sink.wait_for(lambda ns: any("OnCallDrill" in n.alertnames for n in ns), timeout=15), "drill never paged"
+    assert {n.receiver for n in lab.sink.notifications("OnCallDrill")} <= {"oncall-primary", "slack-critical"}
+    silences.acknowledge(
+        am,
+        policy_from_config(lab.config),
+        selectors=[Matcher("alertname", "OnCallDrill")],
+        fingerprint=None,
+        duration="10m",
+        author="e2e",
+        comment="on-call drill acknowledged",
+    )
+    drill.join(timeout=30)
+    assert results and results[0].acked and results[0].ack_seconds is not None
+    oncall_drill.record(results[0], tmp_path)
+    first = (tmp_path / oncall_drill.TEXTFILE_NAME).read_text()
+    assert "obs_oncall_drill_success 1\n" in first
+    assert f"obs_oncall_drill_last_success_timestamp_seconds {results[0].started:.15g}\n" in first
+
+    # Nobody answers the next drill: it fails, and the last success is kept.
+    missed = oncall_drill.run(am, 1, "runbook", poll=0.2, progress=print)
+    oncall_drill.record(missed, tmp_path)
+    second = (tmp_path / oncall_drill.TEXTFILE_NAME).read_text()
+    assert not missed.acked and "obs_oncall_drill_success 0\n" in second
+    assert f"obs_oncall_drill_last_success_timestamp_seconds {results[0].started:.15g}\n" in second
