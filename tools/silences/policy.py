@@ -87,27 +87,15 @@ class Policy:
 
     @classmethod
     def load(cls, path: Path) -> Policy:
-        data = json.loads(path.read_text())
+        return cls.from_document(json.loads(path.read_text()))
+
+    @classmethod
+    def from_document(cls, data: Mapping[str, Any]) -> Policy:
         return cls(
             max_duration=int(data["max_duration_seconds"]),
             maintenance_max_duration=int(data["maintenance_max_duration_seconds"]),
             maintenance_windows=tuple(data["maintenance_windows"]),
             protected=tuple(data["protected"]),
-        )
-
-    def to_json(self) -> str:
-        return (
-            json.dumps(
-                {
-                    "max_duration_seconds": self.max_duration,
-                    "maintenance_max_duration_seconds": self.maintenance_max_duration,
-                    "maintenance_windows": list(self.maintenance_windows),
-                    "protected": [dict(p) for p in self.protected],
-                },
-                indent=2,
-                sort_keys=True,
-            )
-            + "\n"
         )
 
 
