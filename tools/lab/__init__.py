@@ -114,8 +114,10 @@ class Lab:
         speedup: float = 1.0,
         workdir: Path | None = None,
         echo: Callable[[str], None] | None = None,
+        extra_scrape_configs: tuple[dict[str, Any], ...] = (),
     ) -> None:
         self.config = config
+        self.extra_scrape_configs = extra_scrape_configs
         self.inventory: Inventory = build_inventory(config)
         self.speedup = speedup
         self._own_workdir = workdir is None
@@ -232,6 +234,7 @@ class Lab:
                         {"target_label": "__address__", "replacement": f"127.0.0.1:{self.ports['blackbox']}"},
                     ],
                 },
+                *self.extra_scrape_configs,
             ],
         }
 
