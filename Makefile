@@ -37,6 +37,18 @@ bench-plan: $(STAMP)
 clean:
 	rm -rf build .mypy_cache .pytest_cache .ruff_cache
 
+# Monthly platform report from Prometheus (Markdown, HTML and PNG plots in build/report/).
+#   make report PROMETHEUS=https://mon-1.lab.example.net:9090 FROM=2026-10-01 TO=2026-11-01 \
+#     REPORT_ARGS="--user report --password-file ~/.obsstack/prometheus-password --ca-file ca.pem"
+PROMETHEUS ?= http://127.0.0.1:9090
+FROM ?= now-30d
+TO ?= now
+REPORT_OUT ?= build/report
+REPORT_ARGS ?=
+.PHONY: report
+report: $(STAMP)
+	$(PY) -m tools.report --prometheus "$(PROMETHEUS)" --from "$(FROM)" --to "$(TO)" --out "$(REPORT_OUT)" $(REPORT_ARGS)
+
 # --- alerting (issue 5) and the local lab (issue 4, item 6) ---
 .PHONY: lab e2e bench-alerts
 lab: $(STAMP)

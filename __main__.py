@@ -29,11 +29,16 @@ prov = providers.build(config, secrets)
 pve = pulumi.ResourceOptions(providers=[prov.proxmox])
 
 # 2. Backup storage, PBS and the nightly backup regime.
-storage = BackupStorage("storage", BackupStorageArgs(config.proxmox, config.pbs), pve)
-pbs = PbsServer("pbs", PbsServerArgs(config.pbs, config.pbs_host()))
+ssh_key = secrets[config.proxmox.ssh_private_key_secret]
+pbs = PbsServer("pbs", PbsServerArgs(config, inventory, config.pbs_host(), ssh_key))
+storage = BackupStorage(
+    "storage",
+    BackupStorageArgs(config.proxmox, config.pbs, str(config.pbs_host().address), secrets),
+    pve.merge(pulumi.ResourceOptions(depends_on=[pbs])),
+)
 backups = BackupPlan(
     "backups",
-    BackupPlanArgs(config.backups, inventory.protected),
+    BackupPlanArgs.from_config(config, inventory, ssh_key, storage.pbs_storage_id),
     pve.merge(pulumi.ResourceOptions(depends_on=[storage])),
 )
 
@@ -42,7 +47,7 @@ pki = InternalCa("pki", InternalCaArgs(config.cluster, inventory.monitoring))
 endpoints = {}
 hosts = []
 for node in inventory.monitoring:
-    vm = ProxmoxVm(node.name, ProxmoxVmArgs(node, config.monitoring.vm, (config.cluster, "monitoring")), pve)
+    vm = ProxmoxVm(node.name, ProxmoxVmArgs.monitoring(config, node, ssh_key), pve)
     host = MonitoringHost(
         f"{node.name}-services",
         MonitoringHostArgs(config, inventory, node, vm.ip),

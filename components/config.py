@@ -249,6 +249,9 @@ class ProxmoxSection(Model):
     existing_storages: tuple[Name, ...] = ("local", "local-lvm")
     durable_storages: tuple[NfsStorage, ...] = ()
     cloud_image: CloudImage = CloudImage()
+    snippets_storage: Name = Field(
+        default="local", description="storage with the 'snippets' content type, for cloud-init user data"
+    )
 
     def storage_names(self) -> set[str]:
         return set(self.existing_storages) | {s.name for s in self.durable_storages}
@@ -420,6 +423,10 @@ class PbsSection(Model):
     storage_id: Name = Field(description="the PVE storage entry that points at the datastore")
     datastore: Name = Field(description="which datastore the PVE storage entry uses")
     api_token_secret: SecretKey = "pbsApiToken"
+    token_user: str = Field(
+        default="obsstack@pbs", pattern=r"^[A-Za-z0-9._-]+@pbs$", description="PBS user owning the token"
+    )
+    token_name: Name = Field(default="pve", description="the API token PVE uses: <token_user>!<token_name>")
     encryption_key_secret: SecretKey | None = "pbsEncryptionKey"
     exporter_port: Port = 10019
 
@@ -515,6 +522,9 @@ class VmShape(Model):
     bridge: str = "vmbr0"
     vlan: int | None = Field(default=None, ge=1, le=4094)
     dns: tuple[Host, ...] = ()
+    template_vmid: int | None = Field(
+        default=None, ge=100, le=999_999_999, description="clone this template instead of the cloud image"
+    )
 
 
 class Ports(Model):
@@ -852,6 +862,7 @@ class StackConfig(Model):
         check_storage("monitoring.vm.storage", self.monitoring.vm.storage)
         check_storage("monitoring.vm.data_storage", self.monitoring.vm.data_storage)
         check_storage("proxmox.cloud_image.storage", self.proxmox.cloud_image.storage)
+        check_storage("proxmox.snippets_storage", self.proxmox.snippets_storage)
 
         if self.backups.storage != self.pbs.storage_id:
             col.add("backups.storage", f"backups go to the PBS storage entry: write {self.pbs.storage_id!r}")
@@ -861,6 +872,13 @@ class StackConfig(Model):
         clash = sorted(v for v in guest_vmids | {h.vmid for h in self.monitoring.hosts} if low <= v <= high)
         if clash:
             col.add("backups.drill.scratch_vmid_range", f"overlaps VMIDs in use {clash}: pick a free range")
+        if self.backups.selection == "all_except":
+            for i, asset in enumerate(self.inventory.assets):
+                if asset.backup is False and asset.name not in self.backups.exclude:
+                    col.add(
+                        f"inventory.assets[{i}].backup",
+                        f"backups.selection is all_except: add {asset.name!r} to backups.exclude to skip it",
+                    )
         for j, name in enumerate(self.backups.exclude):
             if name not in assets or not assets[name].is_guest:
                 col.add(f"backups.exclude[{j}]", f"{name!r} is not a vm or lxc asset")

@@ -1,24 +1,114 @@
-"""PbsServer: datastores, prune/GC/verify jobs and the PVE token on Proxmox Backup Server."""
+"""PbsServer: datastores, prune/GC/verify/sync jobs, the PVE token and the collector on PBS.
+
+Everything goes over SSH with ``proxmox-backup-manager`` (scripts in components/pbs/scripts.py).
+Datastore commands hold backups: they are ``protect=True`` and ``retain_on_delete=True`` and have
+no content-hash trigger (a trigger would *replace* them, which protect forbids); a changed script
+re-runs as an in-place update instead. The other commands re-run when their script's hash changes.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
+from pulumi_command import remote
 
-from components.config import Asset, PbsSection
+from components import ssh
+from components.config import Asset, PbsDatastore, StackConfig
+from components.inventory import Inventory
+from components.monitoring.render import pbs_collector
+from components.pbs import scripts
 
 
 @dataclass(frozen=True)
 class PbsServerArgs:
-    pbs: PbsSection
+    config: StackConfig
+    inventory: Inventory
     host: Asset
+    ssh_private_key: pulumi.Input[str]
+
+
+def content_hash(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 class PbsServer(pulumi.ComponentResource):
     datastores: pulumi.Output[list[str]]
+    token_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: PbsServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("obsstack:pbs:Server", name, None, opts)
-        self.datastores = pulumi.Output.from_input([d.name for d in args.pbs.datastores])
-        self.register_outputs({"datastores": self.datastores})
+        pbs = args.config.pbs
+        assert args.host.address is not None  # config validation: hosts have addresses
+        self._name = name
+        user = args.host.ssh_user or args.config.proxmox.ssh_user
+        self._connection = ssh.connection(args.host.address, user, args.ssh_private_key)
+
+        stores = {ds.name: self._datastore(ds) for ds in pbs.datastores}
+        for ds in pbs.datastores:
+            store = [stores[ds.name]]
+            self._command(f"gc-{ds.name}", scripts.gc_schedule(ds), scripts.gc_schedule_delete(ds), store)
+            self._command(
+                f"prune-{ds.name}",
+                scripts.prune_job(ds),
+                scripts.job_delete("prune-job", pbs_collector.prune_job_id(ds.name)),
+                store,
+            )
+            self._command(
+                f"verify-{ds.name}",
+                scripts.verify_jobs(ds),
+                scripts.job_delete("verify-job", *pbs_collector.verify_job_ids(ds.name)),
+                store,
+            )
+            if ds.sync is not None:
+                targets = [stores[ds.sync.remote_store]] if ds.sync.remote is None else []
+                self._command(
+                    f"sync-{ds.name}",
+                    scripts.sync_job(ds),
+                    scripts.job_delete("sync-job", scripts.sync_job_id(ds)),
+                    store + targets,
+                )
+        self.token = self._command(
+            "pve-token",
+            scripts.api_token(pbs),
+            scripts.api_token_delete(pbs),
+            [stores[pbs.datastore]],
+            secret_output=True,
+        )
+        self.collector = self._command(
+            "collector",
+            pbs_collector.install_script(args.config, args.inventory),
+            pbs_collector.uninstall_script(),
+            list(stores.values()),
+        )
+
+        self.datastores = pulumi.Output.from_input(sorted(stores))
+        self.token_id = pulumi.Output.from_input(f"{pbs.token_user}!{pbs.token_name}")
+        self.register_outputs({"datastores": self.datastores, "tokenId": self.token_id})
+
+    def _datastore(self, ds: PbsDatastore) -> remote.Command:
+        script = scripts.datastore_create(ds)
+        return remote.Command(
+            f"{self._name}-datastore-{ds.name}",
+            remote.CommandArgs(
+                connection=self._connection,
+                create=script,
+                update=script,
+                delete=scripts.datastore_delete(ds),
+            ),
+            pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
+        )
+
+    def _command(
+        self, role: str, create: str, delete: str, after: list[Any], *, secret_output: bool = False
+    ) -> remote.Command:
+        secret = ["stdout", "stderr"] if secret_output else []
+        return remote.Command(
+            f"{self._name}-{role}",
+            remote.CommandArgs(
+                connection=self._connection, create=create, delete=delete, triggers=[content_hash(create, delete)]
+            ),
+            pulumi.ResourceOptions(parent=self, depends_on=after, additional_secret_outputs=secret),
+        )

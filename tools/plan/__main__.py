@@ -24,6 +24,7 @@ import yaml
 
 from components import config as stack_config
 from components import inventory as stack_inventory
+from components import prune
 from components.monitoring.render import host_files, secret_files
 from tools.plan import engine
 
@@ -157,7 +158,8 @@ def write_plan(out: Path, stack: str, config: stack_config.StackConfig, result: 
     }
     (out / "plan.json").write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n")
     (out / "outputs.json").write_text(json.dumps(result.outputs, indent=2, sort_keys=True) + "\n")
-    (out / "plan.md").write_text(render_markdown(stack, result, inventory, files))
+    (out / "plan.md").write_text(render_markdown(stack, result, inventory, files) + prune.plan_report(config))
+    prune.write_chart(config, out / prune.CHART_NAME)
     hosts = out / "hosts"
     for f in files:
         target = hosts / f.host / f.path.lstrip("/")
@@ -195,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     if not args.quiet:
         print(render_tree(result))
+        print("\n" + "\n".join(prune.summary_lines(config)))
     print(f"\nplan written to {args.out}/ (plan.json, plan.md, outputs.json, hosts/)")
     return EXIT_OK
 

@@ -108,7 +108,16 @@ MOCK_OUTPUTS: dict[str, MockOutputs] = {
         "certPem": f"-----BEGIN CERTIFICATE-----\nmock-{name}\n-----END CERTIFICATE-----\n",
     },
     "command:remote:Command": lambda name, _: {"stdout": "", "stderr": ""},
+    "proxmoxve:storage/pbs:Pbs": lambda name, inputs: (
+        {"generatedEncryptionKey": f"mock-pbs-key-{name}"} if inputs.get("generateEncryptionKey") else {}
+    ),
+    "proxmoxve:index/vmLegacy:VmLegacy": lambda name, _: {"ipv4Addresses": [["127.0.0.1"], ["10.0.99.7"]]},
     "command:local:Command": lambda name, _: {"stdout": "", "stderr": ""},
+}
+
+# Results of provider functions (invokes) the program calls, by function token.
+MOCK_CALLS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "tls:index/getPublicKey:getPublicKey": lambda _: {"publicKeyOpenssh": "ssh-ed25519 AAAAmock-derived-public-key"},
 }
 
 
@@ -126,7 +135,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+        computed = MOCK_CALLS.get(args.token)
+        return (computed(dict(args.args)) if computed else {}), []
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):

@@ -1,0 +1,260 @@
+"""PBS maintenance collector: outcome of garbage collection, prune and verify jobs as metrics.
+
+A oneshot service on the PBS host, run by a timer, reads the task list
+(``proxmox-backup-manager task list --all --output-format json``: ``worker_type``, ``worker_id``,
+``endtime``, ``status`` per task) and writes ``obs_pbs_job_last_success_timestamp_seconds`` and
+``obs_pbs_job_last_status`` per datastore and job type into node_exporter's textfile directory,
+atomically. What it has seen is kept in a state file, so a job whose task has rotated out of the
+task list keeps its last known values.
+
+Tasks are matched to the jobs this program creates (see :func:`maintenance_jobs`): garbage
+collection by ``worker_type=garbage_collection`` and the datastore name, prune and verify jobs by
+their job id (``worker_id`` is ``<job id>`` or ``<datastore>:<job id>`` depending on the PBS
+version). Only ``status == "OK"`` is a success: warnings and errors count as failures.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+
+from jinja2 import Environment, StrictUndefined
+
+from components.config import PbsSection, StackConfig
+from components.inventory import Inventory
+from components.monitoring.render import HostFile
+
+SCRIPT_PATH = "/usr/local/lib/obsstack/pbs-collector.sh"
+UNIT = "obsstack-pbs-collector"
+SERVICE_PATH = f"/etc/systemd/system/{UNIT}.service"
+TIMER_PATH = f"/etc/systemd/system/{UNIT}.timer"
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
+STATE_DIR = "/var/lib/obsstack/pbs-collector"
+PROM_FILE = "obs_pbs.prom"
+INTERVAL = "5min"
+TASK_LIMIT = 5000
+
+
+@dataclass(frozen=True)
+class MaintenanceJob:
+    """A PBS job this program manages: its id, datastore, the task worker type and metric label."""
+
+    job_id: str
+    datastore: str
+    worker_type: str
+    job_type: str  # gc | prune | verify (the metric's job_type label)
+
+
+def prune_job_id(datastore: str) -> str:
+    return f"obsstack-prune-{datastore}"
+
+
+def verify_job_ids(datastore: str) -> tuple[str, str]:
+    """(new snapshots daily, full re-verify monthly)."""
+    return f"obsstack-verify-new-{datastore}", f"obsstack-verify-full-{datastore}"
+
+
+def maintenance_jobs(pbs: PbsSection) -> list[MaintenanceJob]:
+    jobs: list[MaintenanceJob] = []
+    for ds in pbs.datastores:
+        jobs.append(MaintenanceJob(ds.name, ds.name, "garbage_collection", "gc"))
+        jobs.append(MaintenanceJob(prune_job_id(ds.name), ds.name, "prunejob", "prune"))
+        jobs += [MaintenanceJob(job_id, ds.name, "verificationjob", "verify") for job_id in verify_job_ids(ds.name)]
+    return jobs
+
+
+_ENV = Environment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)  # noqa: S701 (shell)
+
+_SCRIPT = _ENV.from_string(r"""#!/bin/bash
+# obsstack PBS maintenance collector (generated; edits are overwritten by `pulumi up`).
+# Writes {{ textfile_dir }}/{{ prom_file }} atomically from the PBS task list.
+set -euo pipefail
+
+TEXTFILE_DIR="${OBSSTACK_TEXTFILE_DIR:-{{ textfile_dir }}}"
+STATE_DIR="${OBSSTACK_STATE_DIR:-{{ state_dir }}}"
+STATE="$STATE_DIR/state.json"
+
+# job id, datastore, task worker type, job_type label
+JOBS='{{ jobs_json }}'
+
+mkdir -p "$STATE_DIR" "$TEXTFILE_DIR"
+tasks="$(mktemp "$STATE_DIR/.tasks.XXXXXX")"
+state_tmp="$(mktemp "$STATE_DIR/.state.XXXXXX")"
+prom_tmp="$(mktemp "$TEXTFILE_DIR/.{{ prom_file }}.XXXXXX")"
+trap 'rm -f "$tasks" "$state_tmp" "$prom_tmp"' EXIT
+
+proxmox-backup-manager task list --all --limit {{ task_limit }} --output-format json >"$tasks"
+[ -s "$STATE" ] || echo '{}' >"$STATE"
+
+# state: {"<datastore>/<job_type>": {"last_success": t, "last_end": t, "last_status": 0|1}}
+jq --argjson jobs "$JOBS" --slurpfile previous "$STATE" '
+  def matches($job):
+    .worker_type == $job.worker_type
+    and ((.worker_id // "") == $job.job_id or ((.worker_id // "") | endswith(":" + $job.job_id)));
+  . as $tasks
+  | reduce $jobs[] as $job ($previous[0];
+      ($job.datastore + "/" + $job.job_type) as $key
+      | [$tasks[] | select(matches($job) and (.endtime != null) and (.status != null))] as $done
+      | if ($done | length) == 0 then .
+        else ($done | max_by(.endtime)) as $last
+        | ([$done[] | select(.status == "OK") | .endtime] | max) as $ok
+        | .[$key] = (.[$key] // {})
+        | if ((.[$key].last_end // 0) <= $last.endtime) then
+            .[$key].last_end = $last.endtime
+            | .[$key].last_status = (if $last.status == "OK" then 1 else 0 end)
+          else . end
+        | if $ok != null and ((.[$key].last_success // 0) < $ok) then .[$key].last_success = $ok else . end
+        end)
+' "$tasks" >"$state_tmp"
+
+{
+  echo "# HELP obs_pbs_job_last_success_timestamp_seconds Unix time the last successful PBS job of this type ended."
+  echo "# TYPE obs_pbs_job_last_success_timestamp_seconds gauge"
+  jq -r 'to_entries | sort_by(.key)[] | select(.value.last_success != null)
+    | (.key | split("/")) as $k
+    | "obs_pbs_job_last_success_timestamp_seconds{datastore=\"\($k[0])\",job_type=\"\($k[1])\"}"
+      + " \(.value.last_success)"' \
+    "$state_tmp"
+  echo "# HELP obs_pbs_job_last_status Outcome of the last PBS job of this type: 1 OK, 0 warnings or error."
+  echo "# TYPE obs_pbs_job_last_status gauge"
+  jq -r 'to_entries | sort_by(.key)[] | select(.value.last_status != null)
+    | (.key | split("/")) as $k
+    | "obs_pbs_job_last_status{datastore=\"\($k[0])\",job_type=\"\($k[1])\"} \(.value.last_status)"' \
+    "$state_tmp"
+} >"$prom_tmp"
+
+chmod 0644 "$prom_tmp"
+mv -f "$state_tmp" "$STATE"
+mv -f "$prom_tmp" "$TEXTFILE_DIR/{{ prom_file }}"
+""")
+
+_SERVICE = _ENV.from_string("""[Unit]
+Description=obsstack: PBS garbage collection, prune and verify outcomes for node_exporter
+After=proxmox-backup-proxy.service
+
+[Service]
+Type=oneshot
+ExecStart={{ script_path }}
+ProtectSystem=full
+PrivateTmp=yes
+NoNewPrivileges=yes
+ProtectHome=yes
+""")
+
+_TIMER = _ENV.from_string("""[Unit]
+Description=obsstack: collect PBS maintenance job outcomes every {{ interval }}
+
+[Timer]
+OnBootSec=2min
+OnUnitActiveSec={{ interval }}
+AccuracySec=30s
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+""")
+
+_INSTALL = _ENV.from_string(r"""#!/bin/bash
+# Install the obsstack PBS collector (script, service, timer). Idempotent.
+set -euo pipefail
+ROOT="${OBSSTACK_ROOT:-}"
+if ! command -v jq >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends jq
+fi
+changed=0
+install_file() {
+    # install_file PATH MODE BASE64: replace atomically only when the content differs.
+    local path="$ROOT$1" tmp
+    mkdir -p "${path%/*}"
+    tmp="$(mktemp "$path.XXXXXX")"
+    printf '%s' "$3" | base64 -d >"$tmp"
+    chmod "$2" "$tmp"
+    # A script that does not parse never replaces the one that runs.
+    case "$1" in *.sh) bash -n "$tmp" || { rm -f "$tmp"; return 1; } ;; esac
+    if cmp -s "$tmp" "$path"; then
+        rm -f "$tmp"
+    else
+        mv -f "$tmp" "$path"
+        changed=1
+        echo "updated $1"
+    fi
+}
+{% for f in files -%}
+install_file {{ f.path }} {{ f.mode }} '{{ f.b64 }}'
+{% endfor -%}
+if [ -z "$ROOT" ]; then
+    if [ "$changed" = 1 ]; then
+        systemctl daemon-reload
+    fi
+    systemctl enable --now {{ unit }}.timer
+fi
+echo "pbs collector installed (changed=$changed)"
+""")
+
+_UNINSTALL = _ENV.from_string(r"""#!/bin/bash
+# Remove the obsstack PBS collector. Datastores and backups are not touched.
+set -euo pipefail
+ROOT="${OBSSTACK_ROOT:-}"
+if [ -z "$ROOT" ]; then
+    systemctl disable --now {{ unit }}.timer || true
+fi
+rm -f "$ROOT{{ timer_path }}" "$ROOT{{ service_path }}" "$ROOT{{ script_path }}"
+rm -f "$ROOT{{ textfile_dir }}/{{ prom_file }}"
+if [ -z "$ROOT" ]; then
+    systemctl daemon-reload
+fi
+echo "pbs collector removed; datastores, backups and {{ state_dir }} left in place"
+""")
+
+
+def _values() -> dict[str, str]:
+    return {
+        "script_path": SCRIPT_PATH,
+        "service_path": SERVICE_PATH,
+        "timer_path": TIMER_PATH,
+        "unit": UNIT,
+        "textfile_dir": TEXTFILE_DIR,
+        "state_dir": STATE_DIR,
+        "prom_file": PROM_FILE,
+        "interval": INTERVAL,
+    }
+
+
+def render_script(pbs: PbsSection) -> str:
+    jobs = [
+        {"job_id": j.job_id, "datastore": j.datastore, "worker_type": j.worker_type, "job_type": j.job_type}
+        for j in maintenance_jobs(pbs)
+    ]
+    # Datastore names and job ids are [a-z0-9-] (config validation): safe inside single quotes.
+    return _SCRIPT.render(jobs_json=json.dumps(jobs, separators=(",", ":")), task_limit=TASK_LIMIT, **_values())
+
+
+def render_service() -> str:
+    return _SERVICE.render(**_values())
+
+
+def render_timer() -> str:
+    return _TIMER.render(**_values())
+
+
+def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
+    host = config.pbs.host
+    return [
+        HostFile(host, SCRIPT_PATH, render_script(config.pbs), mode="0755"),
+        HostFile(host, SERVICE_PATH, render_service()),
+        HostFile(host, TIMER_PATH, render_timer()),
+    ]
+
+
+def install_script(config: StackConfig, inventory: Inventory) -> str:
+    """Shell script run over SSH on the PBS host: ships the three files and starts the timer."""
+    shipped = [
+        {"path": f.path, "mode": f.mode, "b64": base64.b64encode(f.content.encode()).decode()}
+        for f in files(config, inventory)
+    ]
+    return _INSTALL.render(files=shipped, **_values())
+
+
+def uninstall_script() -> str:
+    return _UNINSTALL.render(**_values())

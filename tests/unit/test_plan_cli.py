@@ -1,0 +1,140 @@
+"""The offline plan CLI: exit codes, the printed tree, plan.json's shape, and no secret leaks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components import config as stack_config
+from tests.conftest import EXAMPLE_STACK, ROOT, distinct_secrets, load_sections
+from tools.plan.__main__ import main
+
+
+def write_stack(tmp_path: Path, sections: dict[str, Any]) -> Path:
+    path = tmp_path / "Pulumi.test.yaml"
+    path.write_text(yaml.safe_dump({"config": {f"obsstack:{k}": v for k, v in sections.items()}}))
+    return path
+
+
+def write_secrets(tmp_path: Path) -> dict[str, str]:
+    secrets = distinct_secrets(stack_config.validate(load_sections()))
+    (tmp_path / "secrets.yaml").write_text(yaml.safe_dump(secrets))
+    return secrets
+
+
+@pytest.fixture(scope="module")
+def planned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], int]:
+    tmp = tmp_path_factory.mktemp("plan")
+    secrets = write_secrets(tmp)
+    code = main(["--stack", "prod", "--out", str(tmp / "out"), "--secrets", str(tmp / "secrets.yaml"), "--quiet"])
+    return tmp / "out", secrets, code
+
+
+def test_plan_exits_zero_and_writes_everything(planned: tuple[Path, dict[str, str], int]) -> None:
+    out, _, code = planned
+    assert code == 0
+    for name in ("plan.json", "plan.md", "outputs.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "hosts/mon-1/etc/obsstack/coverage-register.json").exists()
+
+
+def test_plan_json_shape(planned: tuple[Path, dict[str, str], int]) -> None:
+    plan = json.loads((planned[0] / "plan.json").read_text())
+    assert set(plan) >= {"resources", "outputs"}
+    names = {r["name"] for r in plan["resources"]}
+    for resource in plan["resources"]:
+        assert set(resource) >= {"type", "name", "parent", "inputs"}
+        assert resource["type"].count(":") == 2, resource["type"]
+        assert resource["parent"] is None or resource["parent"] in names
+        assert isinstance(resource["inputs"], dict)
+    assert set(plan["outputs"]) >= {"inventory", "endpoints", "restoreDrill"}
+
+
+def test_plan_is_deterministic(tmp_path: Path, planned: tuple[Path, dict[str, str], int]) -> None:
+    assert (
+        main(["--out", str(tmp_path / "again"), "--secrets", str(planned[0].parent / "secrets.yaml"), "--quiet"]) == 0
+    )
+    assert (tmp_path / "again/plan.json").read_text() == (planned[0] / "plan.json").read_text()
+
+
+def test_no_secret_value_anywhere_under_the_plan(planned: tuple[Path, dict[str, str], int]) -> None:
+    out, secrets, _ = planned
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(files) >= 4
+    for path in files:
+        text = path.read_text(errors="replace")
+        for key, value in secrets.items():
+            assert value not in text, f"secret {key} leaked into {path.relative_to(out)}"
+    plan_text = (out / "plan.json").read_text()
+    assert '"[secret]"' in plan_text, "secret inputs must be shown masked"
+
+
+def test_printed_tree_and_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "obsstack:monitoring:Host  mon-1-services" in printed
+    assert "Resources by type:" in printed
+    assert "apiToken=[secret]" in printed
+    assert "offline-placeholder" not in printed
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tools.plan", *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_invalid_config_exits_2_naming_every_problem(tmp_path: Path) -> None:
+    sections = load_sections()
+    assets = sections["inventory"]["assets"]
+    assets[5]["servcie"] = "git"
+    assets[6]["vmid"] = assets[5]["vmid"]
+    sections["alerting"]["routing"]["warning"]["receivers"] = ["slack-opz"]
+    result = run_cli("--stack-file", str(write_stack(tmp_path, sections)), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    for path in (
+        "obsstack:inventory.assets[5].servcie",
+        "obsstack:inventory.assets[6].vmid",
+        "obsstack:alerting.routing.warning.receivers[0]",
+    ):
+        assert path in result.stderr
+    assert not (tmp_path / "out").exists(), "nothing may be written for an invalid config"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("config: [1, 2", "not valid YAML"),
+        ("config:\n  proxmoxve:endpoint: x\n", "unknown config key"),
+    ],
+    ids=["broken-yaml", "foreign-namespace"],
+)
+def test_unreadable_stack_exits_2(tmp_path: Path, content: str, expected: str) -> None:
+    stack = tmp_path / "Pulumi.bad.yaml"
+    stack.write_text(content)
+    result = run_cli("--stack-file", str(stack), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_stack_exits_1(tmp_path: Path) -> None:
+    result = run_cli("--stack", "nope", "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert "Pulumi.nope.yaml not found" in result.stderr
+
+
+def test_secure_values_become_placeholders(tmp_path: Path) -> None:
+    raw = yaml.safe_load(EXAMPLE_STACK.read_text())
+    raw["config"]["obsstack:slackOpsUrl"] = {"secure": "v1:AAAAencrypted"}
+    stack = tmp_path / "Pulumi.sec.yaml"
+    stack.write_text(yaml.safe_dump(raw))
+    result = run_cli("--stack-file", str(stack), "--out", str(tmp_path / "out"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "v1:AAAAencrypted" not in (tmp_path / "out/plan.json").read_text()

@@ -1,0 +1,199 @@
+"""ProxmoxVm under the mock engine: what the VM gets, and that cosmetic changes never replace it."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.proxmox import vm as vm_module
+from tests.conftest import distinct_secrets
+from tools.plan import engine
+
+VM = "proxmoxve:index/vmLegacy:VmLegacy"
+IMAGE = "proxmoxve:download/file:File"
+SNIPPET = "proxmoxve:index/fileLegacy:FileLegacy"
+
+# Inputs for which the provider (bpg/proxmox `proxmox_virtual_environment_vm`) plans a new VM
+# instead of an update: the VMID, the clone source and the boot disk's source image. With
+# migrate=true a node change migrates. Everything else (tags, description, name, cpu, memory,
+# disk size, network, ip configs) is updated in place.
+REPLACING_INPUTS = ("vmId", "clone", "disks[0].fileId")
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else k))
+        return out
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        out = {}
+        for i, v in enumerate(value):
+            out.update(flatten(v, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
+
+
+def changed_inputs(before: engine.Recorded, after: engine.Recorded) -> set[str]:
+    a, b = flatten(before.inputs), flatten(after.inputs)
+    return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+
+
+def ignored(path: str, ignore: list[str]) -> bool:
+    return any(path == i or path.startswith(f"{i}.") or path.startswith(f"{i}[") for i in ignore)
+
+
+def test_vm_shape(example_plan, example_config) -> None:
+    vm = example_plan.one(VM)
+    inputs = vm.inputs
+    host = example_config.monitoring.hosts[0]
+    assert inputs["vmId"] == host.vmid and inputs["nodeName"] == host.node
+    assert inputs["agent"]["enabled"] is True
+    assert inputs["cpu"]["cores"] == 4 and inputs["memory"]["dedicated"] == 8192
+    assert inputs["networkDevices"] == [{"bridge": "vmbr0", "model": "virtio", "vlanId": 20}]
+    assert inputs["initialization"]["ipConfigs"] == [{"ipv4": {"address": "10.0.20.10/24", "gateway": "10.0.20.1"}}]
+    assert [d["datastoreId"] for d in inputs["disks"]] == ["local-lvm", "nas-monitoring"]
+    assert [d["size"] for d in inputs["disks"]] == [32, 200]
+    assert inputs["disks"][0]["fileId"] == "mon-1-image-id"
+    assert inputs["initialization"]["userDataFileId"] == "mon-1-user-data-id"
+    assert set(inputs["tags"]) == {"homelab", "service-monitoring", "tier-critical"}
+    assert inputs["migrate"] is True
+
+
+def test_cloud_image_is_downloaded_to_the_vms_node(example_plan, example_config) -> None:
+    image = example_plan.one(IMAGE)
+    assert image.inputs["nodeName"] == "pve2"
+    assert image.inputs["url"] == example_config.proxmox.cloud_image.url
+    assert image.inputs["contentType"] == "iso"
+    assert image.inputs["overwrite"] is False
+
+
+def test_cloud_init_installs_guest_agent_and_key(example_plan) -> None:
+    snippet = example_plan.one(SNIPPET)
+    data = snippet.inputs["sourceRaw"]["data"]
+    assert data == engine.SECRET  # derived from the secret SSH key: stays secret
+    assert snippet.inputs["contentType"] == "snippets"
+
+
+def test_user_data_document() -> None:
+    from components.monitoring.render import cloud_init
+
+    text = cloud_init.user_data("mon-1", "lab.example.net", "debian", "ssh-ed25519 AAAAkey\n", "http://10.0.0.5:3142")
+    assert text.startswith("#cloud-config\n")
+    doc = yaml.safe_load(text)
+    assert doc["packages"] == ["qemu-guest-agent"]
+    assert ["systemctl", "enable", "--now", "qemu-guest-agent"] in doc["runcmd"]
+    assert doc["users"][0]["ssh_authorized_keys"] == ["ssh-ed25519 AAAAkey"]
+    assert doc["users"][0]["lock_passwd"] is True and doc["ssh_pwauth"] is False
+    assert doc["apt"] == {"proxy": "http://10.0.0.5:3142"}
+
+
+def test_replacement_policy_options(example_plan) -> None:
+    options = example_plan.one(VM).options
+    assert options["ignoreChanges"] == sorted(vm_module.IGNORED_AFTER_CREATE)
+    assert options["replaceOnChanges"] == []
+    assert options["deleteBeforeReplace"] is False
+
+
+def edit_cluster(s: dict[str, Any]) -> None:
+    s["cluster"] = "basement"  # changes the VM's tags and description
+
+
+def edit_alerting(s: dict[str, Any]) -> None:
+    s["alerting"]["routing"]["warning"]["repeat_interval"] = "8h"
+    s["alerting"]["thresholds"] = {"target_down_for": "2m"}
+
+
+def edit_backups(s: dict[str, Any]) -> None:
+    s["backups"]["schedule"] = "03:30"
+
+
+def edit_size(s: dict[str, Any]) -> None:
+    s["monitoring"]["vm"].update({"memory_mb": 16384, "cores": 6, "data_disk_gb": 400})
+
+
+def edit_image(s: dict[str, Any]) -> None:
+    s["proxmox"]["cloud_image"] = {"url": "https://mirror.example.net/debian-12-genericcloud-amd64.qcow2"}
+
+
+def edit_apt_proxy(s: dict[str, Any]) -> None:
+    s["monitoring"]["apt_proxy"] = "http://10.0.10.5:3142"  # only cloud-init user data changes
+
+
+@pytest.mark.parametrize(
+    ("edit", "allowed"),
+    [
+        (edit_cluster, {"tags", "description"}),
+        (edit_alerting, set()),
+        (edit_backups, set()),
+        (edit_size, {"memory.dedicated", "cpu.cores", "disks[1].size"}),
+        (edit_image, set()),
+        (edit_apt_proxy, set()),
+    ],
+    ids=["tags-and-description", "alerting", "backup-schedule", "cpu-memory-disk", "new-image-url", "cloud-init"],
+)
+def test_unrelated_change_does_not_replace_the_vm(run_program, example_sections, edit, allowed) -> None:
+    before = run_program(example_sections).one(VM)
+    edit(example_sections)
+    after = run_program(example_sections).one(VM)
+    changed = {p for p in changed_inputs(before, after) if not ignored(p, after.options["ignoreChanges"])}
+    assert changed <= allowed, f"unexpected VM changes: {changed - allowed}"
+    assert not [p for p in changed if p.split("[")[0] in REPLACING_INPUTS or p in REPLACING_INPUTS]
+    assert not set(after.options["replaceOnChanges"]) & changed
+
+
+def test_a_new_vmid_is_a_new_vm_on_purpose(run_program, example_sections) -> None:
+    before = run_program(example_sections).one(VM)
+    example_sections["monitoring"]["hosts"][0]["vmid"] = 201
+    after = run_program(example_sections).one(VM)
+    assert "vmId" in changed_inputs(before, after)  # the test above can see a replacing change
+
+
+def test_clone_from_template(run_program, example_sections) -> None:
+    example_sections["monitoring"]["vm"]["template_vmid"] = 9000
+    plan = run_program(example_sections)
+    vm = plan.one(VM)
+    assert vm.inputs["clone"] == {"full": True, "vmId": 9000}
+    assert "fileId" not in vm.inputs["disks"][0]
+    assert not plan.find(IMAGE)
+
+
+PROGRAM = textwrap.dedent(
+    """
+    import pulumi
+    from components import config as stack_config, inventory as stack_inventory
+    from components.proxmox.vm import ProxmoxVm, ProxmoxVmArgs
+    import dataclasses
+
+    config = stack_config.load()
+    secrets = stack_config.load_secrets(config)
+    node = stack_inventory.build(config).monitoring[0]
+    args = ProxmoxVmArgs.monitoring(config, node, secrets[config.proxmox.ssh_private_key_secret])
+    vm = ProxmoxVm("probe", dataclasses.replace(args, dhcp=DHCP))
+    pulumi.export("ip", vm.ip)
+    pulumi.export("vmId", vm.vm_id)
+    """
+)
+
+
+@pytest.mark.parametrize(("dhcp", "ip"), [(False, "10.0.20.10"), (True, "10.0.99.7")], ids=["static", "dhcp"])
+def test_ip_and_vm_id_outputs(tmp_path: Path, example_sections, example_config, dhcp: bool, ip: str) -> None:
+    program = tmp_path / "program.py"
+    program.write_text(PROGRAM.replace("DHCP", str(dhcp)))
+    result = engine.run("prod", example_sections, distinct_secrets(example_config), program=program)
+    assert result.outputs == {"ip": ip, "vmId": 200}
+    address = result.one(VM).inputs["initialization"]["ipConfigs"][0]["ipv4"]
+    assert address == ({"address": "dhcp"} if dhcp else {"address": "10.0.20.10/24", "gateway": "10.0.20.1"})
+
+
+@pytest.mark.parametrize(
+    ("addresses", "expected"),
+    [([["127.0.0.1"], ["10.0.20.10", "fe80::1"]], "10.0.20.10"), ([["127.0.0.1"]], ""), (None, "")],
+    ids=["agent-reports", "only-loopback", "agent-not-up"],
+)
+def test_first_routable(addresses, expected: str) -> None:
+    assert vm_module.first_routable(addresses) == expected
