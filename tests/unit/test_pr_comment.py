@@ -53,7 +53,16 @@ def plans(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _diff_lines(comment: str, sign: str) -> list[str]:
-    return [line[1:] for line in comment.splitlines() if line.startswith(sign) and not line.startswith(sign * 3)]
+    """Lines added or removed inside the comment's diff blocks (plan.md has bullets of its own)."""
+    lines, in_diff = [], False
+    for line in comment.splitlines():
+        if line.lstrip("`~") == "diff" and line != "diff":
+            in_diff = True
+        elif in_diff and line and not line.strip("`~"):
+            in_diff = False
+        elif in_diff and line.startswith(sign) and not line.startswith(sign * 3):
+            lines.append(line[1:])
+    return lines
 
 
 def test_comment_is_the_pr_plan_plus_the_changed_host_file(plans: tuple[Path, Path]) -> None:
