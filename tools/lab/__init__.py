@@ -31,6 +31,7 @@ from components.config import StackConfig, duration_seconds
 from components.inventory import Inventory
 from components.inventory import build as build_inventory
 from components.monitoring.render import alertmanager as am_render
+from components.monitoring.render.alerting_timers import ACK_METRIC_RELABEL_CONFIGS
 from components.monitoring.render.rules import rule_files
 from tools.lab.sink import WebhookSink
 
@@ -132,9 +133,15 @@ class Lab:
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 
+    def registered_instance(self, job: str) -> str:
+        """The inventory's instance for this job on the first monitoring host: the lab's local
+        daemon stands in for it, so rules joining on the registered targets see it."""
+        mon = self.inventory.monitoring[0]
+        return next(t.address for t in self.inventory.job(job).targets if t.asset == mon.name)
+
     @property
     def node_instance(self) -> str:
-        return f"127.0.0.1:{self.ports['node_exporter']}"
+        return self.registered_instance("node")
 
     def urls(self) -> dict[str, str]:
         out = {name: self.url(name) for name in BINARIES}
@@ -204,8 +211,10 @@ class Lab:
         labels = {"asset": mon.name, "service": "monitoring", "tier": "critical"}
         monitoring = self.config.monitoring
 
-        def job(name: str, target: str, **extra: Any) -> dict[str, Any]:
-            return {"job_name": name, "static_configs": [{"targets": [target], "labels": labels}], **extra}
+        def job(name: str, **extra: Any) -> dict[str, Any]:
+            target = f"127.0.0.1:{self.ports[name if name != 'node' else 'node_exporter']}"
+            static = {"targets": [target], "labels": {**labels, "instance": self.registered_instance(name)}}
+            return {"job_name": name, "static_configs": [static], **extra}
 
         return {
             "global": {
@@ -219,10 +228,10 @@ class Lab:
             },
             "rule_files": [f"rules/{name}" for name in self.rule_files()],
             "scrape_configs": [
-                job("node", self.node_instance),
-                job("prometheus", f"127.0.0.1:{self.ports['prometheus']}"),
-                job("alertmanager", f"127.0.0.1:{self.ports['alertmanager']}"),
-                job("blackbox", f"127.0.0.1:{self.ports['blackbox']}"),
+                job("node", metric_relabel_configs=list(ACK_METRIC_RELABEL_CONFIGS)),
+                job("prometheus"),
+                job("alertmanager"),
+                job("blackbox"),
                 {
                     "job_name": "blackbox_http_2xx",
                     "metrics_path": "/probe",

@@ -36,6 +36,17 @@ SHIPPED_SOURCES = (
 )
 DRILL_SCHEDULE = "Tue *-*-01..07 10:00:00"  # first Tuesday of the month, office hours
 
+# The acknowledgement series carry the *alert's* job and instance (docs/metrics.md). Scraped from
+# node_exporter's textfile without honor_labels, Prometheus renames them exported_job and
+# exported_instance; these relabelings, on the job scraping the monitoring hosts' node exporters,
+# put them back (an alert without instance gets none, as the rule's `on(...)` match expects).
+ACK_SERIES = "obs_alert_(?:acknowledged|ack_seconds)"
+ACK_METRIC_RELABEL_CONFIGS: tuple[dict[str, Any], ...] = (
+    {"source_labels": ["__name__", "exported_job"], "regex": f"{ACK_SERIES};(.*)", "target_label": "job"},
+    {"source_labels": ["__name__", "exported_instance"], "regex": f"{ACK_SERIES};(.*)", "target_label": "instance"},
+    {"regex": "exported_(job|instance)", "action": "labeldrop"},
+)
+
 _env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)  # noqa: S701
 
 WRAPPER = _env.from_string(
