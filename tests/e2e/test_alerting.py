@@ -171,6 +171,8 @@ def test_policy_violating_silence_is_refused_and_check_reports(lab: Lab) -> None
         )
         == 0
     )
+    audit = [*("--alertmanager", lab.url("alertmanager"), "--stack", "prod"), "audit"]
+    assert silences_cli(audit) == 1  # lists the bypassing silence and why it breaks the policy
     text = (textfiles / "obs_alerts.prom").read_text()
     for line in (
         'obs_silence_policy_violations{reason="all_critical"} 1',

@@ -75,3 +75,15 @@ def test_shipped_tools_run_without_the_project(shipped, module) -> None:
     assert result.returncode == 2 and "cannot reach Alertmanager" in result.stderr
     if module == "tools.silences":
         assert "obs_silence_policy_check_up 0\n" in (textfiles / "obs_alerts.prom").read_text()
+
+
+@pytest.mark.parametrize("name", ["obs-silences", "obs-oncall-drill"])
+def test_wrappers_pass_shellcheck_and_reach_alertmanager_over_tls(shipped, name) -> None:
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck not found: apt-get install shellcheck"
+    wrapper = shipped / "usr/local/bin" / name
+    result = subprocess.run([shellcheck, "-s", "sh", str(wrapper)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
+    text = wrapper.read_text()
+    assert 'OBS_ALERTMANAGER_URL="${OBS_ALERTMANAGER_URL:-https://10.0.20.10:9093}"' in text
+    assert "OBS_ALERTMANAGER_PASSWORD_FILE" in text and "api_password" in text

@@ -9,12 +9,11 @@ Exit codes: 0 acknowledged, 1 not acknowledged in time, 2 Alertmanager unreachab
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from tools.oncall_drill import record, run
-from tools.silences.api import Alertmanager, AlertmanagerError
+from tools.silences.api import AlertmanagerError, add_connection_arguments, from_arguments
 from tools.silences.policy import PolicyError, parse_duration
 
 RUNBOOK = "docs/runbooks/OnCallDrillOverdue.md"
@@ -22,7 +21,7 @@ RUNBOOK = "docs/runbooks/OnCallDrillOverdue.md"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="oncall_drill", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--alertmanager", default=os.environ.get("OBS_ALERTMANAGER_URL", "http://127.0.0.1:9093"))
+    add_connection_arguments(parser)
     parser.add_argument("--textfile-dir", type=Path, required=True)
     parser.add_argument("--ack-timeout", default="30m", help="how long on-call has to acknowledge")
     parser.add_argument("--runbook-url", default=RUNBOOK)
@@ -32,9 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     except PolicyError as err:
         parser.error(f"--ack-timeout: {err}")
     try:
-        result = run(
-            Alertmanager(args.alertmanager), timeout, args.runbook_url, progress=lambda s: print(s, flush=True)
-        )
+        result = run(from_arguments(args), timeout, args.runbook_url, progress=lambda s: print(s, flush=True))
     except AlertmanagerError as err:
         print(err, file=sys.stderr)
         return 2

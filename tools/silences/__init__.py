@@ -19,6 +19,7 @@ from tools.silences.policy import (
     ACK_MARK,
     FORCED_RE,
     REASONS,
+    Finding,
     Matcher,
     Policy,
     PolicyError,
@@ -122,6 +123,28 @@ def acknowledge(
     return ids
 
 
+def audit(
+    silences: list[dict[str, Any]], alerts: list[dict[str, Any]], policy: Policy
+) -> list[tuple[dict[str, Any], list[Finding]]]:
+    """Active silences that break the policy (not excused by --force), with what is wrong."""
+    live = _live_protected(policy, alerts)
+    out = []
+    for s in silences:
+        if s["status"]["state"] != "active":
+            continue
+        findings = review(
+            policy,
+            matchers=[Matcher.from_api(m) for m in s["matchers"]],
+            duration_seconds=int((parse_time(s["endsAt"]) - parse_time(s["startsAt"])).total_seconds()),
+            author=s.get("createdBy", ""),
+            comment=s["comment"],
+            protected=live,
+        )
+        if blocking(findings, s["comment"]):
+            out.append((s, blocking(findings, s["comment"])))
+    return out
+
+
 def check(am: Alertmanager, policy: Policy, now: float | None = None) -> str:
     """The policy check's textfile: acknowledgement series, policy violations, silence counts."""
     now = time.time() if now is None else now
@@ -141,21 +164,8 @@ def check(am: Alertmanager, policy: Policy, now: float | None = None) -> str:
             ("obs_alert_ack_seconds", series, max(0.0, acked_at - parse_time(alert["startsAt"]).timestamp()))
         )
     violations = dict.fromkeys(REASONS, 0)
-    live = _live_protected(policy, alerts)
-    for s in silences:
-        seconds = int((parse_time(s["endsAt"]) - parse_time(s["startsAt"])).total_seconds())
-        matchers = [Matcher.from_api(m) for m in s["matchers"]]
-        for finding in blocking(
-            review(
-                policy,
-                matchers=matchers,
-                duration_seconds=seconds,
-                author=s.get("createdBy", ""),
-                comment=s["comment"],
-                protected=live,
-            ),
-            s["comment"],
-        ):
+    for _, findings in audit(silences, alerts, policy):
+        for finding in findings:
             violations[finding.reason] += 1
     samples += [("obs_silence_policy_violations", {"reason": r}, n) for r, n in violations.items()]
     samples.append(("obs_silences_active", {}, len(silences)))

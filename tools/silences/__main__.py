@@ -4,7 +4,7 @@
         --author alice --comment "memory upgrade in progress, ticket OPS-42"
     silences create ... --maintenance sunday-patching --duration 3d      (declared window: up to 7d)
     silences ack -m alertname=TargetDown -m instance=10.0.10.110:9100 --author alice --comment "..."
-    silences alerts | list | expire ID
+    silences alerts | list | audit | expire ID
     silences check --textfile-dir /var/lib/prometheus/node-exporter     (the timer on the host)
 
 The policy comes from --policy FILE (rendered to /etc/obsstack/silence-policy.json on the
@@ -15,13 +15,12 @@ or bad input, 2 Alertmanager unreachable or refused the request.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-from tools.silences import TEXTFILE_NAME, acknowledge, check, check_failed, create, write_textfile
-from tools.silences.api import Alertmanager, AlertmanagerError
+from tools.silences import TEXTFILE_NAME, acknowledge, audit, check, check_failed, create, write_textfile
+from tools.silences.api import AlertmanagerError, add_connection_arguments, from_arguments
 from tools.silences.policy import ACK_MARK, Matcher, Policy, PolicyError
 
 DEFAULT_POLICY = Path("/etc/obsstack/silence-policy.json")
@@ -44,9 +43,7 @@ def load_policy(args: argparse.Namespace) -> Policy:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="silences", description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--alertmanager", default=os.environ.get("OBS_ALERTMANAGER_URL", "http://127.0.0.1:9093"), help="base URL"
-    )
+    add_connection_arguments(p)
     p.add_argument("--policy", default=str(DEFAULT_POLICY), help="silence-policy.json rendered for the host")
     p.add_argument("--stack", help="read the policy from Pulumi.<stack>.yaml instead")
     sub = p.add_subparsers(dest="command", required=True)
@@ -66,6 +63,7 @@ def parser() -> argparse.ArgumentParser:
     ack_cmd.add_argument("--fingerprint", help="the alert's fingerprint (from `silences alerts`)")
     sub.add_parser("alerts", help="firing alerts with their fingerprints")
     sub.add_parser("list", help="active silences")
+    sub.add_parser("audit", help="active silences that break the policy, and why")
     expire_cmd = sub.add_parser("expire", help="end a silence now")
     expire_cmd.add_argument("silence_id")
     check_cmd = sub.add_parser("check", help="policy check: write obs_alerts.prom for node_exporter")
@@ -75,8 +73,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    am = Alertmanager(args.alertmanager)
     try:
+        am = from_arguments(args)
         if args.command == "alerts":
             for a in am.alerts():
                 labels = ",".join(f"{k}={v}" for k, v in sorted(a["labels"].items()))
@@ -94,6 +92,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"expired {args.silence_id}")
             return 0
         policy = load_policy(args)
+        if args.command == "audit":
+            broken = audit(am.silences(), am.alerts(), policy)
+            for silence, findings in broken:
+                reasons = "; ".join(f.message for f in findings)
+                print(f"{silence['id']}  {silence['createdBy']}: {silence['comment']!r}  -> {reasons}")
+            print(
+                f"{len(broken)} silence(s) break the policy"
+                + (": expire them (`silences expire ID`)" if broken else "")
+            )
+            return 1 if broken else 0
         if args.command == "check":
             try:
                 text = check(am, policy)

@@ -49,11 +49,18 @@ ACK_METRIC_RELABEL_CONFIGS: tuple[dict[str, Any], ...] = (
 
 _env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)  # noqa: S701
 
+# How the tools reach the host's Alertmanager: TLS with the stack's CA and the API user's basic auth
+# (the paths and user of components/monitoring/render/layout.py from the monitoring-plane issue;
+# import them from there once both are merged).
+ALERTMANAGER_CA_FILE = "/etc/prometheus/tls/ca.crt"
+ALERTMANAGER_USER = "obsstack"
+ALERTMANAGER_PASSWORD_FILE = "/etc/prometheus/secrets/api_password"
+
 WRAPPER = _env.from_string(
     """#!/bin/sh
 # {{ name }}: obsstack's {{ module }} (rendered by the Pulumi program; see docs/routing-and-silences.md)
-export OBS_ALERTMANAGER_URL="${OBS_ALERTMANAGER_URL:-{{ alertmanager }}}"
-export PYTHONPATH={{ lib }}
+{% for key, value in env.items() %}export {{ key }}="${ {{- key }}:-{{ value }}}"
+{% endfor %}export PYTHONPATH={{ lib }}
 exec /usr/bin/python3 -m {{ module }} "$@"
 """
 )
@@ -151,15 +158,20 @@ def units(config: StackConfig) -> dict[str, str]:
 
 
 def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
-    alertmanager = f"http://127.0.0.1:{config.monitoring.ports.alertmanager}"
     out: list[HostFile] = []
     for mon in inventory.monitoring:
+        env = {
+            "OBS_ALERTMANAGER_URL": f"https://{mon.ip}:{config.monitoring.ports.alertmanager}",
+            "OBS_ALERTMANAGER_CA_FILE": ALERTMANAGER_CA_FILE,
+            "OBS_ALERTMANAGER_USER": ALERTMANAGER_USER,
+            "OBS_ALERTMANAGER_PASSWORD_FILE": ALERTMANAGER_PASSWORD_FILE,
+        }
         out.append(
             HostFile(mon.name, POLICY_PATH, json.dumps(policy_document(config), indent=2, sort_keys=True) + "\n")
         )
         out += [HostFile(mon.name, f"{LIB_DIR}/{src}", (REPO / src).read_text()) for src in SHIPPED_SOURCES]
         for name, module in (("obs-silences", "tools.silences"), ("obs-oncall-drill", "tools.oncall_drill")):
-            script = WRAPPER.render(name=name, module=module, alertmanager=alertmanager, lib=LIB_DIR)
+            script = WRAPPER.render(name=name, module=module, env=env, lib=LIB_DIR)
             out.append(HostFile(mon.name, f"/usr/local/bin/{name}", script, mode="0755"))
         out += [HostFile(mon.name, f"{UNIT_DIR}/{name}", text) for name, text in units(config).items()]
     return out
