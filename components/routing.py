@@ -96,7 +96,7 @@ def routes(alerting: AlertingSection) -> tuple[Route, ...]:
             name="escalation",
             matchers=(("alertname", ESCALATION_ALERT),),
             receivers=alerting.escalation.secondary_receivers,
-            group_by=("alertname", "alert"),
+            group_by=("alertname", "unacknowledged_alert", "service", "instance"),  # one page per ignored alert
             group_wait="0s",
             group_interval="1m",
             repeat_interval="30m",

@@ -157,3 +157,11 @@ def test_pagerduty_and_ntfy_options_render_valid(example_sections, tmp_path) -> 
     )
     assert result.stdout.strip() == "pagerduty,ntfy,slack-critical"
     assert "routing_key_file" in path.read_text()
+
+
+def test_escalation_pages_once_per_ignored_alert(example_config) -> None:
+    """CriticalAlertUnacknowledged carries the ignored alert's name in `unacknowledged_alert`."""
+    routes = alertmanager.document(example_config)["route"]["routes"]
+    escalation = next(r for r in routes if r.get("matchers") == ['alertname="CriticalAlertUnacknowledged"'])
+    assert escalation["receiver"] == "oncall-secondary"
+    assert {"unacknowledged_alert", "instance"} <= set(escalation["group_by"])
