@@ -149,7 +149,7 @@ class Lab:
         return out
 
     def banner(self) -> str:
-        lines = ["obsstack lab is running (Ctrl-C stops everything):"]
+        lines = ["obsstack lab (Ctrl-C stops everything):"]
         lines += [f"  {name:<14} {url}" for name, url in self.urls().items()]
         lines.append(f"  {'workdir':<14} {self.workdir}")
         return "\n".join(lines)

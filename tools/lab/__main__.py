@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make lab", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", default="prod", help="stack whose config to render (Pulumi.<stack>.yaml)")
     parser.add_argument("--speedup", type=float, default=1.0, help="divide every alerting timing by this")
+    parser.add_argument("--workdir", type=Path, help="keep configs, data and logs here (default: a temp dir, removed)")
     args = parser.parse_args(argv)
     try:
         sections, _ = read_stack(Path(f"Pulumi.{args.stack}.yaml"))
@@ -35,16 +36,17 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    print("starting node exporter, blackbox exporter, Alertmanager and Prometheus ...", flush=True)
     try:
-        lab = Lab(config, speedup=args.speedup, echo=lambda line: print(line, flush=True))
+        lab = Lab(config, speedup=args.speedup, workdir=args.workdir, echo=lambda line: print(line, flush=True))
+        print(lab.banner(), flush=True)
+        print("starting node exporter, blackbox exporter, Alertmanager and Prometheus ...", flush=True)
+        print("notifications (time -> receiver, alerts):", flush=True)
         lab.start()
     except LabError as err:
         print(f"lab: {err}", file=sys.stderr)
         return 1
     try:
-        print(lab.banner(), flush=True)
-        print("notifications (receiver <- alerts):", flush=True)
+        print("ready: Prometheus has evaluated the rules and scraped every target", flush=True)
         stop.wait()
     finally:
         print("\nstopping ...", flush=True)
