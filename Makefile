@@ -81,3 +81,14 @@ rules: $(STAMP)
 .PHONY: alert-quality
 alert-quality: $(STAMP)
 	$(PY) -m tools.alert_quality --stack $(STACK)
+
+# --- alerting (issue 5) and the local lab (issue 4, item 6) ---
+.PHONY: lab e2e bench-alerts
+lab: $(STAMP)
+	$(PY) -m tools.lab --stack $(STACK)
+
+e2e: $(STAMP)
+	$(PY) -m pytest -q tests/e2e
+
+bench-alerts: $(STAMP)
+	$(PY) -m tools.bench_alerts --stack $(STACK)

@@ -608,6 +608,12 @@ class Versions(Model):
     pve_exporter: str = "3.4.5"
 
 
+def alertmanager_reads_webhook_url_file(version: str) -> bool:
+    """Webhook `url_file` arrived in Alertmanager 0.26; Debian 12 ships 0.25."""
+    numbers = re.findall(r"\d+", version.split("+", maxsplit=1)[0])[:2]
+    return tuple(int(n) for n in numbers) >= (0, 26)
+
+
 class MonitoringSection(Model):
     replicas: int = Field(default=1, ge=1, le=2)
     hosts: tuple[MonitoringHost, ...] = Field(min_length=1)
@@ -667,6 +673,10 @@ class Receiver(Model):
     name: Name
     type: Literal["slack", "email", "webhook", "pagerduty", "ntfy"]
     url_secret: SecretKey | None = Field(default=None, description="slack/webhook/ntfy URL")
+    url: Url | None = Field(default=None, description="webhook/ntfy URL that is not itself a secret")
+    credentials_secret: SecretKey | None = Field(
+        default=None, description="webhook/ntfy token sent as `Authorization: Bearer` (from a 0600 file)"
+    )
     routing_key_secret: SecretKey | None = Field(default=None, description="PagerDuty Events v2 key")
     channel: str | None = None
     to: tuple[str, ...] = ()
@@ -674,8 +684,14 @@ class Receiver(Model):
     @model_validator(mode="after")
     def _fields_fit_type(self) -> Receiver:
         col = _Collector()
-        if self.type in ("slack", "webhook", "ntfy") and self.url_secret is None:
-            col.add("url_secret", f"a {self.type} receiver needs `url_secret: <secret config key>`")
+        if self.type == "slack" and self.url_secret is None:
+            col.add("url_secret", "a slack receiver needs `url_secret: <secret config key>`")
+        if self.type in ("webhook", "ntfy") and (self.url_secret is None) == (self.url is None):
+            col.add("url", f"a {self.type} receiver needs exactly one of `url:` and `url_secret:`")
+        if self.type not in ("webhook", "ntfy"):
+            for field_name in ("url", "credentials_secret"):
+                if getattr(self, field_name) is not None:
+                    col.add(field_name, f"only webhook and ntfy receivers have `{field_name}`: remove it")
         if self.type == "slack" and not self.channel:
             col.add("channel", "a slack receiver needs `channel: '#name'`")
         if self.type == "pagerduty" and self.routing_key_secret is None:
@@ -981,6 +997,15 @@ class StackConfig(Model):
                 f"and {loki_gib:.0f} GiB of Loki chunks with 15% headroom: set it to {needed_gb} or more, "
                 "lower monitoring.retention_size_gb, or use loki.storage: s3",
             )
+        if not alertmanager_reads_webhook_url_file(self.monitoring.versions.alertmanager):
+            for i, receiver in enumerate(self.alerting.receivers):
+                if receiver.type in ("webhook", "ntfy") and receiver.url_secret is not None:
+                    col.add(
+                        f"alerting.receivers[{i}].url_secret",
+                        f"Alertmanager {self.monitoring.versions.alertmanager} cannot read a webhook URL from a file "
+                        "(url_file needs 0.26+): write the URL as `url:` and put its token in "
+                        "`credentials_secret:` (sent as a Bearer token), or pin a newer alertmanager",
+                    )
         if duration_seconds(self.backups.drill.every) > 14 * 86400:
             col.add("backups.drill.every", "a restore drill every sprint means at most 14d")
         col.raise_if_any()

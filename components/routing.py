@@ -32,24 +32,47 @@ class Route:
         return all(labels.get(label) == value for label, value in self.matchers)
 
 
-def _severity_routes(severity: str, spec: SeverityRoute, mutes: tuple[str, ...]) -> list[Route]:
-    common = {
+def _mutes(alerting: AlertingSection, severity: str, service: str | None) -> tuple[str, ...]:
+    """Maintenance windows muting this route: never for critical; a window naming services mutes
+    only the routes of those services."""
+    if severity == "critical":
+        return ()
+    return tuple(
+        w.name
+        for w in alerting.maintenance_windows
+        if not w.services or (service is not None and service in w.services)
+    )
+
+
+def _severity_routes(alerting: AlertingSection, severity: str) -> list[Route]:
+    spec: SeverityRoute = getattr(alerting.routing, severity)
+    timing = {
         "group_by": spec.group_by,
         "group_wait": spec.group_wait,
         "group_interval": spec.group_interval,
         "repeat_interval": spec.repeat_interval,
-        "mute_time_intervals": mutes,
     }
+    # A service needs its own route when it has its own receivers or its own maintenance window.
+    windowed = {s for w in alerting.maintenance_windows for s in w.services} if severity != "critical" else set()
     routes = [
         Route(
             name=f"{severity}-{service}",
             matchers=(("severity", severity), ("service", service)),
-            receivers=receivers,
-            **common,  # type: ignore[arg-type]
+            receivers=spec.by_service.get(service, spec.receivers),
+            mute_time_intervals=_mutes(alerting, severity, service),
+            **timing,  # type: ignore[arg-type]
         )
-        for service, receivers in sorted(spec.by_service.items())
+        for service in sorted(set(spec.by_service) | windowed)
     ]
-    routes.append(Route(name=severity, matchers=(("severity", severity),), receivers=spec.receivers, **common))  # type: ignore[arg-type]
+    routes.append(
+        Route(
+            name=severity,
+            matchers=(("severity", severity),),
+            receivers=spec.receivers,
+            mute_time_intervals=_mutes(alerting, severity, None),
+            **timing,  # type: ignore[arg-type]
+        )
+    )
     return routes
 
 
@@ -59,7 +82,6 @@ def routes(alerting: AlertingSection) -> tuple[Route, ...]:
     Maintenance windows mute warning and info only: a critical alert is never muted by a window.
     """
     r = alerting.routing
-    windows = tuple(w.name for w in alerting.maintenance_windows)
     out = [
         Route(
             name="watchdog",
@@ -74,15 +96,14 @@ def routes(alerting: AlertingSection) -> tuple[Route, ...]:
             name="escalation",
             matchers=(("alertname", ESCALATION_ALERT),),
             receivers=alerting.escalation.secondary_receivers,
-            group_by=("alertname", "alert"),
+            group_by=("alertname", "unacknowledged_alert", "service", "instance"),  # one page per ignored alert
             group_wait="0s",
             group_interval="1m",
             repeat_interval="30m",
         ),
     ]
     for severity in SEVERITIES:
-        mutes = windows if severity != "critical" else ()
-        out += _severity_routes(severity, getattr(r, severity), mutes)
+        out += _severity_routes(alerting, severity)
     return tuple(out)
 
 

@@ -1,0 +1,177 @@
+"""The silence policy check and the on-call drill on every monitoring host: code, policy, timers.
+
+The tools ship as their own source (standard library + python3-requests, no project imports),
+run from /usr/local/lib/obsstack, and write textfiles node_exporter serves:
+- obs-silence-check.timer: every ``silence_policy.check_every`` -> obs_alerts.prom
+- obs-oncall-drill.timer: monthly (first Tuesday, 10:00 local) -> obs_oncall_drill.prom
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from components.config import StackConfig, duration_seconds
+from components.inventory import Inventory
+from components.monitoring.render import HostFile
+from components.monitoring.render.rules import rule_files
+
+REPO = Path(__file__).resolve().parents[3]
+LIB_DIR = "/usr/local/lib/obsstack"
+POLICY_PATH = "/etc/obsstack/silence-policy.json"
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
+UNIT_DIR = "/etc/systemd/system"
+SHIPPED_SOURCES = (
+    "tools/__init__.py",
+    "tools/silences/__init__.py",
+    "tools/silences/__main__.py",
+    "tools/silences/api.py",
+    "tools/silences/policy.py",
+    "tools/oncall_drill/__init__.py",
+    "tools/oncall_drill/__main__.py",
+)
+DRILL_SCHEDULE = "Tue *-*-01..07 10:00:00"  # first Tuesday of the month, office hours
+
+# The acknowledgement series carry the *alert's* job and instance (docs/metrics.md). Scraped from
+# node_exporter's textfile without honor_labels, Prometheus renames them exported_job and
+# exported_instance; these relabelings, on the job scraping the monitoring hosts' node exporters,
+# put them back (an alert without instance gets none, as the rule's `on(...)` match expects).
+ACK_SERIES = "obs_alert_(?:acknowledged|ack_seconds)"
+ACK_METRIC_RELABEL_CONFIGS: tuple[dict[str, Any], ...] = (
+    {"source_labels": ["__name__", "exported_job"], "regex": f"{ACK_SERIES};(.*)", "target_label": "job"},
+    {"source_labels": ["__name__", "exported_instance"], "regex": f"{ACK_SERIES};(.*)", "target_label": "instance"},
+    {"regex": "exported_(job|instance)", "action": "labeldrop"},
+)
+
+_env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)  # noqa: S701
+
+# How the tools reach the host's Alertmanager: TLS with the stack's CA and the API user's basic auth
+# (the paths and user of components/monitoring/render/layout.py from the monitoring-plane issue;
+# import them from there once both are merged).
+ALERTMANAGER_CA_FILE = "/etc/prometheus/tls/ca.crt"
+ALERTMANAGER_USER = "obsstack"
+ALERTMANAGER_PASSWORD_FILE = "/etc/prometheus/secrets/api_password"
+
+WRAPPER = _env.from_string(
+    """#!/bin/sh
+# {{ name }}: obsstack's {{ module }} (rendered by the Pulumi program; see docs/routing-and-silences.md)
+{% for key, value in env.items() %}export {{ key }}="${ {{- key }}:-{{ value }}}"
+{% endfor %}export PYTHONPATH={{ lib }}
+exec /usr/bin/python3 -m {{ module }} "$@"
+"""
+)
+
+SERVICE = _env.from_string(
+    """[Unit]
+Description={{ description }}
+Wants=network-online.target
+After=network-online.target prometheus-alertmanager.service
+
+[Service]
+Type=oneshot
+User=prometheus
+Group=prometheus
+ExecStart={{ exec_start }}
+TimeoutStartSec={{ timeout }}
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+ReadWritePaths={{ textfile_dir }}
+"""
+)
+
+TIMER = _env.from_string(
+    """[Unit]
+Description={{ description }}
+
+[Timer]
+{% for line in schedule %}{{ line }}
+{% endfor %}Persistent=true
+
+[Install]
+WantedBy=timers.target
+"""
+)
+
+
+def protected_label_sets(config: StackConfig) -> list[dict[str, str]]:
+    """alertname plus the static labels its rule gives it, for every protected alert (Watchdog)."""
+    static: dict[str, dict[str, str]] = {}
+    for text in rule_files(config).values():
+        for group in (yaml.safe_load(text) or {}).get("groups", []):
+            for rule in group.get("rules", []):
+                if "alert" in rule:
+                    static.setdefault(rule["alert"], {str(k): str(v) for k, v in (rule.get("labels") or {}).items()})
+    return [{**static.get(name, {}), "alertname": name} for name in config.alerting.silence_policy.protected_alerts]
+
+
+def policy_document(config: StackConfig) -> dict[str, Any]:
+    """The silence policy tools/silences enforces (silence-policy.json on the host)."""
+    spec = config.alerting.silence_policy
+    return {
+        "max_duration_seconds": duration_seconds(spec.max_duration),
+        "maintenance_max_duration_seconds": duration_seconds(spec.maintenance_max_duration),
+        "maintenance_windows": [w.name for w in config.alerting.maintenance_windows],
+        "protected": protected_label_sets(config),
+    }
+
+
+def _seconds(duration: str) -> str:
+    return f"{duration_seconds(duration)}s"
+
+
+def units(config: StackConfig) -> dict[str, str]:
+    """Unit file name -> content."""
+    check_every = _seconds(config.alerting.silence_policy.check_every)
+    ack_timeout = config.alerting.escalation.ack_timeout
+    return {
+        "obs-silence-check.service": SERVICE.render(
+            description="obsstack silence policy check (obs_alerts.prom)",
+            exec_start=f"/usr/local/bin/obs-silences --policy {POLICY_PATH} check --textfile-dir {TEXTFILE_DIR}",
+            timeout="60s",
+            textfile_dir=TEXTFILE_DIR,
+        ),
+        "obs-silence-check.timer": TIMER.render(
+            description="Run the silence policy check every " + check_every,
+            schedule=["OnBootSec=30s", f"OnUnitActiveSec={check_every}", "AccuracySec=1s"],
+        ),
+        "obs-oncall-drill.service": SERVICE.render(
+            description="obsstack on-call drill (obs_oncall_drill.prom)",
+            exec_start=f"/usr/local/bin/obs-oncall-drill --textfile-dir {TEXTFILE_DIR} --ack-timeout {ack_timeout}",
+            timeout=f"{int(_seconds(ack_timeout)[:-1]) + 120}s",
+            textfile_dir=TEXTFILE_DIR,
+        ),
+        "obs-oncall-drill.timer": TIMER.render(
+            description="Monthly on-call drill", schedule=[f"OnCalendar={DRILL_SCHEDULE}"]
+        ),
+    }
+
+
+def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
+    out: list[HostFile] = []
+    for mon in inventory.monitoring:
+        env = {
+            "OBS_ALERTMANAGER_URL": f"https://{mon.ip}:{config.monitoring.ports.alertmanager}",
+            "OBS_ALERTMANAGER_CA_FILE": ALERTMANAGER_CA_FILE,
+            "OBS_ALERTMANAGER_USER": ALERTMANAGER_USER,
+            "OBS_ALERTMANAGER_PASSWORD_FILE": ALERTMANAGER_PASSWORD_FILE,
+        }
+        out.append(
+            HostFile(mon.name, POLICY_PATH, json.dumps(policy_document(config), indent=2, sort_keys=True) + "\n")
+        )
+        out += [HostFile(mon.name, f"{LIB_DIR}/{src}", (REPO / src).read_text()) for src in SHIPPED_SOURCES]
+        for name, module in (("obs-silences", "tools.silences"), ("obs-oncall-drill", "tools.oncall_drill")):
+            script = WRAPPER.render(name=name, module=module, env=env, lib=LIB_DIR)
+            out.append(HostFile(mon.name, f"/usr/local/bin/{name}", script, mode="0755"))
+        out += [HostFile(mon.name, f"{UNIT_DIR}/{name}", text) for name, text in units(config).items()]
+    return out
