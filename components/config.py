@@ -606,6 +606,7 @@ class Versions(Model):
     loki: str = "3.3.2"
     alloy: str = "1.5.1"
     pve_exporter: str = "3.4.5"
+    python3_requests: str = Field(default="2.28.1+dfsg-1", description="for tools/silences and tools/oncall_drill")
 
 
 def alertmanager_reads_webhook_url_file(version: str) -> bool:

@@ -105,8 +105,16 @@ def _contact_point_kwargs(receiver: Receiver, secrets: Mapping[str, pulumi.Outpu
         slack = grafana.alerting.ContactPointSlackArgs(url=secrets[receiver.url_secret], recipient=receiver.channel)  # type: ignore[index]
         return {"slacks": [slack]}
     if receiver.type in ("webhook", "ntfy"):
-        # ntfy accepts a plain POST: Grafana's webhook integration is how it is reached.
-        return {"webhooks": [grafana.alerting.ContactPointWebhookArgs(url=secrets[receiver.url_secret])]}  # type: ignore[index]
+        # ntfy accepts a plain POST: Grafana's webhook integration is how it is reached. The same
+        # URL (secret or not) and Bearer token as alertmanager.yml.
+        url = secrets[receiver.url_secret] if receiver.url_secret else receiver.url
+        token = secrets[receiver.credentials_secret] if receiver.credentials_secret else None
+        webhook = grafana.alerting.ContactPointWebhookArgs(
+            url=url,  # type: ignore[arg-type]
+            authorization_scheme="Bearer" if token is not None else None,
+            authorization_credentials=token,
+        )
+        return {"webhooks": [webhook]}
     if receiver.type == "pagerduty":
         key = secrets[receiver.routing_key_secret]  # type: ignore[index]
         return {"pagerduties": [grafana.alerting.ContactPointPagerdutyArgs(integration_key=key)]}

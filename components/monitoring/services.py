@@ -296,7 +296,11 @@ GROUP_MEMBERS = {"alloy": {"alloy": ("adm", "systemd-journal")}}
 def packages(config: StackConfig, services: Iterable[ServiceSpec]) -> dict[str, str]:
     """Package name -> pinned version for these services."""
     versions = config.monitoring.versions
-    return {s.package: getattr(versions, PACKAGE_VERSIONS[s.package]) for s in services if s.package}
+    pinned = {s.package: getattr(versions, PACKAGE_VERSIONS[s.package]) for s in services if s.package}
+    if "prometheus-alertmanager" in pinned:
+        # tools/silences and tools/oncall_drill run on the Alertmanager hosts with Debian's python3.
+        pinned["python3-requests"] = versions.python3_requests
+    return pinned
 
 
 def directories(services: Iterable[ServiceSpec]) -> list[Directory]:

@@ -74,9 +74,16 @@ def test_one_contact_point_per_receiver(example_plan: engine.PlanResult, example
 
 @pytest.mark.parametrize(
     ("receiver", "path"),
-    [("slack-critical", ("slacks", "url")), ("oncall-primary", ("webhooks", "url")), ("deadman", ("webhooks", "url"))],
+    [
+        ("slack-critical", ("slacks", "url")),
+        ("oncall-primary", ("webhooks", "authorizationCredentials")),
+        ("deadman", ("webhooks", "authorizationCredentials")),
+    ],
+    ids=["slack-url", "oncall-token", "deadman-token"],
 )
-def test_contact_point_urls_stay_secret(example_plan: engine.PlanResult, receiver: str, path: tuple[str, str]) -> None:
+def test_contact_point_secrets_stay_secret(
+    example_plan: engine.PlanResult, receiver: str, path: tuple[str, str]
+) -> None:
     inputs = example_plan.one(CONTACT_POINT, f"grafana-contact-{receiver}").inputs
     assert inputs[path[0]][0][path[1]] == engine.SECRET
 

@@ -14,6 +14,7 @@ import yaml
 from components import config as stack_config
 from components import inventory as stack_inventory
 from components.monitoring.render import prometheus, rules
+from components.monitoring.render.alerting_timers import ACK_METRIC_RELABEL_CONFIGS
 from tests.unit.monitoring_helpers import generated_secret_values, with_replicas, write_plan
 
 REPLICAS = [1, 2]
@@ -164,3 +165,12 @@ def test_probe_jobs_go_through_the_local_blackbox(
         if job["job_name"].startswith("blackbox_"):
             assert job["params"]["module"] == [job["job_name"].removeprefix("blackbox_")]
             assert job["relabel_configs"][-1]["replacement"] == f"{node.ip}:{example_config.monitoring.ports.blackbox}"
+
+
+def test_node_job_restores_the_ack_series_labels(example_config, example_inventory) -> None:
+    """CriticalAlertUnacknowledged joins on the alert's job/instance, which the textfile carries."""
+    doc = yaml.safe_load(prometheus.render(example_config, example_inventory))
+    node = next(j for j in doc["scrape_configs"] if j["job_name"] == "node")
+    assert node["metric_relabel_configs"] == list(ACK_METRIC_RELABEL_CONFIGS)
+    others = [j for j in doc["scrape_configs"] if j["job_name"] != "node"]
+    assert all("metric_relabel_configs" not in j for j in others)

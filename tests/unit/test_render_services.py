@@ -96,7 +96,15 @@ def test_every_shipped_file_belongs_to_a_service(
     for m in example_inventory.monitoring:
         plain = [f.path for f in files if f.host == m.name and services.owner_of(f.path) == "files"]
         for path in plain:
-            assert path.startswith(("/etc/obsstack/", "/opt/obsstack/", "/etc/systemd/system/obs-")), path
+            assert path.startswith(
+                (
+                    "/etc/obsstack/",
+                    "/opt/obsstack/",
+                    "/usr/local/lib/obsstack/",
+                    "/usr/local/bin/obs-",
+                    "/etc/systemd/system/obs-",
+                )
+            ), path
             if path.startswith("/etc/systemd/system/") and path.endswith(".service"):
                 assert path.removesuffix(".service") + ".timer" in plain, f"{path} has no timer to start it"
     for asset in example_inventory.managed_hosts:
@@ -105,3 +113,18 @@ def test_every_shipped_file_belongs_to_a_service(
         owned = {spec.name: {m.path for m in spec.files} for spec in specs}
         assert "/etc/default/prometheus-node-exporter" in owned["node_exporter"]
         assert "/etc/alloy/config.alloy" in owned["alloy"]
+
+
+@pytest.mark.parametrize(("host", "has_requests"), [("mon-1", True), ("gitea", False)], ids=["monitoring", "agent"])
+def test_python_requests_only_where_the_alerting_tools_run(
+    example_config: stack_config.StackConfig,
+    example_inventory: stack_inventory.Inventory,
+    host: str,
+    has_requests: bool,
+) -> None:
+    files = [f for f in host_files(example_config, example_inventory) if f.host == host]
+    only = services.ORDER if host.startswith("mon-") else services.AGENT_SERVICES
+    pinned = services.packages(example_config, services.specs(example_config, "10.0.0.1", files, [], only=only))
+    assert ("python3-requests" in pinned) is has_requests
+    if has_requests:
+        assert pinned["python3-requests"] == example_config.monitoring.versions.python3_requests

@@ -17,7 +17,7 @@ import yaml
 
 from components.config import StackConfig, duration_seconds
 from components.inventory import Inventory
-from components.monitoring.render import HostFile
+from components.monitoring.render import HostFile, layout
 from components.monitoring.render.rules import rule_files
 
 REPO = Path(__file__).resolve().parents[3]
@@ -49,12 +49,10 @@ ACK_METRIC_RELABEL_CONFIGS: tuple[dict[str, Any], ...] = (
 
 _env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)  # noqa: S701
 
-# How the tools reach the host's Alertmanager: TLS with the stack's CA and the API user's basic auth
-# (the paths and user of components/monitoring/render/layout.py from the monitoring-plane issue;
-# import them from there once both are merged).
-ALERTMANAGER_CA_FILE = "/etc/prometheus/tls/ca.crt"
-ALERTMANAGER_USER = "obsstack"
-ALERTMANAGER_PASSWORD_FILE = "/etc/prometheus/secrets/api_password"
+# How the tools reach the host's Alertmanager: TLS with the stack's CA and the API user's basic auth.
+ALERTMANAGER_CA_FILE = f"{layout.TLS_DIR}/{layout.CA_FILE}"
+ALERTMANAGER_USER = layout.API_USER
+ALERTMANAGER_PASSWORD_FILE = f"{layout.SECRETS_DIR}/{layout.API_PASSWORD_FILE}"
 
 WRAPPER = _env.from_string(
     """#!/bin/sh

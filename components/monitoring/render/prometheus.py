@@ -17,6 +17,7 @@ from typing import Any
 from components.config import StackConfig
 from components.inventory import Inventory, MonitoringNode, ScrapeJob, Target
 from components.monitoring.render import HostFile, layout, yamlout
+from components.monitoring.render.alerting_timers import ACK_METRIC_RELABEL_CONFIGS
 from components.monitoring.render.rules import rule_files
 
 CA = f"{layout.TLS_SUBDIR}/{layout.CA_FILE}"
@@ -60,6 +61,9 @@ def _job(job: ScrapeJob, node: MonitoringNode, blackbox_port: int) -> dict[str, 
     scrape.update(TLS_JOBS.get(job.name, {}))
     if job.name == "pushgateway":
         scrape["honor_labels"] = True
+    if job.name == "node":
+        # Acknowledgement series from the monitoring hosts' textfiles carry the alert's own labels.
+        scrape["metric_relabel_configs"] = list(ACK_METRIC_RELABEL_CONFIGS)
     params: dict[str, list[str]] = {k: [v] for k, v in job.params}
     if job.probe_module:
         params["module"] = [job.probe_module]
