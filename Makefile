@@ -26,8 +26,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy components tools
 
+# Two workers: the suite waits on real daemons, promtool and a booting container more than on CPU.
+PYTEST_ARGS ?= -n 2
 unit: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test: lint typecheck unit
 
