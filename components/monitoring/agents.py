@@ -22,7 +22,7 @@ from components.monitoring import install, services
 from components.monitoring.credentials import WebCredentials
 from components.monitoring.host import secret_resolver
 from components.monitoring.pki import InternalCa
-from components.monitoring.render import host_files, secret_files
+from components.monitoring.render import files_for
 
 
 @dataclass(frozen=True)
@@ -56,13 +56,14 @@ class HostAgents(pulumi.ComponentResource):
         # PVE and PBS hosts are reached like the Proxmox provider reaches them (root by default).
         default_user = config.proxmox.ssh_user if asset.kind in ("pve_node", "pbs_host") else config.monitoring.ssh_user
         user = asset.ssh_user or default_user
+        files, secrets = files_for(config, args.inventory, asset.name)
         target = install.InstallTarget(
             name=name,
             ip=address,
             user=user,
             connection=ssh.connection(address, user, args.secrets[config.proxmox.ssh_private_key_secret]),
-            files=tuple(f for f in host_files(config, args.inventory) if f.host == asset.name),
-            secrets=tuple(s for s in secret_files(config, args.inventory) if s.host == asset.name),
+            files=tuple(files),
+            secrets=tuple(secrets),
             only=services.AGENT_SERVICES,
             identity=self.identity,
         )

@@ -16,7 +16,7 @@ from components.inventory import Inventory, MonitoringNode
 from components.monitoring import install
 from components.monitoring.credentials import WebCredentials
 from components.monitoring.pki import InternalCa
-from components.monitoring.render import SecretFile, host_files, secret_files, webconfig
+from components.monitoring.render import SecretFile, files_for, webconfig
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class MonitoringHost(pulumi.ComponentResource):
         ports = config.monitoring.ports
         ip = pulumi.Output.from_input(args.ip)
         node = args.node
-        self.files = [f for f in host_files(config, args.inventory) if f.host == node.name]
+        self.files, secrets = files_for(config, args.inventory, node.name)
         user = config.monitoring.ssh_user
         target = install.InstallTarget(
             name=name,
@@ -72,7 +72,7 @@ class MonitoringHost(pulumi.ComponentResource):
             user=user,
             connection=ssh.connection(ip, user, args.secrets[config.proxmox.ssh_private_key_secret]),
             files=tuple(self.files),
-            secrets=tuple(s for s in secret_files(config, args.inventory) if s.host == node.name),
+            secrets=tuple(secrets),
         )
         self.applied = install.install(self, config, target, secret_resolver(args.secrets, args.pki, args.credentials))
         self.prometheus_url = pulumi.Output.format("https://{0}:{1}", ip, ports.prometheus)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from components.monitoring.render import prometheus
 from tools.plan import engine
 
 COMPONENT_TYPES = [
@@ -31,3 +32,12 @@ def test_agents_on_every_managed_host(example_plan: engine.PlanResult, example_i
 
 def test_outputs_are_exported(example_plan: engine.PlanResult) -> None:
     assert set(example_plan.outputs) >= {"inventory", "endpoints", "restoreDrill"}
+
+
+def test_every_file_is_rendered_once_per_plan(run_program, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Components share one rendering of the stack: per-host re-rendering made plans quadratic."""
+    calls = []
+    original = prometheus.files
+    monkeypatch.setattr(prometheus, "files", lambda *args: calls.append(1) or original(*args))
+    run_program()
+    assert len(calls) == 1

@@ -14,6 +14,7 @@ import pkgutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TypeVar
 
 from components.config import StackConfig
 from components.inventory import Inventory
@@ -46,6 +47,9 @@ class SecretFile:
     group: str = "root"
 
 
+T = TypeVar("T", HostFile, SecretFile)
+
+
 def _renderers() -> Iterator[ModuleType]:
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         yield importlib.import_module(f"{__name__}.{info.name}")
@@ -60,25 +64,67 @@ def _unique(items: list[HostFile] | list[SecretFile]) -> None:
         seen.add(key)
 
 
-def host_files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
+@dataclass(frozen=True)
+class Shipment:
+    """Everything shipped to every host for one (config, inventory), grouped by host."""
+
+    files: tuple[HostFile, ...]
+    secrets: tuple[SecretFile, ...]
+    files_by_host: dict[str, tuple[HostFile, ...]]
+    secrets_by_host: dict[str, tuple[SecretFile, ...]]
+
+
+# The last few shipments, with the objects they were rendered from (so an id is never reused while
+# cached): every component asks for its host's files, and rendering the whole stack once per host
+# would make planning quadratic in the number of hosts.
+_SHIPMENTS: list[tuple[StackConfig, Inventory, Shipment]] = []
+_SHIPMENT_CACHE_SIZE = 4
+
+
+def _group(items: list[T]) -> dict[str, tuple[T, ...]]:
+    grouped: dict[str, list[T]] = {}
+    for item in items:
+        grouped.setdefault(item.host, []).append(item)
+    return {host: tuple(group) for host, group in grouped.items()}
+
+
+def shipment(config: StackConfig, inventory: Inventory) -> Shipment:
+    """Render every file once per (config, inventory); both are frozen, so the result is too."""
+    for cached_config, cached_inventory, cached in _SHIPMENTS:
+        if cached_config is config and cached_inventory is inventory:
+            return cached
     files: list[HostFile] = [
         HostFile(mon.name, "/etc/obsstack/coverage-register.json", coverage_register(config, inventory))
         for mon in inventory.monitoring
     ]
+    secrets: list[SecretFile] = []
     for module in _renderers():
         if hasattr(module, "files"):
             files.extend(module.files(config, inventory))
+        if hasattr(module, "secret_files"):
+            secrets.extend(module.secret_files(config, inventory))
     _unique(files)
-    return sorted(files, key=lambda f: (f.host, f.path))
+    _unique(secrets)
+    files.sort(key=lambda f: (f.host, f.path))
+    secrets.sort(key=lambda f: (f.host, f.path))
+    result = Shipment(tuple(files), tuple(secrets), _group(files), _group(secrets))
+    _SHIPMENTS.insert(0, (config, inventory, result))
+    del _SHIPMENTS[_SHIPMENT_CACHE_SIZE:]
+    return result
+
+
+def host_files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
+    return list(shipment(config, inventory).files)
 
 
 def secret_files(config: StackConfig, inventory: Inventory) -> list[SecretFile]:
-    files: list[SecretFile] = []
-    for module in _renderers():
-        if hasattr(module, "secret_files"):
-            files.extend(module.secret_files(config, inventory))
-    _unique(files)
-    return sorted(files, key=lambda f: (f.host, f.path))
+    return list(shipment(config, inventory).secrets)
+
+
+def files_for(config: StackConfig, inventory: Inventory, host: str) -> tuple[list[HostFile], list[SecretFile]]:
+    """The files and secret files shipped to one host."""
+    shipped = shipment(config, inventory)
+    return list(shipped.files_by_host.get(host, ())), list(shipped.secrets_by_host.get(host, ()))
 
 
 def coverage_register(config: StackConfig, inventory: Inventory) -> str:
