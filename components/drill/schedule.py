@@ -125,6 +125,7 @@ class RestoreDrills(pulumi.ComponentResource):
             f"{name}-canary-{target.name}",
             connection=connection(str(asset.address), user, key),
             create=script,
+            update=script,  # in place: a replacement's delete would stop the new timer
             delete=f"{_sudo(user)}systemctl disable --now obs-canary.timer || true",
             triggers=[content_hash(files)],
             logging=remote.Logging.STDOUT_AND_STDERR,
@@ -206,6 +207,7 @@ class RestoreDrills(pulumi.ComponentResource):
             f"{name}-schedule",
             connection=connection(host.ip, user, key),
             create=install,
+            update=install,  # in place: a replacement's delete would stop the new timer
             delete=f"{sudo}systemctl disable --now obs-restore-drill.timer || true",
             triggers=[content_hash(files)],
             logging=remote.Logging.STDOUT_AND_STDERR,

@@ -108,7 +108,13 @@ class PbsServer(pulumi.ComponentResource):
         return remote.Command(
             f"{self._name}-{role}",
             remote.CommandArgs(
-                connection=self._connection, create=create, delete=delete, triggers=[content_hash(create, delete)]
+                connection=self._connection,
+                create=create,
+                # A changed script re-runs in place: replacing would run the old delete after the
+                # new create and remove the very job the create just wrote.
+                update=create,
+                delete=delete,
+                triggers=[content_hash(create, delete)],
             ),
             pulumi.ResourceOptions(parent=self, depends_on=after, additional_secret_outputs=secret),
         )

@@ -93,6 +93,7 @@ class BackupPlan(pulumi.ComponentResource):
                     remote.CommandArgs(
                         connection=ssh.connection(node.address, node.ssh_user or args.ssh_user, args.ssh_private_key),
                         create=install,
+                        update=install,  # in place: a replacement's delete would unhook the new hook
                         delete=uninstall,
                         triggers=[hashlib.sha256(f"{install}\0{uninstall}".encode()).hexdigest()],
                     ),
