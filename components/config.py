@@ -11,6 +11,7 @@ config key set with ``pulumi config set --secret``; :func:`load_secrets` turns t
 
 from __future__ import annotations
 
+import contextvars
 import difflib
 import ipaddress
 import json
@@ -78,17 +79,23 @@ class ConfigError(Exception):
         super().__init__("\n".join(lines))
 
 
+# Off during validate()'s second pass: section-level checks (already reported) must not stop the
+# stack-level cross-references from running on an otherwise well-typed config.
+_SECTION_CHECKS: contextvars.ContextVar[bool] = contextvars.ContextVar("section_checks", default=True)
+
+
 class _Collector:
     """Accumulates problems inside a model_validator; raises them together at the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, stack_level: bool = False) -> None:
         self.problems: list[Problem] = []
+        self.stack_level = stack_level
 
     def add(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
 
     def raise_if_any(self) -> None:
-        if self.problems:
+        if self.problems and (self.stack_level or _SECTION_CHECKS.get()):
             raise CrossFieldError(self.problems)
 
 
@@ -903,7 +910,7 @@ class StackConfig(Model):
 
     @model_validator(mode="after")
     def _cross_references(self) -> StackConfig:
-        col = _Collector()
+        col = _Collector(stack_level=True)
         assets = self.inventory.by_name()
         node_names = sorted(a.name for a in self.pve_nodes())
         storages = self.proxmox.storage_names() | {self.pbs.storage_id}
@@ -1128,7 +1135,22 @@ def validate(raw: Mapping[str, Any], source: str = "stack config") -> StackConfi
         if problems:
             break
         return config
+    problems.extend(_stack_level_problems(data))
     raise ConfigError(problems, source)
+
+
+def _stack_level_problems(data: dict[str, Any]) -> list[Problem]:
+    """Cross-references between sections, checked with the sections' own checks switched off."""
+    token = _SECTION_CHECKS.set(False)
+    try:
+        StackConfig.model_validate(data)
+    except ValidationError as err:
+        return _problems_from(err)
+    except Exception:  # noqa: BLE001 - best effort on a config already known to be invalid
+        return []
+    finally:
+        _SECTION_CHECKS.reset(token)
+    return []
 
 
 def _has_default(loc: tuple[int | str, ...]) -> bool:

@@ -246,3 +246,18 @@ def test_secret_keys_are_collected(example_config: stack_config.StackConfig) -> 
 
 def test_retention_string(example_config: stack_config.StackConfig) -> None:
     assert example_config.backups.retention.as_pve_string() == "keep-daily=30,keep-weekly=8,keep-monthly=6"
+
+
+def test_section_problems_do_not_hide_cross_references(example_sections: dict[str, Any]) -> None:
+    """A duplicate VMID (an inventory check) must not hide problems only the stack-level checks see."""
+    asset(example_sections, "nextcloud")["vmid"] = 110
+    asset(example_sections, "postgres")["node"] = "pve9"
+    example_sections["backups"]["storage"] = "local"
+    with pytest.raises(stack_config.ConfigError) as raised:
+        stack_config.validate(example_sections)
+    paths = {p.path for p in raised.value.problems}
+    assert {
+        "obsstack:inventory.assets[6].vmid",
+        "obsstack:inventory.assets[7].node",
+        "obsstack:backups.storage",
+    } <= paths
