@@ -17,6 +17,7 @@ import ipaddress
 import json
 import math
 import re
+import zoneinfo
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -750,15 +751,34 @@ class SilencePolicy(Model):
 
 class TimeRange(Model):
     start_time: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    end_time: str = Field(pattern=r"^([01]\d|2[0-4]):[0-5]\d$")
+    end_time: str = Field(pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeRange:
+        if self.end_time <= self.start_time:
+            raise ValueError(f"end_time {self.end_time} must be after start_time {self.start_time} (use 24:00)")
+        return self
+
+
+_WEEKDAY = r"(monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
 
 
 class MaintenanceWindow(Model):
     name: Name
-    weekdays: tuple[str, ...] = ()
+    weekdays: tuple[Annotated[str, Field(pattern=rf"^{_WEEKDAY}(:{_WEEKDAY})?$")], ...] = ()
     times: tuple[TimeRange, ...] = ()
     location: str = "UTC"
     services: tuple[Name, ...] = Field(default=(), description="empty = mute warnings of all services")
+
+    @model_validator(mode="after")
+    def _known_location(self) -> MaintenanceWindow:
+        try:
+            zoneinfo.ZoneInfo(self.location)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"location {self.location!r} is not a time zone: write e.g. UTC or Europe/Berlin"
+            ) from None
+        return self
 
 
 class Thresholds(Model):
@@ -816,6 +836,10 @@ class AlertingSection(Model):
                 suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
                 col.add(path, f"unknown receiver {receiver!r}{suggestion}: use one of {sorted(known)}")
 
+        window_names = [w.name for w in self.maintenance_windows]
+        for i, window in enumerate(self.maintenance_windows):
+            if window.name in _duplicates(window_names):
+                col.add(f"maintenance_windows[{i}].name", f"duplicate maintenance window {window.name!r}")
         for severity in ("critical", "warning", "info"):
             route: SeverityRoute = getattr(self.routing, severity)
             for j, name in enumerate(route.receivers):
@@ -995,6 +1019,14 @@ class StackConfig(Model):
                     col.add(
                         f"alerting.routing.{severity}.by_service.{service}",
                         f"no asset has service {service!r}: fix the tag or remove the route",
+                    )
+        services = {a.service for a in self.inventory.assets} | {"monitoring", "backup"}
+        for i, window in enumerate(self.alerting.maintenance_windows):
+            for j, service in enumerate(window.services):
+                if service not in services:
+                    col.add(
+                        f"alerting.maintenance_windows[{i}].services[{j}]",
+                        f"no asset has service {service!r}: this window would mute nothing; fix the tag",
                     )
         loki_gib = self.loki.stored_gib() if self.loki.storage == "filesystem" else 0.0
         needed_gb = math.ceil((self.monitoring.retention_size_gb + loki_gib) * DISK_HEADROOM)

@@ -188,6 +188,36 @@ BAD: list[tuple[str, Mutation, str, str]] = [
         "set it to 340 or more",
     ),
     (
+        "window-ends-before-it-starts",
+        lambda s: s["alerting"]["maintenance_windows"][0].update(times=[{"start_time": "06:00", "end_time": "04:00"}]),
+        "obsstack:alerting.maintenance_windows[0].times[0]",
+        "must be after start_time",
+    ),
+    (
+        "window-bad-weekday",
+        lambda s: s["alerting"]["maintenance_windows"][0].update(weekdays=["sundy"]),
+        "obsstack:alerting.maintenance_windows[0].weekdays[0]",
+        "should match pattern",
+    ),
+    (
+        "window-bad-location",
+        lambda s: s["alerting"]["maintenance_windows"][0].update(location="Mars/Olympus"),
+        "obsstack:alerting.maintenance_windows[0]",
+        "is not a time zone",
+    ),
+    (
+        "window-unknown-service",
+        lambda s: s["alerting"]["maintenance_windows"][0].update(services=["gamez"]),
+        "obsstack:alerting.maintenance_windows[0].services[0]",
+        "would mute nothing",
+    ),
+    (
+        "window-duplicate-name",
+        lambda s: s["alerting"]["maintenance_windows"].append(dict(s["alerting"]["maintenance_windows"][0])),
+        "obsstack:alerting.maintenance_windows[1].name",
+        "duplicate maintenance window",
+    ),
+    (
         "drill-too-rare",
         lambda s: s["backups"]["drill"].update(every="30d"),
         "obsstack:backups.drill.every",
