@@ -235,13 +235,15 @@ def test_a_change_that_kills_the_daemon_is_rolled_back(installed: Installed) -> 
 
 
 def test_grafana_repository_steps_run_up_to_the_key_fetch(installed: Installed) -> None:
-    """apt.grafana.com is unreachable here: the script must stop at the key fetch with a clear
-    message and leave apt's sources untouched (no half-configured repository)."""
+    """An unreachable repository (here a closed loopback port, so the test means the same on a
+    runner with internet access) stops the script at the key fetch with a clear message and leaves
+    apt's sources untouched (no half-configured repository)."""
     mon = installed.stack.config.monitoring
-    repo = scripts.GrafanaRepo(mon.grafana_apt_url, mon.grafana_apt_key_fingerprint)
+    unreachable = "https://127.0.0.1:9/grafana"
+    repo = scripts.GrafanaRepo(unreachable, mon.grafana_apt_key_fingerprint)
     result = run(installed.host, scripts.packages_script({"grafana": mon.versions.grafana}, None, repo))
     assert result.returncode != 0
-    assert f"cannot fetch {mon.grafana_apt_url}/gpg.key" in result.stderr
+    assert f"cannot fetch {unreachable}/gpg.key" in result.stderr
     assert must(run(installed.host, "ls /etc/apt/sources.list.d/"), "ls").split() == []
     assert must(run(installed.host, "dpkg-query -W -f='${Status}' gnupg"), "gnupg") == "install ok installed"
 

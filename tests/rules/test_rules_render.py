@@ -227,7 +227,7 @@ def test_every_alert_has_a_runbook_with_the_sections(name: str) -> None:
         assert section in text, f"{path.name} lacks {section}"
     diagnose = text.split("## Diagnose", 1)[1].split("## Fix", 1)[0]
     assert "```sh" in diagnose, f"{path.name}: Diagnose needs commands"
-    assert "tools.silences" in text or "Never silence" in text or "Do not silence" in text
+    assert "obs-silences" in text or "Never silence" in text or "Do not silence" in text
 
 
 def test_no_runbook_without_an_alert() -> None:

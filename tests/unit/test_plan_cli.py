@@ -138,3 +138,12 @@ def test_secure_values_become_placeholders(tmp_path: Path) -> None:
     result = run_cli("--stack-file", str(stack), "--out", str(tmp_path / "out"), "--quiet")
     assert result.returncode == 0, result.stderr
     assert "v1:AAAAencrypted" not in (tmp_path / "out/plan.json").read_text()
+
+
+def test_refuses_to_replace_a_directory_that_is_not_a_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    precious = tmp_path / "docs"
+    precious.mkdir()
+    (precious / "notes.md").write_text("keep me")
+    assert main(["--out", str(precious), "--quiet"]) == 1
+    assert (precious / "notes.md").read_text() == "keep me"
+    assert "refusing to replace it" in capsys.readouterr().err

@@ -29,6 +29,12 @@ from components.monitoring.render import host_files, secret_files
 from tools.plan import engine
 
 EXIT_OK, EXIT_ERROR, EXIT_INVALID = 0, 1, 2
+
+
+class PlanOutError(Exception):
+    """The output directory is something else than an earlier plan."""
+
+
 KEY_INPUTS = 4
 
 
@@ -149,6 +155,8 @@ def write_plan(out: Path, stack: str, config: stack_config.StackConfig, result: 
     inventory = stack_inventory.build(config)
     files = host_files(config, inventory)
     if out.exists():
+        if any(out.iterdir()) and not (out / "plan.json").exists():
+            raise PlanOutError(f"--out {out} is not empty and holds no plan.json: refusing to replace it")
         shutil.rmtree(out)
     out.mkdir(parents=True)
     plan = {
@@ -192,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     except stack_config.ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_INVALID
+    except PlanOutError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_ERROR
     except Exception:  # noqa: BLE001 - anything else is a bug: show it, exit 1
         traceback.print_exc()
         return EXIT_ERROR
