@@ -415,7 +415,8 @@ class SyncJob(Model):
 
 class PbsDatastore(Model):
     name: Name
-    path: str
+    # It lands in shell scripts on the PBS host: an absolute path of plain characters only.
+    path: str = Field(pattern=r"^/[A-Za-z0-9._/-]+$")
     prune: Retention = Retention()
     prune_schedule: str = "daily"
     gc_schedule: str = "sat 03:30"
@@ -600,6 +601,12 @@ class RemoteWrite(Model):
     url: Url
     username: str | None = None
     password_secret: SecretKey | None = None
+
+    @model_validator(mode="after")
+    def _auth_complete(self) -> RemoteWrite:
+        if (self.username is None) != (self.password_secret is None):
+            raise ValueError("basic auth needs both `username` and `password_secret` (or neither)")
+        return self
 
 
 class Versions(Model):

@@ -218,6 +218,18 @@ BAD: list[tuple[str, Mutation, str, str]] = [
         "duplicate maintenance window",
     ),
     (
+        "datastore-path-unsafe",
+        lambda s: s["pbs"]["datastores"][0].update(path="/mnt/$(reboot)"),
+        "obsstack:pbs.datastores[0].path",
+        "should match pattern",
+    ),
+    (
+        "remote-write-half-auth",
+        lambda s: s["monitoring"].update(remote_write=[{"url": "https://mimir.lab:9009/api/v1/push", "username": "x"}]),
+        "obsstack:monitoring.remote_write[0]",
+        "needs both `username` and `password_secret`",
+    ),
+    (
         "drill-too-rare",
         lambda s: s["backups"]["drill"].update(every="30d"),
         "obsstack:backups.drill.every",
