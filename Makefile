@@ -27,7 +27,8 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy components tools
 
 # Two workers: the suite waits on real daemons, promtool and a booting container more than on CPU.
-PYTEST_ARGS ?= -n 2
+# Host and e2e tests share one worker (tests/conftest.py), so their timed daemons never compete.
+PYTEST_ARGS ?= -n 2 --dist loadgroup
 unit: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
