@@ -1,13 +1,12 @@
 """Declares, under a component, the pulumi-command resources that install services on one host:
-packages -> layout -> staged files (CopyToRemote) and secrets (stdin) -> one validate/swap/
-reload step per service. Used by MonitoringHost and HostAgents; the scripts come from
+packages -> layout -> all plain files and all secrets staged by one command each (stdin) -> one
+validate/swap/reload step per service. Used by MonitoringHost and HostAgents; the scripts come from
 scripts.py, so the host test runs the very same commands.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ from pulumi_command import remote
 
 from components.config import StackConfig
 from components.monitoring import scripts, services
-from components.monitoring.render import HostFile, SecretFile, layout
+from components.monitoring.render import HostFile, SecretFile
 
 Resolver = Callable[[SecretFile], pulumi.Output[str]]
 
@@ -38,10 +37,6 @@ class InstallTarget:
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def slug(path: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-")
 
 
 def install(
@@ -85,34 +80,35 @@ def install(
         triggers=identity,
     )
     owned = {m.path for spec in specs for m in spec.files}
+    plain = {f.path: f.content for f in target.files if f.path in owned}
+    secrets = [s for s in target.secrets if s.path in owned]
+    digests: dict[str, pulumi.Input[str]] = {path: sha256(content) for path, content in plain.items()}
     staged: dict[str, pulumi.Resource] = {}
-    digests: dict[str, pulumi.Input[str]] = {}
-    for f in target.files:
-        if f.path not in owned:
-            continue
-        staged[f.path] = remote.CopyToRemote(
-            f"{name}-stage-{slug(f.path)}",
-            connection=target.connection,
-            source=pulumi.StringAsset(f.content),
-            remote_path=layout.STAGING_DIR + f.path,
-            triggers=[sha256(f.content), *identity],
-            opts=pulumi.ResourceOptions(parent=parent, depends_on=[layout_step]),
-        )
-        digests[f.path] = sha256(f.content)
-    for s in target.secrets:
-        if s.path not in owned:
-            continue
-        content = resolve(s)
-        staged[s.path] = command(
-            f"secret-{slug(s.path)}",
-            scripts.stage_secret_script(s.path),
+    if plain:
+        stage_files = command(
+            "stage-files",
+            scripts.stage_script(secret=False),
             [layout_step],
-            stdin=content,
+            stdin=scripts.stage_payload(plain),
             triggers=identity,
-            secret_outputs=["stdin"],
         )
+        staged.update(dict.fromkeys(plain, stage_files))
+    if secrets:
+        contents = {s.path: resolve(s) for s in secrets}
+        payload = pulumi.Output.all(**contents).apply(scripts.stage_payload)
+        stage_secrets = command(
+            "stage-secrets",
+            scripts.stage_script(secret=True),
+            [layout_step],
+            stdin=pulumi.Output.secret(payload),
+            triggers=identity,
+            logging=remote.Logging.NONE,
+            secret_outputs=["stdin", "stdout", "stderr"],
+        )
+        staged.update(dict.fromkeys(contents, stage_secrets))
         # A digest of a secret is kept secret too (it would confirm a guessed value).
-        digests[s.path] = pulumi.Output.secret(content.apply(sha256))
+        for path, content in contents.items():
+            digests[path] = pulumi.Output.secret(content.apply(sha256))
     applied: list[remote.Command] = []
     previous: list[pulumi.Resource] = [layout_step]
     for spec in specs:
@@ -120,7 +116,7 @@ def install(
         step = command(
             f"apply-{spec.name.replace('_', '-')}",
             scripts.apply_script(spec),
-            [*previous, *(staged[p] for p in paths)],
+            [*previous, *dict.fromkeys(staged[p] for p in paths)],
             triggers=[*(digests[p] for p in paths), *identity],
         )
         applied.append(step)

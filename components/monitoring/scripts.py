@@ -8,8 +8,12 @@ files.
 
 from __future__ import annotations
 
+import base64
+import gzip
+import io
 import re
 import shlex
+import tarfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -193,20 +197,39 @@ def layout_script(
 
 
 # ---------------------------------------------------------------------------------------------
-# Secrets: stdin -> a 0600 file in the staging tree (never on a command line, never echoed)
+# Staging: one stdin payload (base64 of a gzipped tar) per host for all plain files and one for
+# all secrets, so a host costs two resources however many files it gets. Secrets are written
+# 0600 by root (umask 077), never on a command line, never echoed; the apply step installs
+# them with their final owner and mode.
 # ---------------------------------------------------------------------------------------------
 
 
-def stage_secret_script(path: str) -> str:
-    staged = layout.STAGING_DIR + path
+def stage_payload(files: Mapping[str, str]) -> str:
+    """``files`` (absolute path -> content) as the stdin of ``stage_script``.
+
+    Deterministic (sorted entries, fixed mtimes and owners) so unchanged files give an
+    unchanged payload and the staging step does not re-run.
+    """
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for path, content in sorted(files.items()):
+            data = content.encode()
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode, info.mtime = len(data), 0o600, 0
+            archive.addfile(info, io.BytesIO(data))
+    return base64.b64encode(gzip.compress(buffer.getvalue(), mtime=0)).decode() + "\n"
+
+
+def stage_script(secret: bool) -> str:
+    """Unpack a ``stage_payload`` from stdin into the staging tree (created by layout_script)."""
+    what = "secrets" if secret else "files"
+    header = HEADER.replace("umask 022", "umask 077") if secret else HEADER
     return "\n".join(
         [
-            HEADER.replace("umask 022", "umask 077"),
-            f"install -d -m 0700 {q(staged.rsplit('/', 1)[0])}",
-            f"tmp=$(mktemp {q(staged + '.XXXXXX')})",
-            'cat >"$tmp"',
-            f'mv -f "$tmp" {q(staged)}',
-            f"echo {q(f'obsstack: staged secret {path}')}",
+            header,
+            f"install -d -m 0700 {q(layout.STAGING_DIR)}",
+            f"base64 -d | tar -xz --no-same-owner --no-same-permissions -C {q(layout.STAGING_DIR)}",
+            f"echo {q(f'obsstack: staged {what}')}",
         ]
     )
 

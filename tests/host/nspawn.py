@@ -117,23 +117,6 @@ class DebianHost:
             check=False,
         )
 
-    def put(self, files: dict[str, str]) -> None:
-        """Copy files to remote paths over SFTP (what pulumi-command's CopyToRemote does)."""
-        with tempfile.TemporaryDirectory() as tmp:
-            batch = []
-            for i, (remote, content) in enumerate(sorted(files.items())):
-                local = Path(tmp) / str(i)
-                local.write_text(content)
-                batch.append(f'put "{local}" "{remote}"')
-            script = Path(tmp) / "batch"
-            script.write_text("\n".join(batch) + "\n")
-            subprocess.run(
-                ["sftp", *self._ssh_base(), "-P", str(self.ssh_port), "-b", str(script), f"{self.user}@127.0.0.1"],
-                check=True,
-                capture_output=True,
-                timeout=120,
-            )
-
     def read(self, path: str) -> str:
         return (self.root / path.lstrip("/")).read_text()
 

@@ -49,12 +49,18 @@ def must(result: subprocess.CompletedProcess[str], what: str) -> str:
 
 
 def stage(host: nspawn.DebianHost, stack: InstallStack, creds: Credentials) -> None:
-    """CopyToRemote for plain files, stdin for secrets: what MonitoringHost does."""
+    """One stdin payload for all plain files, one for all secrets: what MonitoringHost does."""
     owned = {m.path for spec in stack.specs for m in spec.files}
-    host.put({layout.STAGING_DIR + f.path: f.content for f in stack.files if f.path in owned})
-    for secret in stack.secrets:
-        if secret.path in owned:
-            must(run(host, scripts.stage_secret_script(secret.path), stdin=creds.resolve(secret.source)), secret.path)
+    plain = {f.path: f.content for f in stack.files if f.path in owned}
+    secrets = {s.path: creds.resolve(s.source) for s in stack.secrets if s.path in owned}
+    stage_files(host, plain)
+    result = must(run(host, scripts.stage_script(secret=True), stdin=scripts.stage_payload(secrets)), "stage secrets")
+    assert [v for v in secrets.values() if v in result] == [], "a secret was echoed"
+
+
+def stage_files(host: nspawn.DebianHost, files: dict[str, str]) -> None:
+    """Stage plain files (path -> content) exactly as the `<host>-stage-files` command does."""
+    must(run(host, scripts.stage_script(secret=False), stdin=scripts.stage_payload(files)), "stage files")
 
 
 def install(
@@ -202,7 +208,7 @@ def test_broken_config_is_rejected_and_the_old_one_keeps_serving(installed: Inst
     live = installed.host.read(layout.PROMETHEUS_CONFIG)
     broken = live.replace("scrape_interval: 10s", "scrape_interval: often", 1)
     assert broken != live
-    installed.host.put({layout.STAGING_DIR + layout.PROMETHEUS_CONFIG: broken})
+    stage_files(installed.host, {layout.PROMETHEUS_CONFIG: broken})
     spec = next(s for s in installed.stack.specs if s.name == "prometheus")
     result = run(installed.host, scripts.apply_script(spec))
     assert result.returncode != 0
@@ -212,7 +218,7 @@ def test_broken_config_is_rejected_and_the_old_one_keeps_serving(installed: Inst
     assert main_process(installed.host, "prometheus") == before_pid
     assert https_get(installed, installed.stack.config.monitoring.ports.prometheus, "/-/ready")[0] == 200
     # Put the good one back in staging so later runs converge.
-    installed.host.put({layout.STAGING_DIR + layout.PROMETHEUS_CONFIG: live})
+    stage_files(installed.host, {layout.PROMETHEUS_CONFIG: live})
 
 
 def test_a_change_that_kills_the_daemon_is_rolled_back(installed: Installed) -> None:
@@ -222,7 +228,7 @@ def test_a_change_that_kills_the_daemon_is_rolled_back(installed: Installed) -> 
     live = installed.host.read(defaults)
     broken = live.replace("--collector.systemd", "--collector.systemd --no-such-flag")
     assert broken != live
-    installed.host.put({layout.STAGING_DIR + defaults: broken})
+    stage_files(installed.host, {defaults: broken})
     spec = next(s for s in installed.stack.specs if s.name == "node_exporter")
     result = run(installed.host, scripts.apply_script(spec))
     assert result.returncode != 0
@@ -230,7 +236,7 @@ def test_a_change_that_kills_the_daemon_is_rolled_back(installed: Installed) -> 
     assert "no-such-flag" in result.stderr, "the daemon's own complaint (journal) must reach the user"
     assert installed.host.read(defaults) == live
     assert must(run(installed.host, "systemctl is-active prometheus-node-exporter"), "is-active").strip() == "active"
-    installed.host.put({layout.STAGING_DIR + defaults: live})
+    stage_files(installed.host, {defaults: live})
     assert "node_exporter unchanged" in must(run(installed.host, scripts.apply_script(spec)), "converge")
 
 

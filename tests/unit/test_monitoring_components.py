@@ -38,12 +38,21 @@ def test_apply_steps_run_in_order(example_plan: engine.PlanResult) -> None:
         assert before in example_plan.one(COMMAND, after).options["dependsOn"]
 
 
-def test_secrets_travel_on_stdin_and_stay_secret(example_plan: engine.PlanResult) -> None:
-    secret_steps = [r for r in example_plan.find(COMMAND) if "-secret-" in r.name]
-    assert secret_steps
-    for step in secret_steps:
-        assert step.inputs["stdin"] == engine.SECRET
-        assert "stdin" in step.options["additionalSecretOutputs"]
+@pytest.mark.parametrize("host", ["mon-1-services", "gitea-agents"])
+def test_secrets_travel_on_stdin_and_stay_secret(example_plan: engine.PlanResult, host: str) -> None:
+    step = example_plan.one(COMMAND, f"{host}-stage-secrets")
+    assert step.inputs["stdin"] == engine.SECRET
+    assert {"stdin", "stdout", "stderr"} <= set(step.options["additionalSecretOutputs"])
+    assert step.inputs["logging"] == "none"
+
+
+@pytest.mark.parametrize("host", ["mon-1-services", "gitea-agents"])
+def test_each_host_stages_its_files_with_one_resource_each(example_plan: engine.PlanResult, host: str) -> None:
+    """Planning cost is per resource: a host's files and secrets are one staging step each."""
+    children = [r for r in example_plan.resources if r.parent == host]
+    staging = sorted(r.name for r in children if "-stage-" in r.name or "-secret-" in r.name)
+    assert staging == [f"{host}-stage-files", f"{host}-stage-secrets"]
+    assert [r for r in children if "CopyToRemote" in r.type] == []
 
 
 def test_no_secret_value_in_the_recorded_plan(example_plan: engine.PlanResult) -> None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from components import config as stack_config
 from components import inventory as stack_inventory
 from components.monitoring import scripts, services
-from components.monitoring.render import host_files, secret_files
+from components.monitoring.render import host_files, layout, secret_files
 
 PLAIN_FILES = services.ServiceSpec(
     "files",
@@ -49,7 +50,8 @@ def all_scripts() -> list[tuple[str, str]]:
                 ),
             )
         )
-        found.append((f"{host}-secret", scripts.stage_secret_script(my_secrets[0].path)))
+        found.append((f"{host}-stage-files", scripts.stage_script(secret=False)))
+        found.append((f"{host}-stage-secrets", scripts.stage_script(secret=True)))
         packages = services.packages(config, specs)
         repo = scripts.GrafanaRepo(config.monitoring.grafana_apt_url, config.monitoring.grafana_apt_key_fingerprint)
         found.append((f"{host}-packages", scripts.packages_script(packages, None, repo)))
@@ -87,13 +89,33 @@ def test_command_line_carries_the_script_verbatim(name: str, script: str) -> Non
 
 
 def test_secrets_are_read_from_stdin_never_from_arguments() -> None:
-    script = scripts.stage_secret_script("/etc/prometheus/secrets/api_password")
-    assert 'cat >"$tmp"' in script
+    script = scripts.stage_script(secret=True)
+    assert "base64 -d | tar -xz" in script
     assert "umask 077" in script
-    assert [line for line in script.splitlines() if "echo" in line] == [
-        "echo 'obsstack: staged secret /etc/prometheus/secrets/api_password'"
-    ]
+    assert [line for line in script.splitlines() if "echo" in line] == ["echo 'obsstack: staged secrets'"]
     assert "$1" not in script
+
+
+@pytest.mark.parametrize("secret", [False, True], ids=["files", "secrets"])
+def test_staging_unpacks_every_file_with_its_exact_content(tmp_path: Path, secret: bool) -> None:
+    """The payload round-trips through the very script (staging dir pointed at tmp_path)."""
+    files = {"/etc/prometheus/prometheus.yml": "global: {}\n", "/etc/loki/secrets/p w": "s3cr3t 'x' $HOME\n"}
+    script = scripts.stage_script(secret).replace(layout.STAGING_DIR, str(tmp_path))
+    result = subprocess.run(
+        ["bash", "-c", script], input=scripts.stage_payload(files), capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "s3cr3t" not in result.stdout + result.stderr
+    for path, content in files.items():
+        staged = tmp_path / path.lstrip("/")
+        assert staged.read_text() == content
+        assert staged.stat().st_mode & 0o077 == 0, "staged files are private to their owner"
+
+
+def test_staging_payload_is_deterministic() -> None:
+    files = {"/b": "2", "/a": "1"}
+    assert scripts.stage_payload(files) == scripts.stage_payload(dict(reversed(files.items())))
+    assert scripts.stage_payload(files) != scripts.stage_payload({**files, "/a": "changed"})
 
 
 def test_health_check_password_never_reaches_argv() -> None:
