@@ -26,11 +26,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy components tools
 
-# Two workers: the suite waits on real daemons, promtool and a booting container more than on CPU.
-# Host and e2e tests share one worker (tests/conftest.py), so their timed daemons never compete.
-PYTEST_ARGS ?= -n 2 --dist loadgroup
+# Two workers for the bulk of the suite (it waits on promtool and daemons more than on CPU); then
+# the booted host and the timed end-to-end daemons alone, in order, so nothing competes with them.
+PYTEST_ARGS ?= -n 2
+SERIAL_TESTS := tests/host tests/e2e
 unit: $(STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(PYTEST_ARGS) $(addprefix --ignore=,$(SERIAL_TESTS))
+	$(PY) -m pytest -q $(SERIAL_TESTS)
 
 test: lint typecheck unit
 

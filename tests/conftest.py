@@ -64,11 +64,3 @@ def example_plan() -> engine.PlanResult:
     """The example stack planned once per session (read-only)."""
     sections = load_sections()
     return engine.run("prod", sections, distinct_secrets(stack_config.validate(sections)))
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that boot a host or run timed daemons share one xdist worker: they never compete with
-    each other for loopback ports or CPU, while the unit tests run beside them."""
-    for item in items:
-        if any(part in ("e2e", "host") for part in item.path.relative_to(ROOT).parts[:2]):
-            item.add_marker(pytest.mark.xdist_group("real-daemons"))
