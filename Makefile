@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: plan test lint typecheck unit bench-plan clean
+.PHONY: plan test lint typecheck unit bench-plan clean engine engine-test
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV) || { \
@@ -29,12 +29,19 @@ typecheck: $(STAMP)
 # Two workers for the bulk of the suite (it waits on promtool and daemons more than on CPU); then
 # the booted host and the timed end-to-end daemons alone, in order, so nothing competes with them.
 PYTEST_ARGS ?= -n 2
-SERIAL_TESTS := tests/host tests/e2e
+SERIAL_TESTS := tests/host tests/e2e tests/engine
 unit: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS) $(addprefix --ignore=,$(SERIAL_TESTS))
 	$(PY) -m pytest -q $(SERIAL_TESTS)
 
 test: lint typecheck unit
+
+# The real Pulumi CLI from Go modules, cached outside the repo (tools/engine; needs Go, not `make plan`).
+engine: $(STAMP)
+	$(PY) -m tools.engine
+
+engine-test: engine
+	$(PY) -m pytest -q tests/engine
 
 bench-plan: $(STAMP)
 	$(PY) -m tools.bench_plan

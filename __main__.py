@@ -34,7 +34,15 @@ ssh_key = secrets[config.proxmox.ssh_private_key_secret]
 pbs = PbsServer("pbs", PbsServerArgs(config, inventory, config.pbs_host(), ssh_key))
 storage = BackupStorage(
     "storage",
-    BackupStorageArgs(config.proxmox, config.pbs, str(config.pbs_host().address), secrets),
+    BackupStorageArgs(
+        config.proxmox,
+        config.pbs,
+        str(config.pbs_host().address),
+        secrets,
+        tuple(config.pve_nodes()),
+        config.proxmox.ssh_user,
+        ssh_key,
+    ),
     pve.merge(pulumi.ResourceOptions(depends_on=[pbs])),
 )
 backups = BackupPlan(
@@ -49,7 +57,10 @@ credentials = WebCredentials("credentials")
 endpoints = {}
 hosts = []
 for node in inventory.monitoring:
-    vm = ProxmoxVm(node.name, ProxmoxVmArgs.monitoring(config, node, ssh_key), pve)
+    vm_args = ProxmoxVmArgs.monitoring(config, node, ssh_key)
+    # The VM's disks on a durable (NFS/SMB) storage need that storage entry to exist first.
+    disk_storages = [storage.durable_by_id[s] for s in vm_args.disk_storages() if s in storage.durable_by_id]
+    vm = ProxmoxVm(node.name, vm_args, pve.merge(pulumi.ResourceOptions(depends_on=disk_storages)))
     host = MonitoringHost(
         f"{node.name}-services",
         MonitoringHostArgs(config, inventory, node, vm.ip, secrets, pki, credentials),

@@ -220,14 +220,44 @@ def _duplicates(values: Iterable[Any]) -> set[Any]:
 # ---------------------------------------------------------------------------------------------
 
 
-class CloudImage(Model):
-    """The Debian 12 cloud image monitoring VMs boot from (downloaded once per node)."""
+# A dated Debian 12 image and its SHA512 as Debian's SHA512SUMS beside it lists it (quoted from a
+# public Proxmox config, not re-downloaded here: check it against
+# https://cloud.debian.org/images/cloud/bookworm/20250210-2019/SHA512SUMS before relying on it).
+DEBIAN_IMAGE_URL = (
+    "https://cloud.debian.org/images/cloud/bookworm/20250210-2019/debian-12-genericcloud-amd64-20250210-2019.qcow2"
+)
+DEBIAN_IMAGE_SHA512 = (
+    "a58d86525d75fd8e139a2302531ce5d2ab75ef0273cfe78f9d53aada4b23efd4"
+    "5f8433b4806fa4570cfe981c8fae26f5e5e855cbd66ba2198862f28125fd2d45"
+)
+CHECKSUM_HEX_LENGTH = {"sha256": 64, "sha512": 128}
 
-    url: Url = "https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2"
-    checksum: str | None = None
+
+class CloudImage(Model):
+    """The Debian 12 cloud image monitoring VMs boot from (downloaded once per node).
+
+    A checksum is required: the provider verifies it after the download, so a truncated or
+    tampered image never becomes a VM's boot disk. Pin a dated image, not ``latest``: its
+    checksum changes with every Debian build.
+    """
+
+    url: Url = DEBIAN_IMAGE_URL
+    checksum: str = DEBIAN_IMAGE_SHA512
     checksum_algorithm: Literal["sha256", "sha512"] = "sha512"
-    file_name: str = "debian-12-genericcloud-amd64.img"
+    file_name: str = "debian-12-genericcloud-amd64-20250210-2019.img"
     storage: str = "local"
+
+    @model_validator(mode="after")
+    def _checksum_matches_algorithm(self) -> CloudImage:
+        want = CHECKSUM_HEX_LENGTH[self.checksum_algorithm]
+        if len(self.checksum) != want or any(c not in "0123456789abcdef" for c in self.checksum.lower()):
+            raise ValueError(
+                f"checksum must be the image's {self.checksum_algorithm} as {want} hex digits "
+                "(the line for this file in the SHA*SUMS published beside it)"
+            )
+        if "/latest/" in self.url:
+            raise ValueError("url: pin a dated image (…/bookworm/<date>/…), not latest: its checksum changes")
+        return self
 
 
 class NfsStorage(Model):

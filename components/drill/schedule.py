@@ -9,7 +9,6 @@ identity (user, roles, ACLs, token) and writes the token to a 0600 file on the m
 from __future__ import annotations
 
 import base64
-import hashlib
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +17,11 @@ import pulumi
 import pulumi_proxmoxve as proxmoxve
 from pulumi_command import remote
 
+from components import ssh
 from components.config import Asset, StackConfig
 from components.inventory import DrillTarget, Inventory
 from components.monitoring.render import HostFile
 from components.monitoring.render import drill as layout
-from components.ssh import connection
 
 # Least privilege, path by path (docs/restore-drill.md explains each one).
 SOURCE_PRIVILEGES = ("VM.Backup",)  # PVE lets a token read a guest's backups only with this on /vms/<id>
@@ -50,7 +49,7 @@ def _sudo(user: str) -> str:
 def install_script(files: list[HostFile], user: str, enable: str, check: str) -> str:
     """Write files atomically (base64, no heredoc quoting traps), check, reload, enable."""
     sudo = _sudo(user)
-    lines = ["set -eu"]
+    lines = [ssh.manifest(files), "set -eu"]
     for f in files:
         payload = base64.b64encode(f.content.encode()).decode()
         target = shlex.quote(f.path)
@@ -62,13 +61,6 @@ def install_script(files: list[HostFile], user: str, enable: str, check: str) ->
         ]
     lines += [f"{sudo}{check}", f"{sudo}systemctl daemon-reload", f"{sudo}systemctl enable --now {enable}"]
     return "\n".join(lines) + "\n"
-
-
-def content_hash(files: list[HostFile]) -> str:
-    digest = hashlib.sha256()
-    for f in sorted(files, key=lambda f: f.path):
-        digest.update(f"{f.path}\0{f.mode}\0{f.content}\0".encode())
-    return digest.hexdigest()
 
 
 def privileges(config: StackConfig) -> dict[str, tuple[str, ...]]:
@@ -123,13 +115,14 @@ class RestoreDrills(pulumi.ComponentResource):
         script += f"{_sudo(user)}systemctl start obs-canary.service\n"
         remote.Command(
             f"{name}-canary-{target.name}",
-            connection=connection(str(asset.address), user, key),
-            create=script,
-            update=script,  # in place: a replacement's delete would stop the new timer
-            delete=f"{_sudo(user)}systemctl disable --now obs-canary.timer || true",
-            triggers=[content_hash(files)],
-            logging=remote.Logging.STDOUT_AND_STDERR,
-            opts=pulumi.ResourceOptions(parent=self),
+            ssh.command_args(
+                ssh.connection(str(asset.address), user, key),
+                create=script,
+                update=script,  # in place, no triggers: a replacement's delete would stop the new timer
+                delete=f"{_sudo(user)}systemctl disable --now obs-canary.timer || true",
+                logging=remote.Logging.STDOUT_AND_STDERR,
+            ),
+            pulumi.ResourceOptions(parent=self),
         )
 
     def _identity(
@@ -177,19 +170,23 @@ class RestoreDrills(pulumi.ComponentResource):
         new = f"{layout.TOKEN_FILE}.new"
         token_file = remote.Command(
             f"{name}-token-file",
-            connection=connection(host.ip, user, key),
-            create=(
-                f"set -eu\n{sudo}install -d -m 0750 {layout.DRILL_ETC}\n"
-                f"{sudo}sh -c 'umask 077 && cat > {new} && mv -f {new} {layout.TOKEN_FILE}'\n"
+            ssh.command_args(
+                ssh.connection(host.ip, user, key),
+                create=(
+                    f"set -eu\n{sudo}install -d -m 0750 {layout.DRILL_ETC}\n"
+                    f"{sudo}sh -c 'umask 077 && cat > {new} && mv -f {new} {layout.TOKEN_FILE}'\n"
+                ),
+                delete=f"{sudo}rm -f {layout.TOKEN_FILE}",
+                stdin=self.token,
+                logging=remote.Logging.NONE,
             ),
-            delete=f"{sudo}rm -f {layout.TOKEN_FILE}",
-            stdin=self.token,
-            logging=remote.Logging.NONE,
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stdin", "stdout", "stderr"]),
+            pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stdin", "stdout", "stderr"]),
         )
         py = f"{layout.DRILL_VENV}/bin/python"
         install = "\n".join(
             [
+                # The files MonitoringHost ships: a changed one changes this script, so it re-runs.
+                ssh.manifest(files),
                 "set -eu",
                 f"{sudo}apt-get install -y -q --no-install-recommends python3-venv >/dev/null",
                 f"test -x {py} || {sudo}python3 -m venv {layout.DRILL_VENV}",
@@ -205,11 +202,12 @@ class RestoreDrills(pulumi.ComponentResource):
         )
         remote.Command(
             f"{name}-schedule",
-            connection=connection(host.ip, user, key),
-            create=install,
-            update=install,  # in place: a replacement's delete would stop the new timer
-            delete=f"{sudo}systemctl disable --now obs-restore-drill.timer || true",
-            triggers=[content_hash(files)],
-            logging=remote.Logging.STDOUT_AND_STDERR,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[token_file]),
+            ssh.command_args(
+                ssh.connection(host.ip, user, key),
+                create=install,
+                update=install,  # in place, no triggers: a replacement's delete would stop the new timer
+                delete=f"{sudo}systemctl disable --now obs-restore-drill.timer || true",
+                logging=remote.Logging.STDOUT_AND_STDERR,
+            ),
+            pulumi.ResourceOptions(parent=self, depends_on=[token_file]),
         )

@@ -14,6 +14,7 @@ from typing import Any
 import pulumi
 from pulumi_command import remote
 
+from components import ssh
 from components.config import StackConfig
 from components.monitoring import scripts, services
 from components.monitoring.render import HostFile, SecretFile
@@ -58,16 +59,15 @@ def install(
         else None
     )
 
-    def command(role: str, script: str, deps: Sequence[pulumi.Resource], **kwargs: Any) -> remote.Command:
+    def command(
+        role: str, script: str, deps: Sequence[pulumi.Resource], manifest: str = "", **kwargs: Any
+    ) -> remote.Command:
         extra_secret = kwargs.pop("secret_outputs", [])
+        create = scripts.as_root(script, target.user)
         return remote.Command(
             f"{name}-{role}",
-            connection=target.connection,
-            create=scripts.as_root(script, target.user),
-            opts=pulumi.ResourceOptions(
-                parent=parent, depends_on=list(deps), additional_secret_outputs=list(extra_secret)
-            ),
-            **kwargs,
+            ssh.command_args(target.connection, create=f"{manifest}\n{create}" if manifest else create, **kwargs),
+            pulumi.ResourceOptions(parent=parent, depends_on=list(deps), additional_secret_outputs=list(extra_secret)),
         )
 
     packages = command("packages", scripts.packages_script(pkgs, mon.apt_proxy, repo), depends_on, triggers=identity)
@@ -82,7 +82,7 @@ def install(
     owned = {m.path for spec in specs for m in spec.files}
     plain = {f.path: f.content for f in target.files if f.path in owned}
     secrets = [s for s in target.secrets if s.path in owned]
-    digests: dict[str, pulumi.Input[str]] = {path: sha256(content) for path, content in plain.items()}
+    secret_digests: dict[str, pulumi.Input[str]] = {}
     staged: dict[str, pulumi.Resource] = {}
     if plain:
         stage_files = command(
@@ -108,16 +108,20 @@ def install(
         staged.update(dict.fromkeys(contents, stage_secrets))
         # A digest of a secret is kept secret too (it would confirm a guessed value).
         for path, content in contents.items():
-            digests[path] = pulumi.Output.secret(content.apply(sha256))
+            secret_digests[path] = pulumi.Output.secret(content.apply(sha256))
     applied: list[remote.Command] = []
     previous: list[pulumi.Resource] = [layout_step]
     for spec in specs:
         paths = [m.path for m in spec.files]
+        # Plain files are named in the script (a readable diff, an in-place update); secrets only
+        # by a secret digest in the triggers. These steps have no delete, so a trigger's
+        # replacement just runs the apply again.
         step = command(
             f"apply-{spec.name.replace('_', '-')}",
             scripts.apply_script(spec),
             [*previous, *dict.fromkeys(staged[p] for p in paths)],
-            triggers=[*(digests[p] for p in paths), *identity],
+            manifest=ssh.manifest([f for f in target.files if f.path in paths]),
+            triggers=[*(secret_digests[p] for p in paths if p in secret_digests), *identity] or None,
         )
         applied.append(step)
         previous = [step]

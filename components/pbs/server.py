@@ -1,14 +1,15 @@
 """PbsServer: datastores, prune/GC/verify/sync jobs, the PVE token and the collector on PBS.
 
 Everything goes over SSH with ``proxmox-backup-manager`` (scripts in components/pbs/scripts.py).
-Datastore commands hold backups: they are ``protect=True`` and ``retain_on_delete=True`` and have
-no content-hash trigger (a trigger would *replace* them, which protect forbids); a changed script
-re-runs as an in-place update instead. The other commands re-run when their script's hash changes.
+Datastore commands hold backups: they are ``protect=True`` and ``retain_on_delete=True``. No
+command has ``triggers``: pulumi-command's schema marks them ``replaceOnChanges`` (see
+components/ssh.py), and a replacement runs the old ``delete`` after the new ``create``, removing
+the job it just wrote. A changed script changes ``create``/``update``, which the engine applies
+as an in-place update that runs the new script.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,10 +29,6 @@ class PbsServerArgs:
     inventory: Inventory
     host: Asset
     ssh_private_key: pulumi.Input[str]
-
-
-def content_hash(*parts: str) -> str:
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 class PbsServer(pulumi.ComponentResource):
@@ -92,12 +89,7 @@ class PbsServer(pulumi.ComponentResource):
         script = scripts.datastore_create(ds)
         return remote.Command(
             f"{self._name}-datastore-{ds.name}",
-            remote.CommandArgs(
-                connection=self._connection,
-                create=script,
-                update=script,
-                delete=scripts.datastore_delete(ds),
-            ),
+            ssh.command_args(self._connection, create=script, update=script, delete=scripts.datastore_delete(ds)),
             pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
         )
 
@@ -107,14 +99,7 @@ class PbsServer(pulumi.ComponentResource):
         secret = ["stdout", "stderr"] if secret_output else []
         return remote.Command(
             f"{self._name}-{role}",
-            remote.CommandArgs(
-                connection=self._connection,
-                create=create,
-                # A changed script re-runs in place: replacing would run the old delete after the
-                # new create and remove the very job the create just wrote.
-                update=create,
-                delete=delete,
-                triggers=[content_hash(create, delete)],
-            ),
+            # A changed script re-runs in place (update): never a replacement, see the module doc.
+            ssh.command_args(self._connection, create=create, update=create, delete=delete),
             pulumi.ResourceOptions(parent=self, depends_on=after, additional_secret_outputs=secret),
         )

@@ -14,7 +14,6 @@ SSH and wired in through /etc/vzdump.conf (``script:``): PVE lets only root@pam 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,12 +89,11 @@ class BackupPlan(pulumi.ComponentResource):
             hooks.append(
                 remote.Command(
                     f"{name}-hook-{node.name}",
-                    remote.CommandArgs(
-                        connection=ssh.connection(node.address, node.ssh_user or args.ssh_user, args.ssh_private_key),
+                    ssh.command_args(
+                        ssh.connection(node.address, node.ssh_user or args.ssh_user, args.ssh_private_key),
                         create=install,
-                        update=install,  # in place: a replacement's delete would unhook the new hook
+                        update=install,  # in place, no triggers: a replacement's delete would unhook it
                         delete=uninstall,
-                        triggers=[hashlib.sha256(f"{install}\0{uninstall}".encode()).hexdigest()],
                     ),
                     pulumi.ResourceOptions(parent=self),
                 )

@@ -19,8 +19,10 @@ from typing import Any
 
 import pulumi
 import pulumi_proxmoxve as proxmoxve
+from pulumi_command import remote
 
-from components.config import NfsStorage, PbsSection, ProxmoxSection
+from components import ssh
+from components.config import Asset, NfsStorage, PbsSection, ProxmoxSection
 
 SACRED = pulumi.ResourceOptions(protect=True, retain_on_delete=True)
 
@@ -31,6 +33,9 @@ class BackupStorageArgs:
     pbs: PbsSection
     pbs_address: str
     secrets: dict[str, Any]
+    nodes: tuple[Asset, ...]
+    ssh_user: str
+    ssh_private_key: pulumi.Input[str]
 
 
 def token_id(pbs: PbsSection) -> str:
@@ -67,14 +72,25 @@ class BackupStorage(pulumi.ComponentResource):
                 ),
                 fingerprint=pbs.fingerprint,
                 contents=["backup"],
+                # The two conflict in the provider whenever both are non-null (bpg's
+                # fwprovider/storage/resource_pbs.go: ConflictsWith), so only one is ever set.
                 encryption_key=pulumi.Output.secret(key) if key is not None else None,
-                generate_encryption_key=key is None,
+                generate_encryption_key=True if key is None else None,
             ),
             SACRED.merge(self._after).merge(
-                pulumi.ResourceOptions(additional_secret_outputs=["generatedEncryptionKey", "password"])
+                pulumi.ResourceOptions(
+                    additional_secret_outputs=["generatedEncryptionKey", "password"],
+                    # `password` is RequiresReplace in the provider: a rotated token would replace
+                    # this protected entry. The rotation command below writes it in place instead.
+                    ignore_changes=["password"],
+                )
             ),
         )
+        self.password = self._password_rotation(name, args, token)
         self.durable = [self._durable(name, share, args.secrets) for share in args.proxmox.durable_storages]
+        self.durable_by_id = {
+            share.name: res for share, res in zip(args.proxmox.durable_storages, self.durable, strict=True)
+        }
 
         self.pbs_storage_id = self.pbs.resource_id
         generated = self.pbs.generated_encryption_key
@@ -86,6 +102,38 @@ class BackupStorage(pulumi.ComponentResource):
                 "encryptionKey": self.encryption_key,
                 "durableStorageIds": self.durable_storage_ids,
             }
+        )
+
+    def _password_rotation(self, name: str, args: BackupStorageArgs, token: str) -> remote.Command:
+        """Keep PVE's copy of the PBS token secret current without replacing the storage entry.
+
+        PVE keeps a PBS storage's password in ``/etc/pve/priv/storage/<id>.pw`` (PVE::Storage::
+        PBSPlugin, ``pbs_password_file_name``/``pbs_set_password``: the value and a newline, 0600),
+        on the cluster filesystem that every node shares; writing it there is what ``pvesm set
+        --password`` does, without the secret on a command line.
+        """
+        node = args.nodes[0]
+        assert node.address is not None  # config validation: PVE nodes have addresses
+        pw_file = f"/etc/pve/priv/storage/{args.pbs.storage_id}.pw"
+        sudo = "" if args.ssh_user == "root" else "sudo -n "
+        new = f"{pw_file}.new"
+        write = (
+            "set -eu\n"
+            f"{sudo}install -d -m 0700 /etc/pve/priv/storage\n"
+            f"{sudo}sh -c 'umask 077 && cat > {new} && echo >> {new} && mv -f {new} {pw_file}'\n"
+        )
+        secret = pulumi.Output.secret(args.secrets[args.pbs.api_token_secret]).apply(
+            lambda value: token_value(value, token)
+        )
+        return remote.Command(
+            f"{name}-{args.pbs.storage_id}-password",
+            ssh.command_args(
+                ssh.connection(node.address, node.ssh_user or args.ssh_user, args.ssh_private_key),
+                create=write,
+                stdin=secret,
+                logging=remote.Logging.NONE,
+            ),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.pbs], additional_secret_outputs=["stdin"]),
         )
 
     def _durable(

@@ -55,6 +55,10 @@ class ProxmoxVmArgs:
     apt_proxy: str | None = None
     dhcp: bool = False
 
+    def disk_storages(self) -> list[str]:
+        """The storages the VM's disks live on."""
+        return sorted({self.shape.storage, self.shape.data_storage or self.shape.storage})
+
     @classmethod
     def monitoring(cls, config: StackConfig, host: MonitoringNode, ssh_private_key: pulumi.Input[str]) -> ProxmoxVmArgs:
         """A monitoring-plane VM as the stack config describes it."""
@@ -91,7 +95,7 @@ class ProxmoxVm(pulumi.ComponentResource):
     def __init__(self, name: str, args: ProxmoxVmArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("obsstack:proxmox:Vm", name, None, opts)
         host, shape = args.host, args.shape
-        child = pulumi.ResourceOptions(parent=self)
+        fixed_name = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
 
         public_key = tls.get_public_key_output(private_key_openssh=args.ssh_private_key).public_key_openssh
         user_data = proxmoxve.FileLegacy(
@@ -107,7 +111,9 @@ class ProxmoxVm(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            child,
+            # The file name is fixed: a replacement created first would upload over the same
+            # volume, and the old one's delete would then remove it.
+            fixed_name,
         )
 
         boot_disk: dict[str, Any] = {
@@ -131,10 +137,10 @@ class ProxmoxVm(pulumi.ComponentResource):
                     url=args.image.url,
                     file_name=f"obsstack-{host.name}-{args.image.file_name}",
                     checksum=args.image.checksum,
-                    checksum_algorithm=args.image.checksum_algorithm if args.image.checksum else None,
+                    checksum_algorithm=args.image.checksum_algorithm,
                     overwrite=False,
                 ),
-                child,
+                fixed_name,  # as the snippet: a second download of the same name fails "already exists"
             )
             boot_disk["file_id"] = image.id
             depends.append(image)

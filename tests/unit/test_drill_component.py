@@ -25,7 +25,8 @@ def test_canary_installed_on_every_drill_target(example_plan: engine.PlanResult,
         assert "systemctl enable --now obs-canary.timer" in cmd.inputs["create"]
         assert "bash -n /usr/local/sbin/obs-canary" in cmd.inputs["create"]
         assert cmd.inputs["connection"] == engine.SECRET
-        assert len(cmd.inputs["triggers"]) == 1
+        assert cmd.inputs["update"] == cmd.inputs["create"] and "triggers" not in cmd.inputs  # in place
+        assert "# /usr/local/sbin/obs-canary " in cmd.inputs["create"]  # the diff names the file
 
 
 def test_identity_is_least_privilege(example_plan: engine.PlanResult, example_config) -> None:

@@ -41,18 +41,3 @@ def test_every_file_is_rendered_once_per_plan(run_program, monkeypatch: pytest.M
     monkeypatch.setattr(prometheus, "files", lambda *args: calls.append(1) or original(*args))
     run_program()
     assert len(calls) == 1
-
-
-def test_changed_commands_update_in_place(example_plan: engine.PlanResult) -> None:
-    """A command whose trigger changes is replaced: create-before-delete would then run the OLD
-    delete after the NEW create and undo it (a PBS prune job, the vzdump hook, a timer), unless
-    the command updates in place or deletes first."""
-    offenders = [
-        r.name
-        for r in example_plan.find(type_="command:remote:Command")
-        if r.inputs.get("triggers")
-        and r.inputs.get("delete")
-        and not r.inputs.get("update")
-        and not r.options["deleteBeforeReplace"]
-    ]
-    assert not offenders

@@ -41,7 +41,8 @@ PROGRAM = textwrap.dedent(
 
     config = stack_config.load()
     secrets = stack_config.load_secrets(config)
-    s = BackupStorage("s", BackupStorageArgs(config.proxmox, config.pbs, "10.0.10.20", secrets))
+    nodes = tuple(config.pve_nodes())
+    s = BackupStorage("s", BackupStorageArgs(config.proxmox, config.pbs, "10.0.10.20", secrets, nodes, "root", "key"))
     pulumi.export("encryptionKey", s.encryption_key)
     pulumi.export("storageId", s.pbs_storage_id)
     """

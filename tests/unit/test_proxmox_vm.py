@@ -117,7 +117,10 @@ def edit_size(s: dict[str, Any]) -> None:
 
 
 def edit_image(s: dict[str, Any]) -> None:
-    s["proxmox"]["cloud_image"] = {"url": "https://mirror.example.net/debian-12-genericcloud-amd64.qcow2"}
+    s["proxmox"]["cloud_image"] = {
+        "url": "https://mirror.example.net/debian-12-genericcloud-amd64-20251112.qcow2",
+        "checksum": "ab" * 64,
+    }
 
 
 def edit_apt_proxy(s: dict[str, Any]) -> None:
