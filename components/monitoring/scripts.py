@@ -174,8 +174,11 @@ def layout_script(
     staging_dirs: Iterable[str],
     group_members: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
-    """Create directories with exact modes/owners, the staging tree, and group memberships."""
+    """Create the groups members need, directories with exact modes/owners, the staging tree, and
+    group memberships (groups first: ``install -g`` fails on a group that does not exist)."""
     lines = [HEADER]
+    for group in sorted({g for groups in (group_members or {}).values() for g in groups}):
+        lines.append(f"getent group {q(group)} >/dev/null || groupadd --system {q(group)}")
     lines += [
         f"install -d -m 0755 -o root -g root {q(layout.CANDIDATE_PARENT)}",
         f"install -d -m 0700 -o {q(staging_owner)} {q(layout.STAGING_DIR)}",

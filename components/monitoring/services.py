@@ -289,8 +289,10 @@ DIRECTORIES: dict[str, tuple[Directory, ...]] = {
         Directory(layout.ALLOY_DATA, "0750", "alloy", "alloy"),
     ),
 }
-# Alloy reads the journal and /var/log.
-GROUP_MEMBERS = {"alloy": {"alloy": ("adm", "systemd-journal")}}
+# Alloy reads the journal and /var/log. Loki's package creates its user with `adduser --system`
+# and no `--group` (grafana/loki tools/packaging/loki-postinstall.sh), so its primary group is
+# nogroup and no `loki` group exists: the layout step creates it for the files Loki must read.
+GROUP_MEMBERS = {"alloy": {"alloy": ("adm", "systemd-journal")}, "loki": {"loki": ("loki",)}}
 
 
 def packages(config: StackConfig, services: Iterable[ServiceSpec]) -> dict[str, str]:

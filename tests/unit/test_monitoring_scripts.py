@@ -167,3 +167,38 @@ def test_shipped_timers_are_loaded_and_enabled() -> None:
 )
 def test_every_path_is_applied_by_the_service_that_reads_it(path: str, service: str) -> None:
     assert services.owner_of(path) == service
+
+
+def test_layout_creates_the_loki_group_the_package_does_not(tmp_path: Path) -> None:
+    """Loki's postinst makes user `loki` with primary group nogroup and no `loki` group: the
+    layout must create it before any `install -g loki`, or the first `up` stops there."""
+    from tests.conftest import load_sections
+
+    config = stack_config.validate(load_sections())
+    inventory = stack_inventory.build(config)
+    host = inventory.monitoring[0]
+    specs = services.specs(
+        config, host.ip, [f for f in host_files(config, inventory) if f.host == host.name], [], only=services.ORDER
+    )
+    script = scripts.layout_script(
+        services.directories(specs), "debian", scripts.staging_dirs(specs), services.group_members(specs)
+    )
+    log = tmp_path / "calls"
+    stubs = {
+        "getent": 'echo "getent $*" >>"$LOG"; [ "$2" != loki ] || [ -e "$STATE/loki" ]',
+        "groupadd": 'echo "groupadd $*" >>"$LOG"; touch "$STATE/loki"',
+        "install": 'echo "install $*" >>"$LOG"; for a; do [ "$a" != loki ] || [ -e "$STATE/loki" ] || exit 6; done',
+        "id": "echo nogroup",
+        "usermod": 'echo "usermod $*" >>"$LOG"',
+    }
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in stubs.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "LOG": str(log), "STATE": str(tmp_path)}
+    done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    calls = log.read_text().splitlines()
+    assert "groupadd --system loki" in calls
+    assert "usermod -aG loki loki" in calls
