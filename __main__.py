@@ -5,6 +5,7 @@ Reads like a table of contents: config -> inventory -> components -> outputs.
 
 import pulumi
 
+import dashboards
 from components import config as stack_config
 from components import inventory as stack_inventory
 from components import outputs, providers
@@ -80,7 +81,9 @@ agents = [
 # 4. Grafana as code, pointed at the Grafana the first monitoring host runs.
 grafana = GrafanaConfig(
     "grafana",
-    GrafanaConfigArgs.on_host(config, secrets, hosts[0], inventory.monitoring[0], (pki, credentials)),
+    GrafanaConfigArgs.on_host(
+        config, secrets, hosts[0], inventory.monitoring[0], (pki, credentials), boards=dashboards.render(config)
+    ),
 )
 
 # 5. Restore drills that prove the backups restore.

@@ -19,7 +19,7 @@ from typing import Any
 import pulumi
 from pulumi_command import remote
 
-from components.monitoring.render import HostFile
+from components.render import HostFile
 
 
 def connection(host: pulumi.Input[str], user: str, private_key: Any, port: int = 22) -> remote.ConnectionArgs:

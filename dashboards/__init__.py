@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from components.config import StackConfig, duration_seconds
+from components.render import Board
 
 DIRECTORY = Path(__file__).resolve().parent
 MODULES = ("overview", "hosts", "proxmox", "backups", "alerting", "logs")
@@ -57,20 +58,6 @@ def settings(config: StackConfig) -> Settings:
         cpu_saturation_ratio=thresholds.cpu_saturation_ratio,
         datastore_full_ratio=thresholds.datastore_almost_full_ratio,
     )
-
-
-@dataclass(frozen=True)
-class Board:
-    """One dashboard as deployed: file name, Grafana folder, uid, JSON."""
-
-    name: str
-    folder: str
-    uid: str
-    json: str
-
-    @property
-    def file(self) -> str:
-        return f"{self.name}.json"
 
 
 def _module(name: str) -> ModuleType:

@@ -53,7 +53,7 @@ def synthetic_sections(size: int) -> dict[str, Any]:
 def run_one(size: int) -> dict[str, float]:
     from components import config as stack_config
     from components import inventory as stack_inventory
-    from components.monitoring.render import host_files
+    from components.render import host_files
 
     sections = synthetic_sections(size)
     start = time.perf_counter()

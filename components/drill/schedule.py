@@ -1,7 +1,7 @@
 """RestoreDrills: the canary in every drill target, and the drill's timer on the monitoring host
 with a least-privilege PVE token of its own.
 
-Files come from components/monitoring/render/drill.py (the monitoring host's files are shipped by
+Files come from components/render/drill.py (the monitoring host's files are shipped by
 MonitoringHost); this component installs and enables them over SSH, creates the drill's PVE
 identity (user, roles, ACLs, token) and writes the token to a 0600 file on the monitoring host.
 """
@@ -20,8 +20,8 @@ from pulumi_command import remote
 from components import ssh
 from components.config import Asset, StackConfig
 from components.inventory import DrillTarget, Inventory
-from components.monitoring.render import HostFile
-from components.monitoring.render import drill as layout
+from components.render import HostFile
+from components.render import drill as layout
 
 # Least privilege, path by path (docs/restore-drill.md explains each one).
 SOURCE_PRIVILEGES = ("VM.Backup",)  # PVE lets a token read a guest's backups only with this on /vms/<id>

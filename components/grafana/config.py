@@ -22,14 +22,13 @@ from typing import Any
 import pulumi
 import pulumiverse_grafana as grafana
 
-import dashboards
 from components.config import Receiver, StackConfig, duration_seconds
 from components.grafana import policy as policy_tree
 from components.inventory import MonitoringNode
 from components.monitoring.credentials import WebCredentials
 from components.monitoring.host import MonitoringHost
 from components.monitoring.pki import InternalCa
-from components.monitoring.render import layout
+from components.render import Board, layout
 
 FOLDERS = ("Overview", "Infrastructure", "Backups", "Alerting", "Logs")
 DATASOURCE_UIDS = ("prometheus", "loki", "alertmanager")
@@ -67,6 +66,8 @@ class GrafanaConfigArgs:
     alertmanager: Backend
     loki: Backend
     install: Sequence[pulumi.Resource] = ()
+    # The rendered dashboards (dashboards/, rendered once by the program).
+    boards: Sequence[Board] = ()
     # The CA that signed the monitoring plane's certificates (Grafana's own and its backends').
     ca_cert_pem: pulumi.Input[str] | None = None
 
@@ -78,6 +79,8 @@ class GrafanaConfigArgs:
         host: MonitoringHost,
         node: MonitoringNode,
         security: tuple[InternalCa, WebCredentials],
+        *,
+        boards: Sequence[Board],
     ) -> GrafanaConfigArgs:
         """Grafana on a monitoring host and its backends there: Prometheus and Alertmanager over
         HTTPS with the API user's basic auth, Loki over mutual TLS with the host's certificate."""
@@ -96,6 +99,7 @@ class GrafanaConfigArgs:
             ),
             install=[host],
             ca_cert_pem=pki.ca_cert,
+            boards=boards,
         )
 
 
@@ -208,9 +212,8 @@ class GrafanaConfig(pulumi.ComponentResource):
             )
             for title in FOLDERS
         }
-        boards = dashboards.render(config)
-        self.dashboard_uids = [board.uid for board in boards]
-        for board in boards:
+        self.dashboard_uids = [board.uid for board in args.boards]
+        for board in args.boards:
             grafana.oss.Dashboard(
                 f"{name}-dashboard-{board.name}",
                 config_json=board.json,

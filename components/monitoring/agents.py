@@ -22,7 +22,7 @@ from components.monitoring import install, services
 from components.monitoring.credentials import WebCredentials
 from components.monitoring.host import secret_resolver
 from components.monitoring.pki import InternalCa
-from components.monitoring.render import files_for
+from components.render import files_for
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_random as random
 
-from components.monitoring.render.webconfig import WEB_USERS
+from components.render.webconfig import WEB_USERS
 
 
 class WebCredentials(pulumi.ComponentResource):

@@ -16,7 +16,7 @@ from components.inventory import Inventory, MonitoringNode
 from components.monitoring import install
 from components.monitoring.credentials import WebCredentials
 from components.monitoring.pki import InternalCa
-from components.monitoring.render import SecretFile, files_for, webconfig
+from components.render import SecretFile, files_for, webconfig
 
 
 @dataclass(frozen=True)

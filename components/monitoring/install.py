@@ -17,7 +17,7 @@ from pulumi_command import remote
 from components import ssh
 from components.config import StackConfig
 from components.monitoring import scripts, services
-from components.monitoring.render import HostFile, SecretFile
+from components.render import HostFile, SecretFile
 
 Resolver = Callable[[SecretFile], pulumi.Output[str]]
 

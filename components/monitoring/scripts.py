@@ -17,8 +17,8 @@ import tarfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from components.monitoring.render import layout
 from components.monitoring.services import Directory, HealthCheck, ServiceSpec
+from components.render import layout
 
 HEADER = "#!/usr/bin/env bash\nset -euo pipefail\numask 022\n"
 HEALTH_TIMEOUT_SECONDS = 60

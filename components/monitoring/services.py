@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from components.config import StackConfig
-from components.monitoring.render import HostFile, SecretFile, layout
+from components.render import HostFile, SecretFile, alloy, layout
 
 
 @dataclass(frozen=True)
@@ -203,17 +203,10 @@ def _bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
             "alloy",
             config_dirs=(layout.ALLOY_DIR,),
             validators=(f'alloy fmt "$candidate{layout.ALLOY_CONFIG}" >/dev/null',),
-            health=HealthCheck(url=f"http://{_host(alloy_listen_ip(config, ip))}:{ports.alloy}/-/ready"),
+            health=HealthCheck(url=f"http://{_host(alloy.listen_ip(config, ip))}:{ports.alloy}/-/ready"),
         ),
         "files": ServiceSpec("files", None, None),
     }
-
-
-def alloy_listen_ip(config: StackConfig, ip: str) -> str:
-    """The address Alloy's HTTP server binds: the host address on monitoring hosts (Prometheus
-    scrapes it), loopback elsewhere (its UI shows the pipeline)."""
-    monitoring_ips = {h.address.split("/")[0] for h in config.monitoring.hosts}
-    return ip if ip in monitoring_ips else "127.0.0.1"
 
 
 def specs(
@@ -292,7 +285,10 @@ DIRECTORIES: dict[str, tuple[Directory, ...]] = {
 # Alloy reads the journal and /var/log. Loki's package creates its user with `adduser --system`
 # and no `--group` (grafana/loki tools/packaging/loki-postinstall.sh), so its primary group is
 # nogroup and no `loki` group exists: the layout step creates it for the files Loki must read.
-GROUP_MEMBERS = {"alloy": {"alloy": ("adm", "systemd-journal")}, "loki": {"loki": ("loki",)}}
+GROUP_MEMBERS: dict[str, dict[str, tuple[str, ...]]] = {
+    "alloy": {"alloy": ("adm", "systemd-journal")},
+    "loki": {"loki": ("loki",)},
+}
 
 
 def packages(config: StackConfig, services: Iterable[ServiceSpec]) -> dict[str, str]:

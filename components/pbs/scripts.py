@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 
 from components.config import PbsDatastore, PbsSection, Retention
-from components.monitoring.render.pbs_collector import prune_job_id, verify_job_ids
+from components.render.pbs_collector import prune_job_id, verify_job_ids
 
 PBM = "proxmox-backup-manager"
 TOKEN_FILE_DIR = "/root/obsstack"

@@ -19,8 +19,8 @@ from pulumi_command import remote
 from components import ssh
 from components.config import Asset, PbsDatastore, StackConfig
 from components.inventory import Inventory
-from components.monitoring.render import pbs_collector
 from components.pbs import scripts
+from components.render import pbs_collector
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ token may only write backups (docs/proxmox-privileges.md). With ``selection: pro
 guests' VMIDs; with ``selection: all_except`` it backs up every guest on the cluster except the
 excluded ones (so a guest created outside the inventory is covered too).
 
-The vzdump hook (components/monitoring/render/vzdump_hook.py) is installed on every PVE node over
+The vzdump hook (components/render/vzdump_hook.py) is installed on every PVE node over
 SSH and wired in through /etc/vzdump.conf (``script:``): PVE lets only root@pam set a job's own
 ``script`` option, and this program runs with a least-privilege API token.
 """
@@ -24,7 +24,7 @@ from pulumi_command import remote
 from components import ssh
 from components.config import Asset, BackupsSection, Retention, StackConfig
 from components.inventory import Inventory, ProtectedGuest
-from components.monitoring.render import vzdump_hook
+from components.render import vzdump_hook
 
 JOB_ID = "obsstack-nightly"
 

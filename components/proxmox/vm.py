@@ -29,7 +29,7 @@ import pulumi_tls as tls
 
 from components.config import CloudImage, StackConfig, VmShape
 from components.inventory import MONITORING_SERVICE, MonitoringNode
-from components.monitoring.render import cloud_init
+from components.render import cloud_init
 
 # Input paths (camelCase, as the engine sees them) the VM ignores after creation; see module doc.
 IGNORED_AFTER_CREATE = (

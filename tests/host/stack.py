@@ -17,7 +17,7 @@ import bcrypt
 from components import config as stack_config
 from components import inventory as stack_inventory
 from components.monitoring import services
-from components.monitoring.render import HostFile, SecretFile, host_files, secret_files, webconfig
+from components.render import HostFile, SecretFile, host_files, secret_files, webconfig
 from tests.host.nspawn import free_port
 
 HOST = "mon-test"

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from components.monitoring import scripts, services
-from components.monitoring.render import layout, prometheus
+from components.render import layout, prometheus
 from tests.conftest import load_sections
 from tests.host import nspawn
 from tests.host.stack import HOST, IP, Credentials, InstallStack, sections, with_ports

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from components import config as stack_config
-from components.monitoring.render import rules
+from components.render import rules
 from tests.support import metric_names
 
 ROOT = Path(__file__).resolve().parents[2]

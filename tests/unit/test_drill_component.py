@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from components.drill.schedule import SCRATCH_PRIVILEGES, install_script
-from components.monitoring.render import HostFile
+from components.render import HostFile
 from tools.plan import engine
 
 COMMAND = "command:remote:Command"

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from components import config as stack_config
-from components.monitoring.render import drill as render
-from components.monitoring.render import host_files
 from components.outputs import restore_drill_output
+from components.render import drill as render
+from components.render import host_files
 from tools.restore_drill.drill import Canary
 from tools.restore_drill.schema import DrillPlan, InputError, parse
 

@@ -125,6 +125,7 @@ def test_provider_waits_for_the_install(tmp_path: Path) -> None:
         textwrap.dedent(
             """
             import pulumi
+            import dashboards
             from components import config as stack_config
             from components.grafana.config import Backend, GrafanaConfig, GrafanaConfigArgs
 
@@ -134,7 +135,10 @@ def test_provider_waits_for_the_install(tmp_path: Path) -> None:
             secrets = stack_config.load_secrets(config)
             GrafanaConfig(
                 "grafana",
-                GrafanaConfigArgs(config, "https://mon:3000", secrets, backend, backend, backend, install=[install]),
+                GrafanaConfigArgs(
+                    config, "https://mon:3000", secrets, backend, backend, backend,
+                    install=[install], boards=dashboards.render(config),
+                ),
             )
             """
         )

@@ -13,7 +13,7 @@ import pytest
 from components import config as stack_config
 from components import inventory as stack_inventory
 from components.monitoring import scripts, services
-from components.monitoring.render import host_files, layout, secret_files
+from components.render import host_files, layout, secret_files
 
 PLAIN_FILES = services.ServiceSpec(
     "files",

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from components.monitoring.render import pbs_collector
+from components.render import pbs_collector
 from tests.unit.test_vzdump_hook import check_metrics, require
 
 T0 = 1_772_000_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.monitoring.render import prometheus
+from components.render import prometheus
 from tools.plan import engine
 
 COMPONENT_TYPES = [

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from components.monitoring.render import vzdump_hook
 from components.proxmox import backup
+from components.render import vzdump_hook
 from tools.plan import engine
 
 JOB = "proxmoxve:backup/job:Job"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from components.monitoring.render import host_files
 from components.proxmox import storage
+from components.render import host_files
 from tests.conftest import distinct_secrets
 from tools.plan import engine
 

@@ -80,7 +80,7 @@ def test_cloud_init_installs_guest_agent_and_key(example_plan) -> None:
 
 
 def test_user_data_document() -> None:
-    from components.monitoring.render import cloud_init
+    from components.render import cloud_init
 
     text = cloud_init.user_data("mon-1", "lab.example.net", "debian", "ssh-ed25519 AAAAkey\n", "http://10.0.0.5:3142")
     assert text.startswith("#cloud-config\n")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from components.monitoring.render import alerting_timers, host_files
+from components.render import alerting_timers, host_files
 from tools.silences.policy import Policy
 
 

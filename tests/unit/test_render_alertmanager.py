@@ -12,7 +12,7 @@ import yaml
 
 from components import config as stack_config
 from components import inventory as stack_inventory
-from components.monitoring.render import alertmanager
+from components.render import alertmanager
 from tests.conftest import distinct_secrets
 
 CASES = yaml.safe_load((Path(__file__).parents[1] / "fixtures" / "routing_cases.yaml").read_text())

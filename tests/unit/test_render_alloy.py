@@ -6,7 +6,7 @@ import re
 
 from components import config as stack_config
 from components import inventory as stack_inventory
-from components.monitoring.render import alloy
+from components.render import alloy
 
 
 def configs(config: stack_config.StackConfig, inventory: stack_inventory.Inventory) -> dict[str, str]:

@@ -11,7 +11,7 @@ import yaml
 
 from components import config as stack_config
 from components import inventory as stack_inventory
-from components.monitoring.render import loki
+from components.render import loki
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "loki-sizing.md"
 

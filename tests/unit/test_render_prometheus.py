@@ -13,8 +13,8 @@ import yaml
 
 from components import config as stack_config
 from components import inventory as stack_inventory
-from components.monitoring.render import prometheus, rules
-from components.monitoring.render.alerting_timers import ACK_METRIC_RELABEL_CONFIGS
+from components.render import prometheus, rules
+from components.render.alerting_timers import ACK_METRIC_RELABEL_CONFIGS
 from tests.unit.monitoring_helpers import generated_secret_values, with_replicas, write_plan
 
 REPLICAS = [1, 2]

@@ -14,7 +14,7 @@ import yaml
 from components import config as stack_config
 from components import inventory as stack_inventory
 from components.monitoring import services
-from components.monitoring.render import blackbox, grafana_ini, host_files, secret_files, systemd, webconfig
+from components.render import blackbox, grafana_ini, host_files, secret_files, systemd, webconfig
 
 
 def test_web_config_passes_promtool_with_real_certificates(tmp_path: Path) -> None:

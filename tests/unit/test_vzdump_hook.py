@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from components.monitoring.render import vzdump_hook
+from components.render import vzdump_hook
 
 GUEST_PHASES = ("backup-start", "backup-end", "backup-abort", "log-end", "pre-stop", "pre-restart", "post-restart")
 

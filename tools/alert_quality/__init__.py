@@ -28,7 +28,7 @@ import yaml
 
 from components.config import StackConfig, duration_seconds
 from components.inventory import Inventory, build
-from components.monitoring.render import rules
+from components.render import rules
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS_DIR = ROOT / "tests" / "scenarios"

@@ -40,7 +40,7 @@ import yaml
 import dashboards
 from components import config as stack_config
 from components.config import duration_seconds
-from components.monitoring.render.rules import rule_files
+from components.render.rules import rule_files
 from dashboards.__main__ import example_config
 from tools.bench_dashboards import synthetic
 

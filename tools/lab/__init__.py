@@ -30,9 +30,9 @@ import yaml
 from components.config import StackConfig, duration_seconds
 from components.inventory import Inventory
 from components.inventory import build as build_inventory
-from components.monitoring.render import alertmanager as am_render
-from components.monitoring.render.alerting_timers import ACK_METRIC_RELABEL_CONFIGS
-from components.monitoring.render.rules import rule_files
+from components.render import alertmanager as am_render
+from components.render.alerting_timers import ACK_METRIC_RELABEL_CONFIGS
+from components.render.rules import rule_files
 from tools.lab.sink import WebhookSink
 
 BINARIES = {
@@ -204,7 +204,7 @@ class Lab:
     def prometheus_config(self) -> dict[str, Any]:
         """Local targets labelled like the first monitoring host's.
 
-        TODO(after issue 4 merges): render with components/monitoring/render/prometheus.py and
+        TODO(after issue 4 merges): render with components/render/prometheus.py and
         rewrite its targets to these loopback ports instead of building the jobs here.
         """
         mon = self.inventory.monitoring[0]

@@ -25,7 +25,7 @@ import yaml
 from components import config as stack_config
 from components import inventory as stack_inventory
 from components import prune
-from components.monitoring.render import host_files, secret_files
+from components.render import host_files, secret_files
 from tools.plan import engine
 
 EXIT_OK, EXIT_ERROR, EXIT_INVALID = 0, 1, 2

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from components import config as stack_config
-from components.monitoring.render import rules
+from components.render import rules
 from tools.rules import load_stack
 
 

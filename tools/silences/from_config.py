@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from components.config import StackConfig
-from components.monitoring.render.alerting_timers import policy_document
+from components.render.alerting_timers import policy_document
 from tools.silences.policy import Policy
 
 

@@ -12,12 +12,13 @@ import json
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
-from components.config import StackConfig
+from components.config import StackConfig, duration_seconds
 from components.inventory import DrillTarget, Inventory
-from components.monitoring.render import HostFile
+from components.render import HostFile
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
 CANARY_DIR = "/var/lib/obs-canary"
 CANARY_FILE = f"{CANARY_DIR}/canary.json"
@@ -42,6 +43,8 @@ TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
 TOKEN_USER = "obs-drill@pve"
 TOKEN_NAME = "drill"
 TOKEN_ID = f"{TOKEN_USER}!{TOKEN_NAME}"
+# The stack output holding the drill's PVE API token (`user@realm!name=secret`), a secret of its own.
+TOKEN_OUTPUT = "restoreDrillPveToken"
 
 # What the tool imports on the host; versions come from constraints.txt (one lock for all).
 TOOL_PACKAGES = (
@@ -148,9 +151,7 @@ WantedBy=timers.target
 
 def tool_outputs(config: StackConfig, inventory: Inventory) -> str:
     """The tool's input on the monitoring host: the restoreDrill output, state kept under /var/lib."""
-    from components.outputs import restore_drill_output
-
-    drill = dict(restore_drill_output(config, inventory), reportDir=DRILL_STATE)
+    drill = dict(restore_drill_document(config, inventory), reportDir=DRILL_STATE)
     return json.dumps({"restoreDrill": drill}, indent=2, sort_keys=True) + "\n"
 
 
@@ -238,3 +239,56 @@ def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
         ]
         out += [HostFile(mon.name, f"{DRILL_HOME}/{rel}", text) for rel, text in tool_sources().items()]
     return out
+
+
+def restore_drill_document(config: StackConfig, inventory: Inventory) -> dict[str, Any]:
+    """The `restoreDrill` output: everything tools/restore_drill needs, no secret (schema:
+    tools/restore_drill/schema.py, documented in docs/restore-drill.md)."""
+    drill = config.backups.drill
+    low, high = drill.scratch_vmid_range
+    mon_ports = config.monitoring.ports
+    return {
+        "schemaVersion": 1,
+        "cluster": config.cluster,
+        "pve": {
+            "endpoint": config.proxmox.endpoint,
+            "verifyTls": not config.proxmox.insecure,
+            "nodes": [n.name for n in config.pve_nodes()],
+        },
+        "pbsStorage": config.pbs.storage_id,
+        "scratch": {"storage": drill.scratch_storage, "vmidRange": [low, high], "pool": drill.pool, "node": drill.node},
+        "isolation": {"mode": drill.isolation, "bridge": drill.isolated_bridge},
+        "timeouts": {
+            "restoreSeconds": duration_seconds(drill.restore_timeout),
+            "agentSeconds": duration_seconds(drill.agent_timeout),
+            "verifySeconds": duration_seconds(drill.verify_timeout),
+        },
+        "schedule": {
+            "everySeconds": duration_seconds(drill.every),
+            "checkAt": drill.check_at,
+            "canaryOnCalendar": config.backups.canary_on_calendar(),
+        },
+        "canary": {"file": CANARY_FILE, "manifest": MANIFEST_FILE},
+        "credentials": {
+            "tokenId": TOKEN_ID,
+            "tokenOutput": TOKEN_OUTPUT,
+            "tokenFile": TOKEN_FILE,
+        },
+        "metrics": {
+            "mode": drill.metrics,
+            "textfileDir": TEXTFILE_DIR,
+            "pushgatewayUrl": f"http://127.0.0.1:{mon_ports.pushgateway}",
+        },
+        "targets": [
+            {
+                "name": t.name,
+                "vmid": t.vmid,
+                "node": t.node,
+                "service": t.service,
+                "canaryPaths": list(t.canary_paths),
+                "rpoSeconds": t.rpo_seconds,
+                "rtoSeconds": t.rto_seconds,
+            }
+            for t in inventory.drill_targets
+        ],
+    }

@@ -16,7 +16,7 @@ import jinja2
 
 from components.config import StackConfig
 from components.inventory import MONITORING_SERVICE, Inventory
-from components.monitoring.render import HostFile, layout
+from components.render import HostFile, layout
 
 # journald priority keyword -> level (closed list).
 JOURNAL_LEVELS = (
@@ -28,6 +28,14 @@ JOURNAL_LEVELS = (
 )
 FILE_GLOBS = ("/var/log/*.log", "/var/log/*/*.log", "/var/log/syslog", "/var/log/messages")
 FILE_LEVEL_REGEX = r"(?i)\b(?P<level>fatal|panic|critical|crit|error|err|warning|warn|info|debug)\b"
+
+
+def listen_ip(config: StackConfig, ip: str) -> str:
+    """The address Alloy's HTTP server binds: the host address on monitoring hosts (Prometheus
+    scrapes it), loopback elsewhere (its UI shows the pipeline)."""
+    monitoring_ips = {h.address.split("/")[0] for h in config.monitoring.hosts}
+    return ip if ip in monitoring_ips else "127.0.0.1"
+
 
 TEMPLATE = """\
 // Managed by obsstack: journald and /var/log to Loki.

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 
 from components.config import StackConfig
 from components.inventory import Inventory
-from components.monitoring.render import SecretFile, layout, yamlout
-from components.monitoring.render.prometheus import remote_write_password_file
+from components.render import SecretFile, layout, yamlout
+from components.render.prometheus import remote_write_password_file
 
 WEB_USERS = {"api": layout.API_USER, "scrape": layout.SCRAPE_USER}
 

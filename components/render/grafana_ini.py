@@ -7,7 +7,7 @@ import jinja2
 
 from components.config import StackConfig
 from components.inventory import Inventory, MonitoringNode
-from components.monitoring.render import HostFile, layout
+from components.render import HostFile, layout
 
 TEMPLATE = """\
 ; Managed by obsstack.

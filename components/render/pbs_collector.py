@@ -23,7 +23,7 @@ from jinja2 import Environment, StrictUndefined
 
 from components.config import PbsSection, StackConfig
 from components.inventory import Inventory
-from components.monitoring.render import HostFile
+from components.render import HostFile
 
 SCRIPT_PATH = "/usr/local/lib/obsstack/pbs-collector.sh"
 UNIT = "obsstack-pbs-collector"

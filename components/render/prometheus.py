@@ -16,9 +16,9 @@ from typing import Any
 
 from components.config import StackConfig
 from components.inventory import Inventory, MonitoringNode, ScrapeJob, Target
-from components.monitoring.render import HostFile, layout, yamlout
-from components.monitoring.render.alerting_timers import ACK_METRIC_RELABEL_CONFIGS
-from components.monitoring.render.rules import rule_files
+from components.render import HostFile, layout, yamlout
+from components.render.alerting_timers import ACK_METRIC_RELABEL_CONFIGS
+from components.render.rules import rule_files
 
 CA = f"{layout.TLS_SUBDIR}/{layout.CA_FILE}"
 API_AUTH = {"username": layout.API_USER, "password_file": f"{layout.SECRETS_SUBDIR}/{layout.API_PASSWORD_FILE}"}

@@ -21,7 +21,7 @@ from jinja2 import Environment, StrictUndefined
 
 from components.config import StackConfig
 from components.inventory import Inventory
-from components.monitoring.render import HostFile
+from components.render import HostFile
 
 HOOK_PATH = "/usr/local/lib/obsstack/vzdump-hook.sh"
 VZDUMP_CONF = "/etc/vzdump.conf"

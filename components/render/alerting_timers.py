@@ -17,10 +17,10 @@ import yaml
 
 from components.config import StackConfig, duration_seconds
 from components.inventory import Inventory
-from components.monitoring.render import HostFile, layout
-from components.monitoring.render.rules import rule_files
+from components.render import HostFile, layout
+from components.render.rules import rule_files
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 LIB_DIR = "/usr/local/lib/obsstack"
 POLICY_PATH = "/etc/obsstack/silence-policy.json"
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 from components.config import StackConfig
 from components.inventory import Inventory, MonitoringNode
-from components.monitoring.render import HostFile, layout
-from components.monitoring.services import alloy_listen_ip
+from components.render import HostFile, alloy, layout
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,7 @@ def node_exporter_files(host: str, ip: str, port: int) -> list[HostFile]:
 
 
 def alloy_files(config: StackConfig, host: str, ip: str) -> list[HostFile]:
-    listen = _addr(alloy_listen_ip(config, ip), config.monitoring.ports.alloy)
+    listen = _addr(alloy.listen_ip(config, ip), config.monitoring.ports.alloy)
     custom = f"--server.http.listen-addr={listen} --storage.path={layout.ALLOY_DATA} --disable-reporting"
     defaults = (
         "# Managed by obsstack.\n"

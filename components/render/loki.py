@@ -10,7 +10,7 @@ from typing import Any
 
 from components.config import LOKI_COMPRESSION_RATIO, StackConfig, duration_seconds
 from components.inventory import Inventory, MonitoringNode
-from components.monitoring.render import HostFile, layout, yamlout
+from components.render import HostFile, layout, yamlout
 
 MIB = 1024 * 1024
 SCHEMA_FROM = "2024-04-01"  # first day of the v13 schema period; never change it once data exists

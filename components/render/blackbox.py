@@ -6,7 +6,7 @@ from typing import Any
 
 from components.config import StackConfig
 from components.inventory import Inventory
-from components.monitoring.render import HostFile, layout, yamlout
+from components.render import HostFile, layout, yamlout
 
 
 def render(config: StackConfig, inventory: Inventory) -> str:

@@ -24,7 +24,7 @@ from components.config import (
     alertmanager_reads_webhook_url_file,
 )
 from components.inventory import Inventory
-from components.monitoring.render import HostFile, SecretFile
+from components.render import HostFile, SecretFile
 
 CONFIG_PATH = "/etc/prometheus/alertmanager.yml"
 SECRETS_DIR = "/etc/prometheus/alertmanager-secrets"

@@ -33,6 +33,20 @@ class HostFile:
 
 
 @dataclass(frozen=True)
+class Board:
+    """One dashboard as deployed: file name, Grafana folder, uid, JSON."""
+
+    name: str
+    folder: str
+    uid: str
+    json: str
+
+    @property
+    def file(self) -> str:
+        return f"{self.name}.json"
+
+
+@dataclass(frozen=True)
 class SecretFile:
     """A file whose content is a secret Output (a config secret or a generated one).
 
