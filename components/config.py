@@ -591,7 +591,7 @@ def canary_calendar(schedule: str, lead: str) -> str | None:
 # ---------------------------------------------------------------------------------------------
 
 
-class MonitoringHost(Model):
+class MonitoringHostEntry(Model):
     name: Name
     vmid: int = Field(ge=100, le=999_999_999)
     node: Name
@@ -662,7 +662,7 @@ def alertmanager_reads_webhook_url_file(version: str) -> bool:
 
 class MonitoringSection(Model):
     replicas: int = Field(default=1, ge=1, le=2)
-    hosts: tuple[MonitoringHost, ...] = Field(min_length=1)
+    hosts: tuple[MonitoringHostEntry, ...] = Field(min_length=1)
     vm: VmShape = VmShape()
     scrape_interval: Duration = "15s"
     scrape_timeout: Duration = "10s"

@@ -22,6 +22,7 @@ from typing import Any
 import pulumi
 import pulumiverse_grafana as grafana
 
+from components import aliases
 from components.config import Receiver, StackConfig, duration_seconds
 from components.grafana import policy as policy_tree
 from components.inventory import MonitoringNode
@@ -149,7 +150,9 @@ class GrafanaConfig(pulumi.ComponentResource):
     contact_points: list[str]
 
     def __init__(self, name: str, args: GrafanaConfigArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("obsstack:grafana:Config", name, None, opts)
+        super().__init__(
+            "obsstack:grafana:GrafanaConfig", name, None, aliases.renamed_from("obsstack:grafana:GrafanaConfig", opts)
+        )
         config = args.config
         self.url = pulumi.Output.from_input(args.url)
 

@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 from pulumi_command import local
 
-from components import ssh
+from components import aliases, ssh
 from components.config import Asset, StackConfig
 from components.inventory import Inventory
 from components.monitoring import install, services
@@ -46,7 +46,9 @@ class HostAgents(pulumi.ComponentResource):
     identity: pulumi.Output[str]
 
     def __init__(self, name: str, args: HostAgentsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("obsstack:monitoring:Agents", name, None, opts)
+        super().__init__(
+            "obsstack:monitoring:HostAgents", name, None, aliases.renamed_from("obsstack:monitoring:HostAgents", opts)
+        )
         config, asset = args.config, args.asset
         self.asset = asset.name
         address = str(asset.address)

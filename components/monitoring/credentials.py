@@ -10,6 +10,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_random as random
 
+from components import aliases
 from components.render.webconfig import WEB_USERS
 
 
@@ -18,7 +19,12 @@ class WebCredentials(pulumi.ComponentResource):
     hashes: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("obsstack:monitoring:Credentials", name, None, opts)
+        super().__init__(
+            "obsstack:monitoring:WebCredentials",
+            name,
+            None,
+            aliases.renamed_from("obsstack:monitoring:WebCredentials", opts),
+        )
         child = pulumi.ResourceOptions(parent=self, additional_secret_outputs=["result", "bcryptHash"])
         self.passwords = {}
         self.hashes = {}

@@ -10,7 +10,7 @@ from typing import Any
 
 import pulumi
 
-from components import ssh
+from components import aliases, ssh
 from components.config import StackConfig
 from components.inventory import Inventory, MonitoringNode
 from components.monitoring import install
@@ -59,7 +59,12 @@ class MonitoringHost(pulumi.ComponentResource):
     alertmanager_url: pulumi.Output[str]
 
     def __init__(self, name: str, args: MonitoringHostArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("obsstack:monitoring:Host", name, None, opts)
+        super().__init__(
+            "obsstack:monitoring:MonitoringHost",
+            name,
+            None,
+            aliases.renamed_from("obsstack:monitoring:MonitoringHost", opts),
+        )
         config = args.config
         ports = config.monitoring.ports
         ip = pulumi.Output.from_input(args.ip)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_tls as tls
 
+from components import aliases
 from components.inventory import Inventory
 
 CA_VALIDITY_HOURS = 10 * 365 * 24
@@ -48,7 +49,9 @@ class InternalCa(pulumi.ComponentResource):
     keys: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: InternalCaArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("obsstack:monitoring:Pki", name, None, opts)
+        super().__init__(
+            "obsstack:monitoring:InternalCa", name, None, aliases.renamed_from("obsstack:monitoring:InternalCa", opts)
+        )
         child = pulumi.ResourceOptions(parent=self)
         secret_key = pulumi.ResourceOptions(
             parent=self, additional_secret_outputs=["privateKeyPem", "privateKeyOpenssh"]

@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 from pulumi_command import remote
 
-from components import ssh
+from components import aliases, ssh
 from components.config import Asset, PbsDatastore, StackConfig
 from components.inventory import Inventory
 from components.pbs import scripts
@@ -36,7 +36,7 @@ class PbsServer(pulumi.ComponentResource):
     token_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: PbsServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("obsstack:pbs:Server", name, None, opts)
+        super().__init__("obsstack:pbs:PbsServer", name, None, aliases.renamed_from("obsstack:pbs:PbsServer", opts))
         pbs = args.config.pbs
         assert args.host.address is not None  # config validation: hosts have addresses
         self._name = name

@@ -21,7 +21,7 @@ import pulumi
 import pulumi_proxmoxve as proxmoxve
 from pulumi_command import remote
 
-from components import ssh
+from components import aliases, ssh
 from components.config import Asset, NfsStorage, PbsSection, ProxmoxSection
 
 SACRED = pulumi.ResourceOptions(protect=True, retain_on_delete=True)
@@ -53,7 +53,9 @@ class BackupStorage(pulumi.ComponentResource):
     durable_storage_ids: pulumi.Output[list[str]]
 
     def __init__(self, name: str, args: BackupStorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("obsstack:proxmox:Storage", name, None, opts)
+        super().__init__(
+            "obsstack:proxmox:BackupStorage", name, None, aliases.renamed_from("obsstack:proxmox:BackupStorage", opts)
+        )
         # The PBS entry waits for what the component waits for: PBS must have its datastore and
         # token before PVE can add the storage (`pvesm add pbs` connects to it).
         self._after = pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)

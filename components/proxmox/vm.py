@@ -27,6 +27,7 @@ import pulumi
 import pulumi_proxmoxve as proxmoxve
 import pulumi_tls as tls
 
+from components import aliases
 from components.config import CloudImage, StackConfig, VmShape
 from components.inventory import MONITORING_SERVICE, MonitoringNode
 from components.render import cloud_init
@@ -93,7 +94,9 @@ class ProxmoxVm(pulumi.ComponentResource):
     vm_id: pulumi.Output[int]
 
     def __init__(self, name: str, args: ProxmoxVmArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("obsstack:proxmox:Vm", name, None, opts)
+        super().__init__(
+            "obsstack:proxmox:ProxmoxVm", name, None, aliases.renamed_from("obsstack:proxmox:ProxmoxVm", opts)
+        )
         host, shape = args.host, args.shape
         fixed_name = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pulumi
 import pytest
 
+from components import aliases
 from tools import engine
 
 SECRET_VALUE = "obsstack-real-engine-S3CR3T-4b1d"
@@ -28,12 +29,12 @@ class Part(pulumi.ComponentResource):
         self.register_outputs({})
 
 
-def program(
-    type_: str, parent_name: str | None = None, aliases: list[pulumi.Alias] | None = None
-) -> Callable[[], None]:
+def program(type_: str, opts: pulumi.ResourceOptions | None = None) -> Callable[[], None]:
+    """A component of ``type_`` with a child, as the program's components have theirs."""
+
     def run() -> None:
-        parent = Part(parent_name, "obsstack:test:Group") if parent_name else None
-        Part("datastore-main", type_, pulumi.ResourceOptions(parent=parent, aliases=aliases))
+        parent = Part("pbs", type_, opts)
+        Part("pbs-datastore-main", "obsstack:test:Child", pulumi.ResourceOptions(parent=parent))
         pulumi.export("token", pulumi.Output.secret(SECRET_VALUE))
 
     return run
@@ -46,28 +47,29 @@ def changes(tmp_path: Path, first: Callable[[], None], second: Callable[[], None
     return dict(stack.preview(on_output=lambda _line: None).change_summary)
 
 
-@pytest.mark.parametrize(
-    ("second", "expected"),
-    [
-        pytest.param(
-            program("obsstack:pbs:PbsServer", aliases=[pulumi.Alias(type_="obsstack:pbs:Server")]),
-            {"same": 2},
-            id="type-renamed-with-alias",
-        ),
-        pytest.param(program("obsstack:pbs:PbsServer"), {"same": 1, "create": 1, "delete": 1}, id="type-renamed-bare"),
-        pytest.param(
-            program(
-                "obsstack:pbs:Server", parent_name="pbs", aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]
-            ),
-            {"same": 2, "create": 1},
-            id="moved-under-parent-with-alias",
-        ),
-    ],
-)
-def test_a_moved_component_keeps_its_state_only_with_an_alias(
-    tmp_path: Path, second: Callable[[], None], expected: dict[str, int]
-) -> None:
-    assert changes(tmp_path, program("obsstack:pbs:Server"), second) == expected
+@pytest.mark.parametrize(("new", "old"), sorted(aliases.PREVIOUS_TYPES.items()), ids=lambda t: t.rsplit(":", 1)[-1])
+def test_a_renamed_component_keeps_its_state_and_its_children(tmp_path: Path, new: str, old: str) -> None:
+    renamed = program(new, aliases.renamed_from(new, None))
+    assert changes(tmp_path, program(old), renamed) == {"same": 3}
+
+
+def test_without_the_alias_the_tree_would_be_replaced(tmp_path: Path) -> None:
+    """The control: what the aliases above prevent (protected children would block it)."""
+    new, old = next(iter(aliases.PREVIOUS_TYPES.items()))
+    assert changes(tmp_path, program(old), program(new)) == {"same": 1, "create": 2, "delete": 2}
+
+
+def test_a_component_moved_under_a_parent_keeps_its_state_with_an_alias(tmp_path: Path) -> None:
+    def moved() -> None:
+        group = Part("group", "obsstack:test:Group")
+        pbs = Part(
+            "pbs",
+            "obsstack:pbs:PbsServer",
+            pulumi.ResourceOptions(parent=group, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]),
+        )
+        Part("pbs-datastore-main", "obsstack:test:Child", pulumi.ResourceOptions(parent=pbs))
+
+    assert changes(tmp_path, program("obsstack:pbs:PbsServer"), moved) == {"same": 3, "create": 1}
 
 
 def test_the_state_holds_no_secret_in_plaintext(tmp_path: Path) -> None:

@@ -100,7 +100,7 @@ def test_a_rebuilt_guest_gets_its_agents_back(run_program: RunProgram, monkeypat
 
 def test_two_replicas_are_two_installed_hosts(run_program: RunProgram) -> None:
     plan = run_program(with_replicas(load_sections(), 2))
-    hosts = {r.name for r in plan.find("obsstack:monitoring:Host")}
+    hosts = {r.name for r in plan.find("obsstack:monitoring:MonitoringHost")}
     assert hosts == {"mon-1-services", "mon-2-services"}
     for host in hosts:
         plan.one(COMMAND, f"{host}-apply-alertmanager")

@@ -78,7 +78,7 @@ def test_no_secret_value_anywhere_under_the_plan(planned: tuple[Path, dict[str, 
 def test_printed_tree_and_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--out", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
-    assert "obsstack:monitoring:Host  mon-1-services" in printed
+    assert "obsstack:monitoring:MonitoringHost  mon-1-services" in printed
     assert "Resources by type:" in printed
     assert "apiToken=[secret]" in printed
     assert "offline-placeholder" not in printed

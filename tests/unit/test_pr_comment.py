@@ -73,7 +73,7 @@ def test_comment_is_the_pr_plan_plus_the_changed_host_file(plans: tuple[Path, Pa
     assert (base / "plan.md").read_text() != (pr / "plan.md").read_text()
     assert f"| modified | `{REGISTER}` |" in comment
     # the new managed host gets its agents: a resource only the PR's plan.json has
-    assert "| added | `obsstack:monitoring:Agents` | `pihole-agents` |" in comment
+    assert "| added | `obsstack:monitoring:HostAgents` | `pihole-agents` |" in comment
     assert "| removed |" not in comment
     assert f"--- a/{REGISTER}" in comment and f"+++ b/{REGISTER}" in comment
     added, removed = _diff_lines(comment, "+"), _diff_lines(comment, "-")

@@ -90,7 +90,7 @@ def test_the_vm_waits_for_the_storage_of_its_disks(example_plan: engine.PlanResu
     data_storage = example_config.monitoring.vm.data_storage
     assert data_storage in {s.name for s in example_config.proxmox.durable_storages}
     storage = next(r.name for r in example_plan.resources if r.inputs.get("resourceId") == data_storage)
-    vm = example_plan.one("obsstack:proxmox:Vm")
+    vm = example_plan.one("obsstack:proxmox:ProxmoxVm")
     assert storage in vm.options["dependsOn"]
 
 

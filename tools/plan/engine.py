@@ -166,6 +166,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             "additionalSecretOutputs": sorted(request.additionalSecretOutputs),
             "dependsOn": sorted(filter(None, (_name_of(d) for d in request.dependencies))),
         }
+        if request.aliases:  # previous type tokens or parents the engine will match state by
+            options["aliases"] = [json_format.MessageToDict(a) for a in request.aliases]
         inputs = mask(json_format.MessageToDict(request.object))
         state = mask(json_format.MessageToDict(response.object)) if response.object else {}
         self.recording.resources.append(
