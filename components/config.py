@@ -21,8 +21,10 @@ import zoneinfo
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -1241,6 +1243,38 @@ def load() -> StackConfig:
         if value is not None:
             raw[section] = value
     return validate(raw, source=f"Pulumi.{pulumi.get_stack()}.yaml")
+
+
+def read_stack_file(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """Sections of a ``Pulumi.<stack>.yaml`` in the obsstack namespace, and the keys whose values
+    are encrypted (``secure:``). The one reader of stack files: the plan, every tool and the tests."""
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError([Problem(path.name, f"not valid YAML: {err}")]) from None
+    values = document.get("config") or {}
+    if not isinstance(values, dict):
+        raise ConfigError([Problem("config", "must be a mapping of keys to values")])
+    sections: dict[str, Any] = {}
+    secure: list[str] = []
+    problems = []
+    for key, value in values.items():
+        namespace, _, name = str(key).partition(":")
+        if namespace != NAMESPACE or not name:
+            problems.append(Problem(str(key), f"unknown config key: write it as {NAMESPACE}:<section>"))
+        elif isinstance(value, dict) and set(value) == {"secure"}:
+            secure.append(name)
+        else:
+            sections[name] = value
+    if problems:
+        raise ConfigError(problems, path.name)
+    return sections, secure
+
+
+def load_file(path: Path) -> StackConfig:
+    """The validated config of a stack file (raises ConfigError naming every problem)."""
+    sections, _ = read_stack_file(path)
+    return validate(sections, source=path.name)
 
 
 def load_secrets(config: StackConfig) -> dict[str, Any]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import yaml
-
 from components import config as stack_config
 from dashboards import DIRECTORY, render
 
@@ -14,8 +12,7 @@ EXAMPLE_STACK = DIRECTORY.parent / "Pulumi.prod.yaml"
 
 
 def example_config(path: Path = EXAMPLE_STACK) -> stack_config.StackConfig:
-    values = yaml.safe_load(path.read_text())["config"]
-    return stack_config.validate({key.split(":", 1)[1]: value for key, value in values.items()}, source=path.name)
+    return stack_config.load_file(path)
 
 
 def main() -> int:

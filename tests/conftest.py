@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from components import config as stack_config
 from components import inventory as stack_inventory
@@ -19,8 +18,8 @@ EXAMPLE_STACK = ROOT / "Pulumi.prod.yaml"
 
 
 def load_sections(path: Path = EXAMPLE_STACK) -> dict[str, Any]:
-    values = yaml.safe_load(path.read_text())["config"]
-    return {key.split(":", 1)[1]: value for key, value in values.items()}
+    sections, _ = stack_config.read_stack_file(path)
+    return sections
 
 
 def distinct_secrets(config: stack_config.StackConfig) -> dict[str, str]:

@@ -11,7 +11,6 @@ figures go to stdout.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import resource
 import subprocess
@@ -19,15 +18,12 @@ import sys
 import time
 from typing import Any
 
-import yaml
-
+from components import config as stack_config
 from tools.plan import engine
 
 
 def synthetic_sections(size: int) -> dict[str, Any]:
-    raw = yaml.safe_load((engine.ROOT / "Pulumi.prod.yaml").read_text())["config"]
-    sections = {key.split(":", 1)[1]: value for key, value in raw.items()}
-    sections = copy.deepcopy(sections)
+    sections, _ = stack_config.read_stack_file(engine.ROOT / "Pulumi.prod.yaml")
     fixed = [a for a in sections["inventory"]["assets"] if a["kind"] in ("pve_node", "pbs_host")]
     guests = []
     for i in range(size - len(fixed)):

@@ -41,7 +41,6 @@ import dashboards
 from components import config as stack_config
 from components.config import duration_seconds
 from components.render.rules import rule_files
-from dashboards.__main__ import example_config
 from tools.bench_dashboards import synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -457,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pictures", type=Path, help="also draw each dashboard from the bench data into DIR/*.png")
     args = parser.parse_args(argv)
 
-    config = example_config()
+    config = stack_config.load_file(ROOT / "Pulumi.prod.yaml")
     scrape = duration_seconds(config.monitoring.scrape_interval)
     eval_interval = duration_seconds(config.monitoring.evaluation_interval)
     rules = recording_rules(config)

@@ -14,7 +14,6 @@ from types import FrameType
 
 from components import config as stack_config
 from tools.lab import Lab, LabError
-from tools.plan.__main__ import read_stack
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,8 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="keep configs, data and logs here (default: a temp dir, removed)")
     args = parser.parse_args(argv)
     try:
-        sections, _ = read_stack(Path(f"Pulumi.{args.stack}.yaml"))
-        config = stack_config.validate(sections, source=f"Pulumi.{args.stack}.yaml")
+        config = stack_config.load_file(Path(f"Pulumi.{args.stack}.yaml"))
     except (stack_config.ConfigError, OSError) as err:
         print(err, file=sys.stderr)
         return 2

@@ -38,33 +38,6 @@ class PlanOutError(Exception):
 KEY_INPUTS = 4
 
 
-def read_stack(path: Path) -> tuple[dict[str, Any], list[str]]:
-    """Sections of the obsstack namespace, and the keys whose values are encrypted (`secure:`)."""
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise stack_config.ConfigError([stack_config.Problem(path.name, f"not valid YAML: {err}")]) from None
-    values = document.get("config") or {}
-    if not isinstance(values, dict):
-        raise stack_config.ConfigError([stack_config.Problem("config", "must be a mapping of keys to values")])
-    sections: dict[str, Any] = {}
-    secure: list[str] = []
-    problems = []
-    for key, value in values.items():
-        namespace, _, name = str(key).partition(":")
-        if namespace != stack_config.NAMESPACE or not name:
-            problems.append(
-                stack_config.Problem(str(key), f"unknown config key: write it as {stack_config.NAMESPACE}:<section>")
-            )
-        elif isinstance(value, dict) and set(value) == {"secure"}:
-            secure.append(name)
-        else:
-            sections[name] = value
-    if problems:
-        raise stack_config.ConfigError(problems, path.name)
-    return sections, secure
-
-
 def secret_values(config: stack_config.StackConfig, secrets_file: Path | None) -> dict[str, str]:
     given: Mapping[str, Any] = yaml.safe_load(secrets_file.read_text()) if secrets_file else {}
     return {key: str(given.get(key, f"offline-placeholder-{key}")) for key in config.secret_key_names()}
@@ -192,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         if not stack_file.exists():
             print(f"error: {stack_file} not found: create it or pass --stack NAME", file=sys.stderr)
             return EXIT_ERROR
-        sections, _ = read_stack(stack_file)
+        sections, _ = stack_config.read_stack_file(stack_file)
         config = stack_config.validate(sections, source=stack_file.name)
         secrets = secret_values(config, args.secrets)
         result = engine.run(args.stack, sections, secrets)

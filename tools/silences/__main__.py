@@ -30,11 +30,9 @@ EXIT_REFUSED, EXIT_ALERTMANAGER = 1, 2
 def load_policy(args: argparse.Namespace) -> Policy:
     if args.stack:
         from components import config as stack_config
-        from tools.plan.__main__ import read_stack
         from tools.silences.from_config import policy
 
-        sections, _ = read_stack(Path(f"Pulumi.{args.stack}.yaml"))
-        return policy(stack_config.validate(sections, source=f"Pulumi.{args.stack}.yaml"))
+        return policy(stack_config.load_file(Path(f"Pulumi.{args.stack}.yaml")))
     path = Path(args.policy)
     if not path.exists():
         raise PolicyError(f"no policy file at {path}: pass --policy FILE or --stack NAME")
