@@ -95,6 +95,6 @@ drills = RestoreDrills(
 
 # 6. Outputs for the tools and runbooks.
 pulumi.export("inventory", outputs.inventory_output(inventory))
-pulumi.export("endpoints", outputs.endpoints_output(endpoints))
+pulumi.export("endpoints", endpoints)  # monitoring host -> {prometheus, alertmanager, grafana} URL
 pulumi.export("restoreDrill", outputs.restore_drill_output(config, inventory))
 pulumi.export(outputs.RESTORE_DRILL_TOKEN_OUTPUT, drills.token)

@@ -764,10 +764,6 @@ class SeverityRoute(Model):
     repeat_interval: Duration = "4h"
 
 
-def _default_critical() -> SeverityRoute:
-    return SeverityRoute(receivers=("oncall-primary",), group_wait="15s", group_interval="1m", repeat_interval="1h")
-
-
 class Routing(Model):
     critical: SeverityRoute
     warning: SeverityRoute

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pulumi
-
 from components.config import StackConfig
 from components.inventory import Inventory
 from components.render import drill
@@ -27,11 +25,6 @@ def inventory_output(inventory: Inventory) -> dict[str, Any]:
         "managedHosts": sorted(a.name for a in inventory.managed_hosts),
         "monitoringHosts": [m.name for m in inventory.monitoring],
     }
-
-
-def endpoints_output(urls: dict[str, dict[str, pulumi.Output[str]]]) -> dict[str, Any]:
-    """Monitoring host name -> {prometheus, alertmanager, grafana} URLs."""
-    return urls
 
 
 def restore_drill_output(config: StackConfig, inventory: Inventory) -> dict[str, Any]:

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from components import routing
 from components.config import AlertingSection
 
-MATCH_OPERATORS = ("=", "!=", "=~", "!~")
-
 
 @dataclass(frozen=True)
 class Matcher:

@@ -53,8 +53,6 @@ HEALTH_PATH = {
     "node_exporter": "/metrics",
     "blackbox": "/metrics",
 }
-# Timings that stay production-sized under a speedup: they bound how often a test could see repeats.
-UNSCALED_ROUTE_KEYS = ("repeat_interval",)
 
 
 class LabError(RuntimeError):
@@ -79,33 +77,6 @@ def require_binaries() -> dict[str, str]:
     if missing:
         raise LabError(f"missing binaries: apt-get install {' '.join(missing)}")
     return {name: str(path) for name, path in found.items()}
-
-
-def _tier_rules(for_: str) -> list[dict[str, Any]]:
-    """Lab stand-in for TargetDown until rules/availability.yml defines it: severity from tier."""
-    severity = {"critical": "critical", "important": "warning", "best-effort": "info"}
-    return [
-        {
-            "alert": "TargetDown",
-            "expr": f'up{{tier="{tier}"}} == 0',
-            "for": for_,
-            "labels": {"severity": sev},
-            "annotations": {
-                "summary": "{{ $labels.job }} target {{ $labels.instance }} is down",
-                "description": "Scrapes of {{ $labels.instance }} fail.",
-                "runbook_url": "docs/runbooks/TargetDown.md",
-            },
-        }
-        for tier, sev in severity.items()
-    ]
-
-
-WATCHDOG_RULE = {
-    "alert": "Watchdog",
-    "expr": "vector(1)",
-    "labels": {"severity": "info", "service": "monitoring"},
-    "annotations": {"summary": "Always firing: proves the alerting pipeline works end to end."},
-}
 
 
 class Lab:
@@ -178,9 +149,8 @@ class Lab:
         return doc
 
     def rule_files(self) -> dict[str, str]:
-        """The stack's rendered rules (``for`` scaled), plus lab stand-ins for alerts they lack."""
+        """The stack's rendered rules, ``for`` and group intervals scaled."""
         files: dict[str, str] = {}
-        defined: set[str] = set()
         for name, text in rule_files(self.config).items():
             doc = yaml.safe_load(text) or {}
             for group in doc.get("groups", []):
@@ -189,16 +159,7 @@ class Lab:
                 for rule in group.get("rules", []):
                     if "for" in rule:
                         rule["for"] = self._t(rule["for"])
-                    if "alert" in rule:
-                        defined.add(rule["alert"])
             files[name] = yaml.safe_dump(doc, sort_keys=False)
-        stand_ins: list[dict[str, Any]] = []
-        if "TargetDown" not in defined:
-            stand_ins += _tier_rules(self._t(self.config.alerting.thresholds.target_down_for))
-        if "Watchdog" not in defined:
-            stand_ins.append(WATCHDOG_RULE)
-        if stand_ins:
-            files["lab-stand-ins.yml"] = yaml.safe_dump({"groups": [{"name": "lab", "rules": stand_ins}]})
         return files
 
     def prometheus_config(self) -> dict[str, Any]:

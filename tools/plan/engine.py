@@ -62,11 +62,6 @@ def _name_of(urn: str) -> str | None:
     return urn.rsplit("::", 1)[-1] if urn else None
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
 @dataclass
 class Recorded:
     """One registered resource as the engine saw it."""

@@ -14,7 +14,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-SCHEMA_VERSION = 1
 OUTPUT_NAME = "restoreDrill"
 MASKED = "[secret]"
 
