@@ -970,23 +970,31 @@ class StackConfig(Model):
     @model_validator(mode="after")
     def _cross_references(self) -> StackConfig:
         col = _Collector(stack_level=True)
-        assets = self.inventory.by_name()
-        node_names = sorted(a.name for a in self.pve_nodes())
-        storages = self.proxmox.storage_names() | {self.pbs.storage_id}
+        self._check_placement(col)
+        self._check_backups(col)
+        self._check_alerting(col)
+        self._check_capacity_and_versions(col)
+        col.raise_if_any()
+        return self
 
-        if not node_names:
+    def _check_storage(self, col: _Collector, path: str, storage: str | None) -> None:
+        storages = self.proxmox.storage_names() | {self.pbs.storage_id}
+        if storage is not None and storage not in storages:
+            col.add(path, f"unknown storage {storage!r}: use one of {sorted(storages)}")
+
+    def _check_node(self, col: _Collector, path: str, node: str | None) -> None:
+        node_names = sorted(a.name for a in self.pve_nodes())
+        if node is not None and node not in node_names:
+            col.add(path, f"unknown PVE node {node!r}: use one of {node_names} (assets of kind pve_node)")
+
+    def _check_placement(self, col: _Collector) -> None:
+        """Nodes, storages and the PBS host named anywhere exist; monitoring hosts collide with nothing."""
+        assets = self.inventory.by_name()
+        if not self.pve_nodes():
             col.add("inventory.assets", "register your PVE nodes as assets with kind: pve_node")
 
-        def check_node(path: str, node: str | None) -> None:
-            if node is not None and node not in node_names:
-                col.add(path, f"unknown PVE node {node!r}: use one of {node_names} (assets of kind pve_node)")
-
-        def check_storage(path: str, storage: str | None) -> None:
-            if storage is not None and storage not in storages:
-                col.add(path, f"unknown storage {storage!r}: use one of {sorted(storages)}")
-
         for i, asset in enumerate(self.inventory.assets):
-            check_node(f"inventory.assets[{i}].node", asset.node)
+            self._check_node(col, f"inventory.assets[{i}].node", asset.node)
 
         pbs_asset = assets.get(self.pbs.host)
         if pbs_asset is None or pbs_asset.kind != "pbs_host":
@@ -995,22 +1003,26 @@ class StackConfig(Model):
         guest_vmids = {a.vmid for a in self.inventory.assets if a.vmid is not None}
         guest_addresses = {a.address for a in self.inventory.assets if a.address}
         for i, host in enumerate(self.monitoring.hosts):
-            check_node(f"monitoring.hosts[{i}].node", host.node)
+            self._check_node(col, f"monitoring.hosts[{i}].node", host.node)
             if host.name in assets:
                 col.add(f"monitoring.hosts[{i}].name", f"{host.name!r} is also an inventory asset: rename one")
             if host.vmid in guest_vmids:
                 col.add(f"monitoring.hosts[{i}].vmid", f"VMID {host.vmid} is already used by an inventory asset")
             if host.address.split("/")[0] in guest_addresses:
                 col.add(f"monitoring.hosts[{i}].address", f"{host.address} is already used by an inventory asset")
-        check_storage("monitoring.vm.storage", self.monitoring.vm.storage)
-        check_storage("monitoring.vm.data_storage", self.monitoring.vm.data_storage)
-        check_storage("proxmox.cloud_image.storage", self.proxmox.cloud_image.storage)
-        check_storage("proxmox.snippets_storage", self.proxmox.snippets_storage)
+        self._check_storage(col, "monitoring.vm.storage", self.monitoring.vm.storage)
+        self._check_storage(col, "monitoring.vm.data_storage", self.monitoring.vm.data_storage)
+        self._check_storage(col, "proxmox.cloud_image.storage", self.proxmox.cloud_image.storage)
+        self._check_storage(col, "proxmox.snippets_storage", self.proxmox.snippets_storage)
 
+    def _check_backups(self, col: _Collector) -> None:
+        """The backup job, the drill's scratch range and the PBS retention fit the inventory."""
+        assets = self.inventory.by_name()
+        guest_vmids = {a.vmid for a in self.inventory.assets if a.vmid is not None}
         if self.backups.storage != self.pbs.storage_id:
             col.add("backups.storage", f"backups go to the PBS storage entry: write {self.pbs.storage_id!r}")
-        check_storage("backups.drill.scratch_storage", self.backups.drill.scratch_storage)
-        check_node("backups.drill.node", self.backups.drill.node)
+        self._check_storage(col, "backups.drill.scratch_storage", self.backups.drill.scratch_storage)
+        self._check_node(col, "backups.drill.node", self.backups.drill.node)
         low, high = self.backups.drill.scratch_vmid_range
         clash = sorted(v for v in guest_vmids | {h.vmid for h in self.monitoring.hosts} if low <= v <= high)
         if clash:
@@ -1033,6 +1045,8 @@ class StackConfig(Model):
                     f"fewer than backups.retention_days ({self.backups.retention_days}): raise keep_daily",
                 )
 
+    def _check_alerting(self, col: _Collector) -> None:
+        """Hold times fit the evaluation interval; routes and maintenance windows name real services."""
         eval_s = duration_seconds(self.monitoring.evaluation_interval)
         thresholds = self.alerting.thresholds
         for field_name in type(thresholds).model_fields:
@@ -1063,6 +1077,9 @@ class StackConfig(Model):
                         f"alerting.maintenance_windows[{i}].services[{j}]",
                         f"no asset has service {service!r}: this window would mute nothing; fix the tag",
                     )
+
+    def _check_capacity_and_versions(self, col: _Collector) -> None:
+        """The data disk holds what is kept; receivers need what the pinned Alertmanager reads."""
         loki_gib = self.loki.stored_gib() if self.loki.storage == "filesystem" else 0.0
         needed_gb = math.ceil((self.monitoring.retention_size_gb + loki_gib) * DISK_HEADROOM)
         if self.monitoring.vm.data_disk_gb < needed_gb:
@@ -1083,8 +1100,6 @@ class StackConfig(Model):
                     )
         if duration_seconds(self.backups.drill.every) > 14 * 86400:
             col.add("backups.drill.every", "a restore drill every sprint means at most 14d")
-        col.raise_if_any()
-        return self
 
 
 # ---------------------------------------------------------------------------------------------

@@ -120,7 +120,6 @@ class Inventory:
 
 
 def build(config: StackConfig) -> Inventory:
-    ports = config.monitoring.ports
     monitoring = tuple(
         MonitoringNode(
             name=h.name,
@@ -133,69 +132,17 @@ def build(config: StackConfig) -> Inventory:
         for h in config.monitoring.hosts
     )
     managed = tuple(a for a in config.assets if a.is_host and a.managed)
-
-    def target(asset_name: str, service: str, tier: str, address: str) -> Target:
-        return Target(address=address, asset=asset_name, service=service, tier=tier)
-
-    node_targets = [target(a.name, a.service, a.tier, f"{a.address}:{ports.node_exporter}") for a in managed]
-    node_targets += [
-        target(m.name, MONITORING_SERVICE, "critical", f"{m.ip}:{ports.node_exporter}") for m in monitoring
+    jobs = [
+        _node_job(config, managed, monitoring),
+        *_probe_jobs(config),
+        *_proxmox_jobs(config),
+        *_self_jobs(config, monitoring),
     ]
-
-    jobs: list[ScrapeJob] = [ScrapeJob("node", tuple(node_targets))]
-
-    for module in ("http_2xx", "tcp_connect", "icmp"):
-        probes = tuple(
-            target(a.name, a.service, a.tier, p.target) for a in config.assets for p in a.probes if p.module == module
-        )
-        if probes:
-            jobs.append(ScrapeJob(f"blackbox_{module}", probes, metrics_path="/probe", probe_module=module))
-
-    pve_nodes = config.pve_nodes()
-    if pve_nodes:
-        jobs.append(
-            ScrapeJob(
-                "pve",
-                tuple(target(n.name, n.service, n.tier, str(n.address)) for n in pve_nodes),
-                metrics_path="/pve",
-                exporter=f"127.0.0.1:{ports.pve_exporter}",
-                params=(("cluster", "1"), ("node", "1")),
-            )
-        )
-    pbs = config.pbs_host()
-    jobs.append(
-        ScrapeJob(
-            "pbs",
-            (target(pbs.name, pbs.service, pbs.tier, f"{pbs.address}:{config.pbs.exporter_port}"),),
-        )
-    )
-
-    self_ports = {
-        "prometheus": ports.prometheus,
-        "alertmanager": ports.alertmanager,
-        "loki": ports.loki,
-        "grafana": ports.grafana,
-        "alloy": ports.alloy,
-        "pushgateway": ports.pushgateway,
-        "blackbox": ports.blackbox,
-    }
-    for job_name in SELF_JOBS:
-        jobs.append(
-            ScrapeJob(
-                job_name,
-                tuple(
-                    target(m.name, MONITORING_SERVICE, "critical", f"{m.ip}:{self_ports[job_name]}") for m in monitoring
-                ),
-                scheme="https" if job_name == "grafana" else "http",
-            )
-        )
-
     coverage = tuple(
         CoverageEntry(asset=t.asset, job=j.name, instance=t.address, service=t.service, tier=t.tier)
         for j in jobs
         for t in j.targets
     )
-
     excluded = set(config.backups.exclude)
     protected = tuple(
         ProtectedGuest(a.name, a.vmid, a.node, a.kind, a.service, a.tier)  # type: ignore[arg-type]
@@ -214,6 +161,69 @@ def build(config: StackConfig) -> Inventory:
         drill_targets=drill_targets,
         coverage=coverage,
     )
+
+
+def _node_job(config: StackConfig, managed: tuple[Asset, ...], monitoring: tuple[MonitoringNode, ...]) -> ScrapeJob:
+    """node_exporter on every managed host and every monitoring host."""
+    port = config.monitoring.ports.node_exporter
+    targets = [Target(f"{a.address}:{port}", a.name, a.service, a.tier) for a in managed]
+    targets += [Target(f"{m.ip}:{port}", m.name, MONITORING_SERVICE, "critical") for m in monitoring]
+    return ScrapeJob("node", tuple(targets))
+
+
+def _probe_jobs(config: StackConfig) -> list[ScrapeJob]:
+    """One blackbox job per probe module that some asset uses."""
+    jobs = []
+    for module in ("http_2xx", "tcp_connect", "icmp"):
+        probes = tuple(
+            Target(p.target, a.name, a.service, a.tier) for a in config.assets for p in a.probes if p.module == module
+        )
+        if probes:
+            jobs.append(ScrapeJob(f"blackbox_{module}", probes, metrics_path="/probe", probe_module=module))
+    return jobs
+
+
+def _proxmox_jobs(config: StackConfig) -> list[ScrapeJob]:
+    """pve-exporter (multi-target, one per PVE node) and the PBS exporter."""
+    jobs = []
+    pve_nodes = config.pve_nodes()
+    if pve_nodes:
+        jobs.append(
+            ScrapeJob(
+                "pve",
+                tuple(Target(str(n.address), n.name, n.service, n.tier) for n in pve_nodes),
+                metrics_path="/pve",
+                exporter=f"127.0.0.1:{config.monitoring.ports.pve_exporter}",
+                params=(("cluster", "1"), ("node", "1")),
+            )
+        )
+    pbs = config.pbs_host()
+    jobs.append(
+        ScrapeJob("pbs", (Target(f"{pbs.address}:{config.pbs.exporter_port}", pbs.name, pbs.service, pbs.tier),))
+    )
+    return jobs
+
+
+def _self_jobs(config: StackConfig, monitoring: tuple[MonitoringNode, ...]) -> list[ScrapeJob]:
+    """The monitoring plane's own services on every monitoring host."""
+    ports = config.monitoring.ports
+    self_ports = {
+        "prometheus": ports.prometheus,
+        "alertmanager": ports.alertmanager,
+        "loki": ports.loki,
+        "grafana": ports.grafana,
+        "alloy": ports.alloy,
+        "pushgateway": ports.pushgateway,
+        "blackbox": ports.blackbox,
+    }
+    return [
+        ScrapeJob(
+            job_name,
+            tuple(Target(f"{m.ip}:{self_ports[job_name]}", m.name, MONITORING_SERVICE, "critical") for m in monitoring),
+            scheme="https" if job_name == "grafana" else "http",
+        )
+        for job_name in SELF_JOBS
+    ]
 
 
 def _drill_target(asset: Asset, drill: DrillSpec) -> DrillTarget:

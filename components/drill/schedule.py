@@ -8,8 +8,6 @@ identity (user, roles, ACLs, token) and writes the token to a 0600 file on the m
 
 from __future__ import annotations
 
-import base64
-import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +18,7 @@ from pulumi_command import remote
 from components import ssh
 from components.config import Asset, StackConfig
 from components.inventory import DrillTarget, Inventory
+from components.monitoring import install
 from components.render import HostFile
 from components.render import drill as layout
 
@@ -32,6 +31,7 @@ SCRATCH_PRIVILEGES = {
     8: (*_SCRATCH_COMMON, "VM.Monitor"),
     9: (*_SCRATCH_COMMON, "VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"),
 }
+CANARY_FILES = (layout.CANARY_SCRIPT, layout.CANARY_SERVICE, layout.CANARY_TIMER)
 ROLES = {"source": "ObsDrillSource", "storage": "ObsDrillStorage", "sdn": "ObsDrillSdn", "scratch": "ObsDrillScratch"}
 
 
@@ -44,23 +44,6 @@ class RestoreDrillsArgs:
 
 def _sudo(user: str) -> str:
     return "" if user == "root" else "sudo -n "
-
-
-def install_script(files: list[HostFile], user: str, enable: str, check: str) -> str:
-    """Write files atomically (base64, no heredoc quoting traps), check, reload, enable."""
-    sudo = _sudo(user)
-    lines = [ssh.manifest(files), "set -eu"]
-    for f in files:
-        payload = base64.b64encode(f.content.encode()).decode()
-        target = shlex.quote(f.path)
-        lines += [
-            f"{sudo}install -d -m 0755 {shlex.quote(f.path.rsplit('/', 1)[0])}",
-            f"echo {payload} | base64 -d | {sudo}tee {target}.new >/dev/null",
-            f"{sudo}chmod {f.mode} {target}.new && {sudo}chown {f.owner}:{f.group} {target}.new",
-            f"{sudo}mv -f {target}.new {target}",
-        ]
-    lines += [f"{sudo}{check}", f"{sudo}systemctl daemon-reload", f"{sudo}systemctl enable --now {enable}"]
-    return "\n".join(lines) + "\n"
 
 
 def privileges(config: StackConfig) -> dict[str, tuple[str, ...]]:
@@ -109,20 +92,27 @@ class RestoreDrills(pulumi.ComponentResource):
         self, name: str, target: DrillTarget, *, asset: Asset, config: StackConfig, key: Any, files: list[HostFile]
     ) -> None:
         user = asset.ssh_user or config.monitoring.ssh_user
-        check = f"bash -n {layout.CANARY_SCRIPT}"
-        script = install_script(files, user, "obs-canary.timer", check)
-        # A first canary right away, so the next backup already carries one.
-        script += f"{_sudo(user)}systemctl start obs-canary.service\n"
+        connection = ssh.connection(str(asset.address), user, key)
+        canary_files = tuple(f for f in files if f.path in CANARY_FILES)
+        installed = install.install_files(
+            self,
+            config,
+            install.InstallTarget(
+                f"{name}-canary-{target.name}-files", str(asset.address), user, connection, canary_files
+            ),
+        )
+        # A first canary right away (and after every change), so the next backup carries one.
+        start = f"{ssh.manifest(list(canary_files))}\n{_sudo(user)}systemctl start obs-canary.service\n"
         remote.Command(
             f"{name}-canary-{target.name}",
             ssh.command_args(
-                ssh.connection(str(asset.address), user, key),
-                create=script,
-                update=script,  # in place, no triggers: a replacement's delete would stop the new timer
+                connection,
+                create=start,
+                update=start,  # in place, no triggers: a replacement's delete would stop the new timer
                 delete=f"{_sudo(user)}systemctl disable --now obs-canary.timer || true",
                 logging=remote.Logging.STDOUT_AND_STDERR,
             ),
-            pulumi.ResourceOptions(parent=self),
+            pulumi.ResourceOptions(parent=self, depends_on=[installed]),
         )
 
     def _identity(

@@ -23,7 +23,7 @@ import pulumi
 import pulumiverse_grafana as grafana
 
 from components import aliases
-from components.config import Receiver, StackConfig, duration_seconds
+from components.config import MaintenanceWindow, Receiver, StackConfig, duration_seconds
 from components.grafana import policy as policy_tree
 from components.inventory import MonitoringNode
 from components.monitoring.credentials import WebCredentials
@@ -104,6 +104,25 @@ class GrafanaConfigArgs:
         )
 
 
+def _mute_timing(name: str, window: MaintenanceWindow, child: pulumi.ResourceOptions) -> grafana.alerting.MuteTiming:
+    return grafana.alerting.MuteTiming(
+        f"{name}-mute-{window.name}",
+        name=window.name,
+        intervals=[
+            grafana.alerting.MuteTimingIntervalArgs(
+                weekdays=list(window.weekdays) or None,
+                times=[
+                    grafana.alerting.MuteTimingIntervalTimeArgs(start=t.start_time, end=t.end_time)
+                    for t in window.times
+                ]
+                or None,
+                location=window.location,
+            )
+        ],
+        opts=child,
+    )
+
+
 def _contact_point_kwargs(receiver: Receiver, secrets: Mapping[str, pulumi.Output[Any]]) -> dict[str, Any]:
     """The integration of one receiver; secret URLs and keys stay secret Outputs."""
     if receiver.type == "slack":
@@ -167,9 +186,17 @@ class GrafanaConfig(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.install)),
         )
         child = pulumi.ResourceOptions(parent=self, provider=provider)
+        self.datasources = self._datasources(name, args, child)
+        self.dashboard_uids = self._dashboards(name, args.boards, child)
+        self.contact_points = self._alerting(name, args, child)
+        self.register_outputs(
+            {"url": self.url, "dashboardUids": self.dashboard_uids, "contactPoints": self.contact_points}
+        )
 
-        # --- Datasources -------------------------------------------------------------------
-        self.datasources = [
+    def _datasources(self, name: str, args: GrafanaConfigArgs, child: pulumi.ResourceOptions) -> list[Any]:
+        """Prometheus (the default), Loki and Alertmanager, each verified against the stack's CA."""
+        config = args.config
+        return [
             self._datasource(
                 name,
                 "prometheus",
@@ -205,18 +232,15 @@ class GrafanaConfig(pulumi.ComponentResource):
             ),
         ]
 
-        # --- Folders and dashboards --------------------------------------------------------
+    def _dashboards(self, name: str, boards: Sequence[Board], child: pulumi.ResourceOptions) -> list[str]:
+        """The folders, and every dashboard in its folder; returns the dashboards' uids."""
         folders = {
             title: grafana.oss.Folder(
-                f"{name}-folder-{title.lower()}",
-                title=title,
-                uid=f"obs-{title.lower()}",
-                opts=child,
+                f"{name}-folder-{title.lower()}", title=title, uid=f"obs-{title.lower()}", opts=child
             )
             for title in FOLDERS
         }
-        self.dashboard_uids = [board.uid for board in args.boards]
-        for board in args.boards:
+        for board in boards:
             grafana.oss.Dashboard(
                 f"{name}-dashboard-{board.name}",
                 config_json=board.json,
@@ -225,9 +249,11 @@ class GrafanaConfig(pulumi.ComponentResource):
                 message=MANAGED_BY,
                 opts=child,
             )
+        return [board.uid for board in boards]
 
-        # --- Contact points, mute timings, notification policy -----------------------------
-        alerting = config.alerting
+    def _alerting(self, name: str, args: GrafanaConfigArgs, child: pulumi.ResourceOptions) -> list[str]:
+        """Contact points, mute timings and the notification policy; returns the receivers' names."""
+        alerting = args.config.alerting
         contact_points = [
             grafana.alerting.ContactPoint(
                 f"{name}-contact-{receiver.name}",
@@ -237,26 +263,7 @@ class GrafanaConfig(pulumi.ComponentResource):
             )
             for receiver in alerting.receivers
         ]
-        self.contact_points = [receiver.name for receiver in alerting.receivers]
-        mute_timings = [
-            grafana.alerting.MuteTiming(
-                f"{name}-mute-{window.name}",
-                name=window.name,
-                intervals=[
-                    grafana.alerting.MuteTimingIntervalArgs(
-                        weekdays=list(window.weekdays) or None,
-                        times=[
-                            grafana.alerting.MuteTimingIntervalTimeArgs(start=t.start_time, end=t.end_time)
-                            for t in window.times
-                        ]
-                        or None,
-                        location=window.location,
-                    )
-                ],
-                opts=child,
-            )
-            for window in alerting.maintenance_windows
-        ]
+        mute_timings = [_mute_timing(name, window, child) for window in alerting.maintenance_windows]
         tree = policy_tree.policy_tree(alerting)
         grafana.alerting.NotificationPolicy(
             f"{name}-policy",
@@ -268,10 +275,7 @@ class GrafanaConfig(pulumi.ComponentResource):
             policies=[_policy_args(node) for node in tree.policies],
             opts=child.merge(pulumi.ResourceOptions(depends_on=[*contact_points, *mute_timings])),
         )
-
-        self.register_outputs(
-            {"url": self.url, "dashboardUids": self.dashboard_uids, "contactPoints": self.contact_points}
-        )
+        return [receiver.name for receiver in alerting.receivers]
 
     def _datasource(
         self,

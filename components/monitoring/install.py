@@ -31,7 +31,7 @@ class InstallTarget:
     user: str
     connection: remote.ConnectionArgs
     files: tuple[HostFile, ...]
-    secrets: tuple[SecretFile, ...]
+    secrets: tuple[SecretFile, ...] = ()
     only: tuple[str, ...] = services.ORDER
     identity: pulumi.Input[str] | None = None
 
@@ -48,81 +48,134 @@ def install(
     depends_on: Sequence[pulumi.Resource] = (),
 ) -> list[remote.Command]:
     """Declare every command for ``target``; returns the per-service apply steps (in order)."""
-    name = target.name
     specs = services.specs(config, target.ip, target.files, target.secrets, only=target.only)
-    identity: list[Any] = [target.identity] if target.identity is not None else []
-    mon = config.monitoring
-    pkgs = services.packages(config, specs)
-    repo = (
-        scripts.GrafanaRepo(mon.grafana_apt_url, mon.grafana_apt_key_fingerprint)
-        if services.GRAFANA_REPO_PACKAGES & set(pkgs)
-        else None
+    steps = _Steps(parent, target)
+    layout_step = steps.prepare(config, specs, depends_on)
+    staged, secret_digests = steps.stage(specs, resolve, layout_step)
+    return steps.apply(specs, layout_step, staged, secret_digests)
+
+
+def install_files(
+    parent: pulumi.Resource,
+    config: StackConfig,
+    target: InstallTarget,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> remote.Command:
+    """The same path for plain files alone (the PBS collector, a vzdump hook, a canary): staged,
+    shell scripts checked, swapped, systemd reloaded and timers enabled. Returns the apply step."""
+
+    def no_secrets(secret: SecretFile) -> pulumi.Output[str]:
+        raise ValueError(f"{secret.path}: plain-file installs carry no secrets")
+
+    only_files = InstallTarget(
+        target.name, target.ip, target.user, target.connection, target.files, (), ("files",), target.identity
     )
+    (applied,) = install(parent, config, only_files, no_secrets, depends_on)
+    return applied
+
+
+class _Steps:
+    """The commands of one host, in the order they run: packages, layout, staging, one apply per service."""
+
+    def __init__(self, parent: pulumi.Resource, target: InstallTarget) -> None:
+        self.parent, self.target = parent, target
+        # Every step re-runs when the host's identity (its SSH host keys) changes: a rebuilt host.
+        self.identity: list[Any] = [target.identity] if target.identity is not None else []
 
     def command(
-        role: str, script: str, deps: Sequence[pulumi.Resource], manifest: str = "", **kwargs: Any
+        self, role: str, script: str, deps: Sequence[pulumi.Resource], manifest: str = "", **kwargs: Any
     ) -> remote.Command:
         extra_secret = kwargs.pop("secret_outputs", [])
-        create = scripts.as_root(script, target.user)
+        create = scripts.as_root(script, self.target.user)
         return remote.Command(
-            f"{name}-{role}",
-            ssh.command_args(target.connection, create=f"{manifest}\n{create}" if manifest else create, **kwargs),
-            pulumi.ResourceOptions(parent=parent, depends_on=list(deps), additional_secret_outputs=list(extra_secret)),
+            f"{self.target.name}-{role}",
+            ssh.command_args(self.target.connection, create=f"{manifest}\n{create}" if manifest else create, **kwargs),
+            pulumi.ResourceOptions(
+                parent=self.parent, depends_on=list(deps), additional_secret_outputs=list(extra_secret)
+            ),
         )
 
-    packages = command("packages", scripts.packages_script(pkgs, mon.apt_proxy, repo), depends_on, triggers=identity)
-    layout_step = command(
-        "layout",
-        scripts.layout_script(
-            services.directories(specs), target.user, scripts.staging_dirs(specs), services.group_members(specs)
-        ),
-        [packages],
-        triggers=identity,
-    )
-    owned = {m.path for spec in specs for m in spec.files}
-    plain = {f.path: f.content for f in target.files if f.path in owned}
-    secrets = [s for s in target.secrets if s.path in owned]
-    secret_digests: dict[str, pulumi.Input[str]] = {}
-    staged: dict[str, pulumi.Resource] = {}
-    if plain:
-        stage_files = command(
-            "stage-files",
-            scripts.stage_script(secret=False),
-            [layout_step],
-            stdin=scripts.stage_payload(plain),
-            triggers=identity,
+    def prepare(
+        self, config: StackConfig, specs: Sequence[services.ServiceSpec], depends_on: Sequence[pulumi.Resource]
+    ) -> remote.Command:
+        """Pinned packages (with Grafana's repository when needed), then users, groups and directories."""
+        mon = config.monitoring
+        pkgs = services.packages(config, specs)
+        repo = (
+            scripts.GrafanaRepo(mon.grafana_apt_url, mon.grafana_apt_key_fingerprint)
+            if services.GRAFANA_REPO_PACKAGES & set(pkgs)
+            else None
         )
-        staged.update(dict.fromkeys(plain, stage_files))
-    if secrets:
-        contents = {s.path: resolve(s) for s in secrets}
-        payload = pulumi.Output.all(**contents).apply(scripts.stage_payload)
-        stage_secrets = command(
-            "stage-secrets",
-            scripts.stage_script(secret=True),
-            [layout_step],
-            stdin=pulumi.Output.secret(payload),
-            triggers=identity,
-            logging=remote.Logging.NONE,
-            secret_outputs=["stdin", "stdout", "stderr"],
+        # Files alone (a collector, a hook, a canary) need no packages, and no second apt run
+        # beside the agents' on the same host.
+        after = list(depends_on)
+        if pkgs:
+            script = scripts.packages_script(pkgs, mon.apt_proxy, repo)
+            after = [self.command("packages", script, depends_on, triggers=self.identity)]
+        layout = scripts.layout_script(
+            services.directories(specs), self.target.user, scripts.staging_dirs(specs), services.group_members(specs)
         )
-        staged.update(dict.fromkeys(contents, stage_secrets))
-        # A digest of a secret is kept secret too (it would confirm a guessed value).
-        for path, content in contents.items():
-            secret_digests[path] = pulumi.Output.secret(content.apply(sha256))
-    applied: list[remote.Command] = []
-    previous: list[pulumi.Resource] = [layout_step]
-    for spec in specs:
-        paths = [m.path for m in spec.files]
-        # Plain files are named in the script (a readable diff, an in-place update); secrets only
-        # by a secret digest in the triggers. These steps have no delete, so a trigger's
-        # replacement just runs the apply again.
-        step = command(
-            f"apply-{spec.name.replace('_', '-')}",
-            scripts.apply_script(spec),
-            [*previous, *dict.fromkeys(staged[p] for p in paths)],
-            manifest=ssh.manifest([f for f in target.files if f.path in paths]),
-            triggers=[*(secret_digests[p] for p in paths if p in secret_digests), *identity] or None,
-        )
-        applied.append(step)
-        previous = [step]
-    return applied
+        return self.command("layout", layout, after, triggers=self.identity)
+
+    def stage(
+        self, specs: Sequence[services.ServiceSpec], resolve: Resolver, after: remote.Command
+    ) -> tuple[dict[str, pulumi.Resource], dict[str, pulumi.Input[str]]]:
+        """All plain files by one command, all secrets by another (stdin); returns path -> its
+        staging step, and path -> secret digest for the secrets."""
+        owned = {m.path for spec in specs for m in spec.files}
+        plain = {f.path: f.content for f in self.target.files if f.path in owned}
+        secrets = [s for s in self.target.secrets if s.path in owned]
+        staged: dict[str, pulumi.Resource] = {}
+        secret_digests: dict[str, pulumi.Input[str]] = {}
+        if plain:
+            stage_files = self.command(
+                "stage-files",
+                scripts.stage_script(secret=False),
+                [after],
+                stdin=scripts.stage_payload(plain),
+                triggers=self.identity,
+            )
+            staged.update(dict.fromkeys(plain, stage_files))
+        if secrets:
+            contents = {s.path: resolve(s) for s in secrets}
+            payload = pulumi.Output.all(**contents).apply(scripts.stage_payload)
+            stage_secrets = self.command(
+                "stage-secrets",
+                scripts.stage_script(secret=True),
+                [after],
+                stdin=pulumi.Output.secret(payload),
+                triggers=self.identity,
+                logging=remote.Logging.NONE,
+                secret_outputs=["stdin", "stdout", "stderr"],
+            )
+            staged.update(dict.fromkeys(contents, stage_secrets))
+            # A digest of a secret is kept secret too (it would confirm a guessed value).
+            for path, content in contents.items():
+                secret_digests[path] = pulumi.Output.secret(content.apply(sha256))
+        return staged, secret_digests
+
+    def apply(
+        self,
+        specs: Sequence[services.ServiceSpec],
+        after: remote.Command,
+        staged: dict[str, pulumi.Resource],
+        secret_digests: dict[str, pulumi.Input[str]],
+    ) -> list[remote.Command]:
+        """One validate/swap/reload step per service, each after the one before."""
+        applied: list[remote.Command] = []
+        previous: list[pulumi.Resource] = [after]
+        for spec in specs:
+            paths = [m.path for m in spec.files]
+            # Plain files are named in the script (a readable diff, an in-place update); secrets
+            # only by a secret digest in the triggers. These steps have no delete, so a trigger's
+            # replacement just runs the apply again.
+            step = self.command(
+                f"apply-{spec.name.replace('_', '-')}",
+                scripts.apply_script(spec),
+                [*previous, *dict.fromkeys(staged[p] for p in paths)],
+                manifest=ssh.manifest([f for f in self.target.files if f.path in paths]),
+                triggers=[*(secret_digests[p] for p in paths if p in secret_digests), *self.identity] or None,
+            )
+            applied.append(step)
+            previous = [step]
+        return applied

@@ -58,7 +58,15 @@ def packages_script(
     place. ``apt-get update`` runs only when a source changed or a pinned version is unknown.
     """
     lines = [HEADER, "export DEBIAN_FRONTEND=noninteractive", "sources_changed=0", ""]
-    lines += [
+    lines += _write_if_changed_function() + _proxy_lines(apt_proxy) + _apt_functions() + _bootstrap_lines()
+    if grafana:
+        lines += _grafana_repository_lines(grafana)
+    lines += _install_pinned_lines(packages)
+    return "\n".join(lines) + "\n"
+
+
+def _write_if_changed_function() -> list[str]:
+    return [
         "# write_if_changed FILE CONTENT: replace FILE only when its content differs",
         "write_if_changed() {",
         '  if [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; then return 1; fi',
@@ -67,16 +75,21 @@ def packages_script(
         "}",
         "",
     ]
+
+
+def _proxy_lines(apt_proxy: str | None) -> list[str]:
     proxy_conf = "/etc/apt/apt.conf.d/80obsstack-proxy"
-    if apt_proxy:
-        content = f'Acquire::http::Proxy "{apt_proxy}";\nAcquire::https::Proxy "{apt_proxy}";'
-        lines += [
-            f"if write_if_changed {q(proxy_conf)} {q(content)}; then sources_changed=1; fi",
-            f"export http_proxy={q(apt_proxy)} https_proxy={q(apt_proxy)}",
-        ]
-    else:
-        lines += [f"if [ -e {q(proxy_conf)} ]; then rm -f {q(proxy_conf)}; sources_changed=1; fi"]
-    lines += [
+    if not apt_proxy:
+        return [f"if [ -e {q(proxy_conf)} ]; then rm -f {q(proxy_conf)}; sources_changed=1; fi"]
+    content = f'Acquire::http::Proxy "{apt_proxy}";\nAcquire::https::Proxy "{apt_proxy}";'
+    return [
+        f"if write_if_changed {q(proxy_conf)} {q(content)}; then sources_changed=1; fi",
+        f"export http_proxy={q(apt_proxy)} https_proxy={q(apt_proxy)}",
+    ]
+
+
+def _apt_functions() -> list[str]:
+    return [
         "",
         "# pinned PACKAGE=VERSION pairs not installed at that version yet",
         "missing() {",
@@ -106,9 +119,11 @@ def packages_script(
         "}",
         "",
     ]
-    bootstrap = " ".join(BOOTSTRAP_PACKAGES)
-    lines += [
-        f"for pkg in {bootstrap}; do",
+
+
+def _bootstrap_lines() -> list[str]:
+    return [
+        f"for pkg in {' '.join(BOOTSTRAP_PACKAGES)}; do",
         '  if ! dpkg-query -W -f=\'${Status}\' "$pkg" 2>/dev/null | grep -q "install ok installed"; then',
         '    refresh_if_needed "$pkg"',
         '    apt_install "$pkg"',
@@ -116,39 +131,45 @@ def packages_script(
         "done",
         "",
     ]
-    if grafana:
-        keyring = "/etc/apt/keyrings/grafana.asc"
-        key_url = f"{grafana.url.rstrip('/')}/gpg.key"
-        source = f"deb [signed-by={keyring}] {grafana.url.rstrip('/')} stable main"
-        lines += [
-            "# Grafana's repository: the key is accepted only with the pinned fingerprint.",
-            "key_fingerprints() {",
-            '  gpg --show-keys --with-colons "$1" 2>/dev/null | awk -F: \'$1 == "fpr" {print $10}\'',
-            "}",
-            "install -d -m 0755 /etc/apt/keyrings",
-            f"if ! key_fingerprints {keyring} | grep -qx {q(grafana.fingerprint)}; then",
-            "  key_tmp=$(mktemp)",
-            f'  if ! curl -fsSL --retry 2 --connect-timeout 15 --max-time 60 -o "$key_tmp" {q(key_url)}; then',
-            '    rm -f "$key_tmp"',
-            f"    echo {q(f'obsstack: cannot fetch {key_url}: the host needs HTTPS access to it')} >&2",
-            "    echo 'obsstack: (or set monitoring.apt_proxy to a proxy that reaches it)' >&2",
-            "    exit 1",
-            "  fi",
-            f'  if ! key_fingerprints "$key_tmp" | grep -qx {q(grafana.fingerprint)}; then',
-            '    rm -f "$key_tmp"',
-            f"    echo {q(f'obsstack: {key_url} is not the pinned key {grafana.fingerprint}: refusing it')} >&2",
-            "    exit 1",
-            "  fi",
-            f'  install -m 0644 "$key_tmp" {keyring}',
-            '  rm -f "$key_tmp"',
-            "  sources_changed=1",
-            "fi",
-            f"if write_if_changed /etc/apt/sources.list.d/grafana.list {q(source)}; then sources_changed=1; fi",
-            "",
-        ]
+
+
+def _grafana_repository_lines(grafana: GrafanaRepo) -> list[str]:
+    """Grafana's APT source, its key accepted only with the pinned fingerprint."""
+    keyring = "/etc/apt/keyrings/grafana.asc"
+    key_url = f"{grafana.url.rstrip('/')}/gpg.key"
+    source = f"deb [signed-by={keyring}] {grafana.url.rstrip('/')} stable main"
+    return [
+        "# Grafana's repository: the key is accepted only with the pinned fingerprint.",
+        "key_fingerprints() {",
+        '  gpg --show-keys --with-colons "$1" 2>/dev/null | awk -F: \'$1 == "fpr" {print $10}\'',
+        "}",
+        "install -d -m 0755 /etc/apt/keyrings",
+        f"if ! key_fingerprints {keyring} | grep -qx {q(grafana.fingerprint)}; then",
+        "  key_tmp=$(mktemp)",
+        f'  if ! curl -fsSL --retry 2 --connect-timeout 15 --max-time 60 -o "$key_tmp" {q(key_url)}; then',
+        '    rm -f "$key_tmp"',
+        f"    echo {q(f'obsstack: cannot fetch {key_url}: the host needs HTTPS access to it')} >&2",
+        "    echo 'obsstack: (or set monitoring.apt_proxy to a proxy that reaches it)' >&2",
+        "    exit 1",
+        "  fi",
+        f'  if ! key_fingerprints "$key_tmp" | grep -qx {q(grafana.fingerprint)}; then',
+        '    rm -f "$key_tmp"',
+        f"    echo {q(f'obsstack: {key_url} is not the pinned key {grafana.fingerprint}: refusing it')} >&2",
+        "    exit 1",
+        "  fi",
+        f'  install -m 0644 "$key_tmp" {keyring}',
+        '  rm -f "$key_tmp"',
+        "  sources_changed=1",
+        "fi",
+        f"if write_if_changed /etc/apt/sources.list.d/grafana.list {q(source)}; then sources_changed=1; fi",
+        "",
+    ]
+
+
+def _install_pinned_lines(packages: Mapping[str, str]) -> list[str]:
     pairs = " ".join(q(f"{name}={version}") for name, version in sorted(packages.items()))
     names = " ".join(q(name) for name in sorted(packages))
-    lines += [
+    return [
         f"mapfile -t todo < <(missing {pairs})",
         'if [ "${#todo[@]}" -gt 0 ]; then',
         '  refresh_if_needed "${todo[@]}"',
@@ -160,7 +181,6 @@ def packages_script(
         '  echo "obsstack: packages already at their pinned versions"',
         "fi",
     ]
-    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,9 +313,16 @@ def apply_script(spec: ServiceSpec) -> str:
     4. reload (or restart when unit arguments, drop-ins or a non-reloadable daemon changed);
     5. health check; on failure the previous files come back and the service is reloaded again.
     """
-    unit = spec.unit
     lines = [HEADER, f"staging={q(layout.STAGING_DIR)}"]
-    lines += [
+    lines += _candidate_lines(spec) + _validate_lines(spec) + _health_function(spec.health, spec.unit)
+    lines += _changed_lines(spec) + _swap_lines(spec)
+    lines += _activate_lines(spec) if spec.unit else _plain_files_lines(spec)
+    return "\n".join(lines) + "\n"
+
+
+def _candidate_lines(spec: ServiceSpec) -> list[str]:
+    """Step 1: the candidate tree, live config dirs plus the staged files, pruned to what ships."""
+    lines = [
         f"candidate=$(mktemp -d {q(layout.CANDIDATE_PARENT + '/candidate.XXXXXX')})",
         'backup="$candidate.prev"',
         'mkdir -p "$backup"',
@@ -323,6 +350,12 @@ def apply_script(spec: ServiceSpec) -> str:
             f"  {remove}",
             "done",
         ]
+    return lines
+
+
+def _validate_lines(spec: ServiceSpec) -> list[str]:
+    """Step 2: every validator on the candidate; the first failure leaves everything as it is."""
+    lines: list[str] = []
     for validator in spec.validators:
         lines += [
             f"if ! out=$({validator} 2>&1); then",
@@ -331,8 +364,12 @@ def apply_script(spec: ServiceSpec) -> str:
             "  exit 1",
             "fi",
         ]
-    lines += _health_function(spec.health, spec.unit)
-    lines += ["changed=()"] + (["restart=0"] if spec.unit else [])
+    return lines
+
+
+def _changed_lines(spec: ServiceSpec) -> list[str]:
+    """Which live files differ from the candidate (content, mode or owner), and whether to restart."""
+    lines = ["changed=()"] + (["restart=0"] if spec.unit else [])
     for m in spec.files:
         need_restart = "restart=1; " if spec.unit and spec.restart_needed_for(m.path) else ""
         lines += [
@@ -348,8 +385,13 @@ def apply_script(spec: ServiceSpec) -> str:
             '  if [ ! -e "$candidate$f" ]; then changed+=("$f"); fi',
             "done",
         ]
-    active = f"systemctl is-active --quiet {q(unit)}" if unit else "true"
-    lines += [
+    return lines
+
+
+def _swap_lines(spec: ServiceSpec) -> list[str]:
+    """Step 3: nothing to do, or each changed file swapped in by rename, the old one kept aside."""
+    active = f"systemctl is-active --quiet {q(spec.unit)}" if spec.unit else "true"
+    return [
         f'if [ "${{#changed[@]}}" -eq 0 ] && {active}; then',
         f"  echo {q(f'obsstack: {spec.name} unchanged')}",
         "  exit 0",
@@ -367,45 +409,50 @@ def apply_script(spec: ServiceSpec) -> str:
         "  fi",
         "done",
     ]
-    if unit:
-        lines += [
-            "activate() {",
-            '  if [ "$restart" = 1 ] || ! systemctl is-active --quiet ' + q(unit) + "; then",
-            "    systemctl daemon-reload",
-            f"    systemctl enable --quiet {q(unit)}",
-            f"    systemctl restart {q(unit)}",
-            "  else",
-            f"    systemctl reload {q(unit)}",
-            "  fi",
-            "}",
-            "rollback() {",
-            '  for f in "${changed[@]}"; do',
-            '    if [ -e "$backup$f" ]; then cp -a "$backup$f" "$f.obsstack-new"; mv -f "$f.obsstack-new" "$f"; '
-            'else rm -f "$f"; fi',
-            "  done",
-            "  restart=1",
-            "  activate || true",
-            "}",
-            "if ! activate || ! healthy; then",
-            "  # The daemon's own complaint first: the rollback's restart would push it out of the tail.",
-            f"  journalctl -u {q(unit)} -n 20 --no-pager >&2 || true",
-            "  rollback",
-            f"  echo {q(f'obsstack: {spec.name} did not come back healthy; the previous files are restored')} >&2",
-            "  exit 1",
-            "fi",
-            f'echo "obsstack: {spec.name} $([ "$restart" = 1 ] && echo restarted || echo reloaded): ${{changed[*]}}"',
-        ]
-    else:
-        # Plain files may include systemd units and timers (other parts' jobs): load and enable them.
-        timers = [m.path for m in spec.files if re.fullmatch(r"/etc/systemd/system/[^/]+\.timer", m.path)]
-        lines += [
-            'for f in "${changed[@]}"; do',
-            '  case "$f" in /etc/systemd/system/*) systemctl daemon-reload; break ;; esac',
-            "done",
-            *[f"systemctl enable --now --quiet {q(t.rsplit('/', 1)[1])}" for t in timers],
-            'echo "obsstack: updated ${changed[*]}"',
-        ]
-    return "\n".join(lines) + "\n"
+
+
+def _activate_lines(spec: ServiceSpec) -> list[str]:
+    """Steps 4 and 5: reload or restart, health check, and the rollback when it fails."""
+    unit = q(str(spec.unit))
+    return [
+        "activate() {",
+        '  if [ "$restart" = 1 ] || ! systemctl is-active --quiet ' + unit + "; then",
+        "    systemctl daemon-reload",
+        f"    systemctl enable --quiet {unit}",
+        f"    systemctl restart {unit}",
+        "  else",
+        f"    systemctl reload {unit}",
+        "  fi",
+        "}",
+        "rollback() {",
+        '  for f in "${changed[@]}"; do',
+        '    if [ -e "$backup$f" ]; then cp -a "$backup$f" "$f.obsstack-new"; mv -f "$f.obsstack-new" "$f"; '
+        'else rm -f "$f"; fi',
+        "  done",
+        "  restart=1",
+        "  activate || true",
+        "}",
+        "if ! activate || ! healthy; then",
+        "  # The daemon's own complaint first: the rollback's restart would push it out of the tail.",
+        f"  journalctl -u {unit} -n 20 --no-pager >&2 || true",
+        "  rollback",
+        f"  echo {q(f'obsstack: {spec.name} did not come back healthy; the previous files are restored')} >&2",
+        "  exit 1",
+        "fi",
+        f'echo "obsstack: {spec.name} $([ "$restart" = 1 ] && echo restarted || echo reloaded): ${{changed[*]}}"',
+    ]
+
+
+def _plain_files_lines(spec: ServiceSpec) -> list[str]:
+    """Plain files may include systemd units and timers (other parts' jobs): load and enable them."""
+    timers = [m.path for m in spec.files if re.fullmatch(r"/etc/systemd/system/[^/]+\.timer", m.path)]
+    return [
+        'for f in "${changed[@]}"; do',
+        '  case "$f" in /etc/systemd/system/*) systemctl daemon-reload; break ;; esac',
+        "done",
+        *[f"systemctl enable --now --quiet {q(t.rsplit('/', 1)[1])}" for t in timers],
+        'echo "obsstack: updated ${changed[*]}"',
+    ]
 
 
 def staging_dirs(specs: Iterable[ServiceSpec]) -> list[str]:

@@ -8,7 +8,7 @@ it; the components and the host test both use these specs, so they run the same 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from components.config import StackConfig
 from components.render import HostFile, SecretFile, alloy, layout
@@ -111,14 +111,12 @@ def _https(ip: str, port: int, path: str) -> str:
 
 def _bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
     """Every service with its unit, package, validators and health check (files added later)."""
+    return {**_exporter_bases(config, ip), **_alerting_bases(config, ip), **_log_and_ui_bases(config, ip)}
+
+
+def _exporter_bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
     ports = config.monitoring.ports
     ca = f"{layout.TLS_DIR}/{layout.CA_FILE}"
-    api_password = f"{layout.SECRETS_DIR}/{layout.API_PASSWORD_FILE}"
-
-    def api_check(port: int) -> HealthCheck:
-        """/-/ready of Prometheus or Alertmanager: TLS + the API user's basic auth."""
-        return HealthCheck(_https(ip, port, "/-/ready"), ca_file=ca, user=layout.API_USER, password_file=api_password)
-
     has_promtool = "command -v promtool >/dev/null"
     return {
         "node_exporter": ServiceSpec(
@@ -150,6 +148,19 @@ def _bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
             reloadable=False,  # nothing to reload: its only inputs are unit arguments
             health=HealthCheck(url=f"http://{_host(ip)}:{ports.pushgateway}/-/ready"),
         ),
+    }
+
+
+def _alerting_bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
+    ports = config.monitoring.ports
+    ca = f"{layout.TLS_DIR}/{layout.CA_FILE}"
+    api_password = f"{layout.SECRETS_DIR}/{layout.API_PASSWORD_FILE}"
+
+    def api_check(port: int) -> HealthCheck:
+        """/-/ready of Prometheus or Alertmanager: TLS + the API user's basic auth."""
+        return HealthCheck(_https(ip, port, "/-/ready"), ca_file=ca, user=layout.API_USER, password_file=api_password)
+
+    return {
         "prometheus": ServiceSpec(
             "prometheus",
             "prometheus",
@@ -173,6 +184,12 @@ def _bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
             ),
             health=api_check(ports.alertmanager),
         ),
+    }
+
+
+def _log_and_ui_bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
+    ports = config.monitoring.ports
+    return {
         "loki": ServiceSpec(
             "loki",
             "loki",
@@ -219,11 +236,18 @@ def specs(
     """The ServiceSpecs for one host's shipped files, in application order."""
     bases = _bases(config, ip)
     grouped: dict[str, list[ManagedFile]] = {name: [] for name in bases}
+    shell_scripts = []
     for f in files:
         grouped[owner_of(f.path)].append(ManagedFile(f.path, f.mode, f.owner, f.group))
+        if owner_of(f.path) == "files" and _is_shell(f):
+            shell_scripts.append(f.path)
     for s in secrets:
         grouped[owner_of(s.path)].append(ManagedFile(s.path, s.mode, s.owner, s.group, secret=True))
     wanted = set(only)
+    # Plain files have no daemon to check them: their shell scripts must at least parse.
+    bases["files"] = replace(
+        bases["files"], validators=tuple(f'bash -n "$candidate{path}"' for path in sorted(shell_scripts))
+    )
     result = []
     for name in ORDER:
         if name in wanted and grouped[name]:
@@ -242,6 +266,10 @@ def specs(
                 )
             )
     return result
+
+
+def _is_shell(f: HostFile) -> bool:
+    return f.mode == "0755" and f.content.startswith(("#!/bin/bash", "#!/bin/sh", "#!/usr/bin/env bash"))
 
 
 # Debian/Grafana package of each service and the Versions field pinning it.

@@ -19,8 +19,9 @@ from pulumi_command import remote
 from components import aliases, ssh
 from components.config import Asset, PbsDatastore, StackConfig
 from components.inventory import Inventory
+from components.monitoring import install
 from components.pbs import scripts
-from components.render import pbs_collector
+from components.render import files_for, pbs_collector
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class PbsServerArgs:
     inventory: Inventory
     host: Asset
     ssh_private_key: pulumi.Input[str]
+
+
+COLLECTOR_FILES = (pbs_collector.SCRIPT_PATH, pbs_collector.SERVICE_PATH, pbs_collector.TIMER_PATH)
 
 
 class PbsServer(pulumi.ComponentResource):
@@ -75,11 +79,18 @@ class PbsServer(pulumi.ComponentResource):
             secret_output=True,
         )
         self.collector = self._command(
-            "collector",
-            pbs_collector.install_script(args.config, args.inventory),
-            pbs_collector.uninstall_script(),
-            list(stores.values()),
+            "collector", pbs_collector.prerequisites_script(), pbs_collector.uninstall_script(), list(stores.values())
         )
+        collector_files = install.InstallTarget(
+            name=f"{name}-collector",
+            ip=args.host.address,
+            user=user,
+            connection=self._connection,
+            files=tuple(
+                f for f in files_for(args.config, args.inventory, args.host.name)[0] if f.path in COLLECTOR_FILES
+            ),
+        )
+        self.collector_applied = install.install_files(self, args.config, collector_files, [self.collector])
 
         self.datastores = pulumi.Output.from_input(sorted(stores))
         self.token_id = pulumi.Output.from_input(f"{pbs.token_user}!{pbs.token_name}")

@@ -24,7 +24,8 @@ from pulumi_command import remote
 from components import ssh
 from components.config import Asset, BackupsSection, Retention, StackConfig
 from components.inventory import Inventory, ProtectedGuest
-from components.render import vzdump_hook
+from components.monitoring import install
+from components.render import files_for, vzdump_hook
 
 JOB_ID = "obsstack-nightly"
 
@@ -37,6 +38,8 @@ class BackupPlanArgs:
     ssh_user: str
     ssh_private_key: pulumi.Input[str]
     storage_id: pulumi.Input[str]
+    config: StackConfig
+    inventory: Inventory
     excluded_vmids: tuple[int, ...] = ()
 
     @classmethod
@@ -55,6 +58,8 @@ class BackupPlanArgs:
             ssh_user=config.proxmox.ssh_user,
             ssh_private_key=ssh_private_key,
             storage_id=storage_id,
+            config=config,
+            inventory=inventory,
             excluded_vmids=tuple(v for name in config.backups.exclude if (v := assets[name].vmid) is not None),
         )
 
@@ -81,23 +86,7 @@ class BackupPlan(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: BackupPlanArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("obsstack:proxmox:BackupPlan", name, None, opts)
-        hooks = []
-        for node in args.nodes:
-            assert node.address is not None  # config validation: PVE nodes have addresses
-            install = vzdump_hook.install_script(node.name)
-            uninstall = vzdump_hook.uninstall_script(node.name)
-            hooks.append(
-                remote.Command(
-                    f"{name}-hook-{node.name}",
-                    ssh.command_args(
-                        ssh.connection(node.address, node.ssh_user or args.ssh_user, args.ssh_private_key),
-                        create=install,
-                        update=install,  # in place, no triggers: a replacement's delete would unhook it
-                        delete=uninstall,
-                    ),
-                    pulumi.ResourceOptions(parent=self),
-                )
-            )
+        hooks = [self._hook(name, args, node) for node in args.nodes]
         backups = args.backups
         self.job = proxmoxve.backup.Job(
             f"{name}-nightly",
@@ -122,3 +111,25 @@ class BackupPlan(pulumi.ComponentResource):
         self.vmids = pulumi.Output.from_input(sorted(g.vmid for g in args.protected))
         self.job_id = self.job.resource_id
         self.register_outputs({"vmids": self.vmids, "jobId": self.job_id})
+
+    def _hook(self, name: str, args: BackupPlanArgs, node: Asset) -> remote.Command:
+        """The node's hook through the install path, then wired into /etc/vzdump.conf."""
+        assert node.address is not None  # config validation: PVE nodes have addresses
+        user = node.ssh_user or args.ssh_user
+        connection = ssh.connection(node.address, user, args.ssh_private_key)
+        files, _ = files_for(args.config, args.inventory, node.name)
+        target = install.InstallTarget(
+            f"{name}-hook-{node.name}-files",
+            node.address,
+            user,
+            connection,
+            tuple(f for f in files if f.path == vzdump_hook.HOOK_PATH),
+        )
+        installed = install.install_files(self, args.config, target)
+        wire = vzdump_hook.wire_script(node.name)
+        return remote.Command(
+            f"{name}-hook-{node.name}",
+            # In place, no triggers: a replacement's delete would unhook it.
+            ssh.command_args(connection, create=wire, update=wire, delete=vzdump_hook.uninstall_script(node.name)),
+            pulumi.ResourceOptions(parent=self, depends_on=[installed]),
+        )

@@ -98,27 +98,7 @@ class ProxmoxVm(pulumi.ComponentResource):
             "obsstack:proxmox:ProxmoxVm", name, None, aliases.renamed_from("obsstack:proxmox:ProxmoxVm", opts)
         )
         host, shape = args.host, args.shape
-        fixed_name = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
-
-        public_key = tls.get_public_key_output(private_key_openssh=args.ssh_private_key).public_key_openssh
-        user_data = proxmoxve.FileLegacy(
-            f"{name}-user-data",
-            proxmoxve.FileLegacyArgs(
-                node_name=host.node,
-                datastore_id=args.snippets_storage,
-                content_type="snippets",
-                source_raw=proxmoxve.FileLegacySourceRawArgs(
-                    file_name=f"obsstack-{host.name}-user-data.yaml",
-                    data=public_key.apply(
-                        lambda key: cloud_init.user_data(host.name, args.domain, args.ssh_user, key, args.apt_proxy)
-                    ),
-                ),
-            ),
-            # The file name is fixed: a replacement created first would upload over the same
-            # volume, and the old one's delete would then remove it.
-            fixed_name,
-        )
-
+        user_data = self._user_data(name, args)
         boot_disk: dict[str, Any] = {
             "interface": "virtio0",
             "datastore_id": shape.storage,
@@ -131,20 +111,7 @@ class ProxmoxVm(pulumi.ComponentResource):
         if shape.template_vmid is not None:
             clone = proxmoxve.VmLegacyCloneArgs(vm_id=shape.template_vmid, full=True)
         else:
-            image = proxmoxve.download.File(
-                f"{name}-image",
-                proxmoxve.download.FileArgs(
-                    node_name=host.node,
-                    datastore_id=args.image.storage,
-                    content_type="iso",
-                    url=args.image.url,
-                    file_name=f"obsstack-{host.name}-{args.image.file_name}",
-                    checksum=args.image.checksum,
-                    checksum_algorithm=args.image.checksum_algorithm,
-                    overwrite=False,
-                ),
-                fixed_name,  # as the snippet: a second download of the same name fails "already exists"
-            )
+            image = self._image(name, args)
             boot_disk["file_id"] = image.id
             depends.append(image)
 
@@ -200,3 +167,43 @@ class ProxmoxVm(pulumi.ComponentResource):
         self.vm_id = pulumi.Output.from_input(host.vmid)
         self.ip = self.vm.ipv4_addresses.apply(first_routable) if args.dhcp else pulumi.Output.from_input(host.ip)
         self.register_outputs({"ip": self.ip, "vmId": self.vm_id})
+
+    def _user_data(self, name: str, args: ProxmoxVmArgs) -> proxmoxve.FileLegacy:
+        """The cloud-init snippet: hostname, the SSH user with the stack's public key, apt proxy."""
+        host = args.host
+        public_key = tls.get_public_key_output(private_key_openssh=args.ssh_private_key).public_key_openssh
+        return proxmoxve.FileLegacy(
+            f"{name}-user-data",
+            proxmoxve.FileLegacyArgs(
+                node_name=host.node,
+                datastore_id=args.snippets_storage,
+                content_type="snippets",
+                source_raw=proxmoxve.FileLegacySourceRawArgs(
+                    file_name=f"obsstack-{host.name}-user-data.yaml",
+                    data=public_key.apply(
+                        lambda key: cloud_init.user_data(host.name, args.domain, args.ssh_user, key, args.apt_proxy)
+                    ),
+                ),
+            ),
+            # The file name is fixed: a replacement created first would upload over the same
+            # volume, and the old one's delete would then remove it.
+            pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+
+    def _image(self, name: str, args: ProxmoxVmArgs) -> proxmoxve.download.File:
+        """The cloud image on the VM's node, verified by its checksum after the download."""
+        return proxmoxve.download.File(
+            f"{name}-image",
+            proxmoxve.download.FileArgs(
+                node_name=args.host.node,
+                datastore_id=args.image.storage,
+                content_type="iso",
+                url=args.image.url,
+                file_name=f"obsstack-{args.host.name}-{args.image.file_name}",
+                checksum=args.image.checksum,
+                checksum_algorithm=args.image.checksum_algorithm,
+                overwrite=False,
+            ),
+            # As the snippet: a second download of the same name fails "already exists".
+            pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )

@@ -16,7 +16,7 @@ import jinja2
 import yaml
 
 from components.config import StackConfig, duration_seconds
-from components.inventory import Inventory
+from components.inventory import Inventory, build
 from components.render import HostFile, layout
 from components.render.rules import rule_files
 
@@ -102,10 +102,10 @@ WantedBy=timers.target
 )
 
 
-def protected_label_sets(config: StackConfig) -> list[dict[str, str]]:
+def protected_label_sets(config: StackConfig, inventory: Inventory) -> list[dict[str, str]]:
     """alertname plus the static labels its rule gives it, for every protected alert (Watchdog)."""
     static: dict[str, dict[str, str]] = {}
-    for text in rule_files(config).values():
+    for text in rule_files(config, inventory).values():
         for group in (yaml.safe_load(text) or {}).get("groups", []):
             for rule in group.get("rules", []):
                 if "alert" in rule:
@@ -113,14 +113,16 @@ def protected_label_sets(config: StackConfig) -> list[dict[str, str]]:
     return [{**static.get(name, {}), "alertname": name} for name in config.alerting.silence_policy.protected_alerts]
 
 
-def policy_document(config: StackConfig) -> dict[str, Any]:
-    """The silence policy tools/silences enforces (silence-policy.json on the host)."""
+def policy_document(config: StackConfig, inventory: Inventory | None = None) -> dict[str, Any]:
+    """The silence policy tools/silences enforces (silence-policy.json on the host); the inventory
+    is built from config unless the caller has it."""
     spec = config.alerting.silence_policy
+    inventory = build(config) if inventory is None else inventory
     return {
         "max_duration_seconds": duration_seconds(spec.max_duration),
         "maintenance_max_duration_seconds": duration_seconds(spec.maintenance_max_duration),
         "maintenance_windows": [w.name for w in config.alerting.maintenance_windows],
-        "protected": protected_label_sets(config),
+        "protected": protected_label_sets(config, inventory),
     }
 
 
@@ -156,6 +158,7 @@ def units(config: StackConfig) -> dict[str, str]:
 
 
 def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
+    policy = json.dumps(policy_document(config, inventory), indent=2, sort_keys=True) + "\n"
     out: list[HostFile] = []
     for mon in inventory.monitoring:
         env = {
@@ -164,9 +167,7 @@ def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
             "OBS_ALERTMANAGER_USER": ALERTMANAGER_USER,
             "OBS_ALERTMANAGER_PASSWORD_FILE": ALERTMANAGER_PASSWORD_FILE,
         }
-        out.append(
-            HostFile(mon.name, POLICY_PATH, json.dumps(policy_document(config), indent=2, sort_keys=True) + "\n")
-        )
+        out.append(HostFile(mon.name, POLICY_PATH, policy))
         out += [HostFile(mon.name, f"{LIB_DIR}/{src}", (REPO / src).read_text()) for src in SHIPPED_SOURCES]
         for name, module in (("obs-silences", "tools.silences"), ("obs-oncall-drill", "tools.oncall_drill")):
             script = WRAPPER.render(name=name, module=module, env=env, lib=LIB_DIR)

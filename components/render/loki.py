@@ -105,29 +105,51 @@ def _storage(config: StackConfig) -> tuple[str, dict[str, Any], dict[str, Any]]:
 def render(config: StackConfig, inventory: Inventory, node: MonitoringNode | None = None) -> str:
     node = node or inventory.monitoring[0]
     size = sizing(config)
-    store, common_storage, storage_extra = _storage(config)
-    retention_hours = duration_seconds(config.loki.retention) // 3600
-    tls_dir = layout.LOKI_TLS_DIR
     document: dict[str, Any] = {
         "auth_enabled": False,
-        "server": {
-            "http_listen_address": node.ip,
-            "http_listen_port": config.monitoring.ports.loki,
-            "grpc_listen_address": "127.0.0.1",
-            "grpc_listen_port": 9095,
-            # Mutual TLS: only holders of a certificate from the stack's CA may push or query.
-            "http_tls_config": {
-                "cert_file": f"{tls_dir}/{layout.CERT_FILE}",
-                "key_file": f"{tls_dir}/{layout.KEY_FILE}",
-                "client_ca_file": f"{tls_dir}/{layout.CA_FILE}",
-                "client_auth_type": "RequireAndVerifyClientCert",
-            },
-            "http_server_read_timeout": config.loki.query_timeout,
-            "http_server_write_timeout": config.loki.query_timeout,
-            "grpc_server_max_recv_msg_size": 16 * MIB,
-            "grpc_server_max_send_msg_size": 16 * MIB,
-            "log_level": "info",
+        "server": _server(config, node),
+        **_storage_sections(config),
+        **_write_path(config),
+        "limits_config": _limits(config),
+        "querier": {"max_concurrent": size.querier_concurrency},
+        "query_range": {
+            "align_queries_with_step": True,
+            "cache_results": True,
+            "results_cache": {"cache": {"embedded_cache": {"enabled": True, "max_size_mb": 512}}},
         },
+        "chunk_store_config": {"chunk_cache_config": {"embedded_cache": {"enabled": True, "max_size_mb": 1024}}},
+        "frontend": {"max_outstanding_per_tenant": 2048, "log_queries_longer_than": "5s"},
+        "analytics": {"reporting_enabled": False},
+    }
+    return yamlout.dump(document)
+
+
+def _server(config: StackConfig, node: MonitoringNode) -> dict[str, Any]:
+    tls_dir = layout.LOKI_TLS_DIR
+    return {
+        "http_listen_address": node.ip,
+        "http_listen_port": config.monitoring.ports.loki,
+        "grpc_listen_address": "127.0.0.1",
+        "grpc_listen_port": 9095,
+        # Mutual TLS: only holders of a certificate from the stack's CA may push or query.
+        "http_tls_config": {
+            "cert_file": f"{tls_dir}/{layout.CERT_FILE}",
+            "key_file": f"{tls_dir}/{layout.KEY_FILE}",
+            "client_ca_file": f"{tls_dir}/{layout.CA_FILE}",
+            "client_auth_type": "RequireAndVerifyClientCert",
+        },
+        "http_server_read_timeout": config.loki.query_timeout,
+        "http_server_write_timeout": config.loki.query_timeout,
+        "grpc_server_max_recv_msg_size": 16 * MIB,
+        "grpc_server_max_send_msg_size": 16 * MIB,
+        "log_level": "info",
+    }
+
+
+def _storage_sections(config: StackConfig) -> dict[str, Any]:
+    """Where chunks and the TSDB index live (filesystem or S3), and the schema."""
+    store, common_storage, storage_extra = _storage(config)
+    return {
         "common": {
             "instance_addr": "127.0.0.1",
             "path_prefix": layout.LOKI_DATA,
@@ -153,6 +175,13 @@ def render(config: StackConfig, inventory: Inventory, node: MonitoringNode | Non
             },
             **storage_extra,
         },
+    }
+
+
+def _write_path(config: StackConfig) -> dict[str, Any]:
+    """Compaction with retention, and the ingester's chunking and WAL."""
+    store, _, _ = _storage(config)
+    return {
         "compactor": {
             "working_directory": f"{layout.LOKI_DATA}/compactor",
             "compaction_interval": "10m",
@@ -168,36 +197,32 @@ def render(config: StackConfig, inventory: Inventory, node: MonitoringNode | Non
             "max_chunk_age": "2h",
             "wal": {"enabled": True, "dir": f"{layout.LOKI_DATA}/wal", "replay_memory_ceiling": "1GB"},
         },
-        "limits_config": {
-            "retention_period": f"{retention_hours}h",
-            "ingestion_rate_strategy": "local",
-            "ingestion_rate_mb": size.ingestion_rate_mb,
-            "ingestion_burst_size_mb": size.ingestion_burst_mb,
-            "per_stream_rate_limit": f"{size.per_stream_rate_mb}MB",
-            "per_stream_rate_limit_burst": f"{size.per_stream_rate_mb * BURST_SECONDS // 2}MB",
-            "max_global_streams_per_user": 10000,
-            "max_label_names_per_series": 15,
-            "reject_old_samples": True,
-            "reject_old_samples_max_age": "168h",
-            "max_query_length": f"{retention_hours + 24}h",
-            "max_query_parallelism": size.query_parallelism,
-            "split_queries_by_interval": f"{SPLIT_HOURS}h",
-            "query_timeout": config.loki.query_timeout,
-            "max_entries_limit_per_query": 5000,
-            "allow_structured_metadata": True,
-            "volume_enabled": True,
-        },
-        "querier": {"max_concurrent": size.querier_concurrency},
-        "query_range": {
-            "align_queries_with_step": True,
-            "cache_results": True,
-            "results_cache": {"cache": {"embedded_cache": {"enabled": True, "max_size_mb": 512}}},
-        },
-        "chunk_store_config": {"chunk_cache_config": {"embedded_cache": {"enabled": True, "max_size_mb": 1024}}},
-        "frontend": {"max_outstanding_per_tenant": 2048, "log_queries_longer_than": "5s"},
-        "analytics": {"reporting_enabled": False},
     }
-    return yamlout.dump(document)
+
+
+def _limits(config: StackConfig) -> dict[str, Any]:
+    """Per-tenant limits sized from the configured ingest rate (docs/loki-sizing.md)."""
+    size = sizing(config)
+    retention_hours = duration_seconds(config.loki.retention) // 3600
+    return {
+        "retention_period": f"{retention_hours}h",
+        "ingestion_rate_strategy": "local",
+        "ingestion_rate_mb": size.ingestion_rate_mb,
+        "ingestion_burst_size_mb": size.ingestion_burst_mb,
+        "per_stream_rate_limit": f"{size.per_stream_rate_mb}MB",
+        "per_stream_rate_limit_burst": f"{size.per_stream_rate_mb * BURST_SECONDS // 2}MB",
+        "max_global_streams_per_user": 10000,
+        "max_label_names_per_series": 15,
+        "reject_old_samples": True,
+        "reject_old_samples_max_age": "168h",
+        "max_query_length": f"{retention_hours + 24}h",
+        "max_query_parallelism": size.query_parallelism,
+        "split_queries_by_interval": f"{SPLIT_HOURS}h",
+        "query_timeout": config.loki.query_timeout,
+        "max_entries_limit_per_query": 5000,
+        "allow_structured_metadata": True,
+        "volume_enabled": True,
+    }
 
 
 def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:

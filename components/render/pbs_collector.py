@@ -15,7 +15,6 @@ version). Only ``status == "OK"`` is a success: warnings and errors count as fai
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 
@@ -155,42 +154,15 @@ Persistent=true
 WantedBy=timers.target
 """)
 
-_INSTALL = _ENV.from_string(r"""#!/bin/bash
-# Install the obsstack PBS collector (script, service, timer). Idempotent.
+_PREREQUISITES = """#!/bin/bash
+# What the collector needs beyond PBS itself; its files come through the install path
+# (components/monitoring/install.py: validated, swapped, timers enabled).
 set -euo pipefail
-ROOT="${OBSSTACK_ROOT:-}"
 if ! command -v jq >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends jq
 fi
-changed=0
-install_file() {
-    # install_file PATH MODE BASE64: replace atomically only when the content differs.
-    local path="$ROOT$1" tmp
-    mkdir -p "${path%/*}"
-    tmp="$(mktemp "$path.XXXXXX")"
-    printf '%s' "$3" | base64 -d >"$tmp"
-    chmod "$2" "$tmp"
-    # A script that does not parse never replaces the one that runs.
-    case "$1" in *.sh) bash -n "$tmp" || { rm -f "$tmp"; return 1; } ;; esac
-    if cmp -s "$tmp" "$path"; then
-        rm -f "$tmp"
-    else
-        mv -f "$tmp" "$path"
-        changed=1
-        echo "updated $1"
-    fi
-}
-{% for f in files -%}
-install_file {{ f.path }} {{ f.mode }} '{{ f.b64 }}'
-{% endfor -%}
-if [ -z "$ROOT" ]; then
-    if [ "$changed" = 1 ]; then
-        systemctl daemon-reload
-    fi
-    systemctl enable --now {{ unit }}.timer
-fi
-echo "pbs collector installed (changed=$changed)"
-""")
+echo "pbs collector prerequisites in place"
+"""
 
 _UNINSTALL = _ENV.from_string(r"""#!/bin/bash
 # Remove the obsstack PBS collector. Datastores and backups are not touched.
@@ -247,13 +219,8 @@ def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
     ]
 
 
-def install_script(config: StackConfig, inventory: Inventory) -> str:
-    """Shell script run over SSH on the PBS host: ships the three files and starts the timer."""
-    shipped = [
-        {"path": f.path, "mode": f.mode, "b64": base64.b64encode(f.content.encode()).decode()}
-        for f in files(config, inventory)
-    ]
-    return _INSTALL.render(files=shipped, **_values())
+def prerequisites_script() -> str:
+    return _PREREQUISITES
 
 
 def uninstall_script() -> str:

@@ -83,9 +83,17 @@ def _job(job: ScrapeJob, node: MonitoringNode, blackbox_port: int) -> dict[str, 
     return scrape
 
 
-def render(config: StackConfig, inventory: Inventory, node: MonitoringNode | None = None) -> str:
-    """prometheus.yml for ``node`` (default: the first monitoring host)."""
+def render(
+    config: StackConfig,
+    inventory: Inventory,
+    node: MonitoringNode | None = None,
+    *,
+    rules: dict[str, str] | None = None,
+) -> str:
+    """prometheus.yml for ``node`` (default: the first monitoring host); ``rules`` are the stack's
+    rule files (file name -> content) when the caller has rendered them already."""
     mon = config.monitoring
+    rules = rule_files(config, inventory) if rules is None else rules
     node = node or inventory.monitoring[0]
     document: dict[str, Any] = {
         "global": {
@@ -107,7 +115,7 @@ def render(config: StackConfig, inventory: Inventory, node: MonitoringNode | Non
                 }
             ]
         },
-        "rule_files": [f"{layout.RULES_SUBDIR}/{name}" for name in rule_files(config)],
+        "rule_files": [f"{layout.RULES_SUBDIR}/{name}" for name in rules],
         "scrape_configs": [_job(job, node, mon.ports.blackbox) for job in inventory.scrape_jobs],
     }
     if mon.remote_write:
@@ -128,13 +136,11 @@ def render(config: StackConfig, inventory: Inventory, node: MonitoringNode | Non
 
 
 def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
+    rules = rule_files(config, inventory)
     shipped: list[HostFile] = []
     for node in inventory.monitoring:
-        shipped.append(
-            HostFile(
-                node.name, layout.PROMETHEUS_CONFIG, render(config, inventory, node), mode="0640", group="prometheus"
-            )
-        )
-        for name, content in rule_files(config).items():
+        config_text = render(config, inventory, node, rules=rules)
+        shipped.append(HostFile(node.name, layout.PROMETHEUS_CONFIG, config_text, mode="0640", group="prometheus"))
+        for name, content in rules.items():
             shipped.append(HostFile(node.name, f"{layout.RULES_DIR}/{name}", content, group="prometheus"))
     return shipped

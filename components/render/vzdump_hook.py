@@ -15,8 +15,6 @@ least-privilege API token (docs/proxmox-privileges.md).
 
 from __future__ import annotations
 
-import base64
-
 from jinja2 import Environment, StrictUndefined
 
 from components.config import StackConfig
@@ -192,36 +190,30 @@ fi
 exit 0
 """)
 
-_INSTALL = _ENV.from_string(r"""#!/bin/bash
-# Install the obsstack vzdump hook on {{ node }} and wire it into {{ vzdump_conf }}.
-# Idempotent: running it again changes nothing. It refuses to replace another hook script.
+_WIRE = _ENV.from_string(r"""#!/bin/bash
+# Wire the obsstack vzdump hook into {{ vzdump_conf }} on {{ node }} (the hook itself comes through
+# the install path, components/monitoring/install.py). Idempotent; it refuses to replace another
+# hook script.
 set -euo pipefail
 ROOT="${OBSSTACK_ROOT:-}"
 HOOK="$ROOT{{ hook_path }}"
 CONF="$ROOT{{ vzdump_conf }}"
-mkdir -p "${HOOK%/*}" "$ROOT{{ state_dir }}/guests" "$ROOT{{ textfile_dir }}"
+mkdir -p "$ROOT{{ state_dir }}/guests" "$ROOT{{ textfile_dir }}"
+if [ ! -x "$HOOK" ]; then
+    echo "error: $HOOK is not installed: its install step must run first." >&2
+    exit 1
+fi
 current="$(sed -n 's/^script:[[:space:]]*//p' "$CONF" 2>/dev/null | tail -n 1)"
 if [ -n "$current" ] && [ "$current" != "{{ hook_path }}" ]; then
     echo "error: $CONF already runs the hook script $current; obsstack will not replace it." >&2
     echo "fix: call it from {{ hook_path }}'s phases yourself, or remove that 'script:' line, then re-run." >&2
     exit 1
 fi
-tmp="$(mktemp "$HOOK.XXXXXX")"
-trap 'rm -f "$tmp"' EXIT
-base64 -d >"$tmp" <<'OBSSTACK_HOOK'
-{{ hook_b64 }}
-OBSSTACK_HOOK
-bash -n "$tmp"
-chmod 0755 "$tmp"
-if cmp -s "$tmp" "$HOOK"; then
-    echo "hook unchanged: $HOOK"
-else
-    mv -f "$tmp" "$HOOK"
-    echo "hook installed: $HOOK"
-fi
 if [ -z "$current" ]; then
     printf 'script: %s\n' "{{ hook_path }}" >>"$CONF"
     echo "wired into $CONF"
+else
+    echo "already wired into $CONF"
 fi
 """)
 
@@ -254,10 +246,9 @@ def render_hook(node: str) -> str:
     return _HOOK.render(**_values(node))
 
 
-def install_script(node: str) -> str:
-    """Shell script run over SSH on the node: installs the hook and wires it into vzdump.conf."""
-    hook = base64.encodebytes(render_hook(node).encode()).decode().strip()
-    return _INSTALL.render(hook_b64=hook, **_values(node))
+def wire_script(node: str) -> str:
+    """Shell script run over SSH on the node: wires the installed hook into vzdump.conf."""
+    return _WIRE.render(**_values(node))
 
 
 def uninstall_script(node: str) -> str:

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from components import config as stack_config
+from components import inventory as stack_inventory
 from components.render import rules
 from tests.support import metric_names
 
@@ -70,9 +71,13 @@ def _alerts() -> dict[str, list[dict[str, Any]]]:
 
 
 @pytest.mark.parametrize("area", sorted(rules.GENERATED), ids=str)
-def test_committed_rules_match_the_renderer(area: str, example_config: stack_config.StackConfig) -> None:
+def test_committed_rules_match_the_renderer(
+    area: str, example_config: stack_config.StackConfig, example_inventory: stack_inventory.Inventory
+) -> None:
     committed = (rules.RULES_DIR / f"{area}.yml").read_text()
-    assert rules.GENERATED[area](example_config) == committed, f"rules/{area}.yml drifted: run `make rules`"
+    assert rules.GENERATED[area](example_config, example_inventory) == committed, (
+        f"rules/{area}.yml drifted: run `make rules`"
+    )
 
 
 @pytest.mark.parametrize("seed", ["1", "2"])
@@ -80,9 +85,10 @@ def test_rendering_does_not_depend_on_hash_order(seed: str) -> None:
     """Another process with another string-hash seed renders the committed files byte for byte
     (a renderer iterating a set of strings would not)."""
     code = (
-        "import json; from tests.conftest import load_sections; from components import config; "
+        "import json; from tests.conftest import load_sections; from components import config, inventory; "
         "from components.render import rules; "
-        "print(json.dumps(rules.rule_files(config.validate(load_sections()))))"
+        "stack = config.validate(load_sections()); "
+        "print(json.dumps(rules.rule_files(stack, inventory.build(stack))))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
@@ -192,22 +198,23 @@ def test_thresholds_come_from_config(  # noqa: PLR0917 (one parameter per table 
     for part in key[:-1]:
         node = node.setdefault(part, {})
     node[key[-1]] = value
-    rendered = rules.GENERATED[area](stack_config.validate(example_sections))
+    config = stack_config.validate(example_sections)
+    rendered = rules.GENERATED[area](config, stack_inventory.build(config))
     assert expected in rendered
     assert expected not in (rules.RULES_DIR / f"{area}.yml").read_text()
 
 
-def test_inventory_is_compiled_into_recording_rules(example_config: stack_config.StackConfig) -> None:
-    doc = yaml.safe_load(rules.render_availability(example_config))
+def test_inventory_is_compiled_into_recording_rules(
+    example_config: stack_config.StackConfig, example_inventory: stack_inventory.Inventory
+) -> None:
+    doc = yaml.safe_load(rules.GENERATED["availability"](example_config, example_inventory))
     registered = {
         (r["labels"]["job"], r["labels"]["instance"])
         for g in doc["groups"]
         for r in g["rules"]
         if r.get("record") == "obs:registered_target:info"
     }
-    from components.inventory import build
-
-    assert registered == {(e.job, e.instance) for e in build(example_config).coverage}
+    assert registered == {(e.job, e.instance) for e in example_inventory.coverage}
 
 
 @pytest.mark.parametrize(("low", "high"), [(9900, 9999), (100, 999), (95, 1234), (7, 7), (9990, 10010), (120, 129)])

@@ -3,16 +3,12 @@ identity, the token only as a secret, and the schedule installed on one monitori
 
 from __future__ import annotations
 
-import grp
 import json
-import os
-import pwd
-import subprocess
 
 import pytest
 
-from components.drill.schedule import SCRATCH_PRIVILEGES, install_script
-from components.render import HostFile
+from components.drill.schedule import SCRATCH_PRIVILEGES
+from components.render import drill as layout
 from tools.plan import engine
 
 COMMAND = "command:remote:Command"
@@ -22,8 +18,7 @@ def test_canary_installed_on_every_drill_target(example_plan: engine.PlanResult,
     for target in example_inventory.drill_targets:
         cmd = example_plan.one(COMMAND, f"drills-canary-{target.name}")
         assert cmd.parent == "drills"
-        assert "systemctl enable --now obs-canary.timer" in cmd.inputs["create"]
-        assert "bash -n /usr/local/sbin/obs-canary" in cmd.inputs["create"]
+        assert "systemctl start obs-canary.service" in cmd.inputs["create"]  # the first canary at once
         assert cmd.inputs["connection"] == engine.SECRET
         assert cmd.inputs["update"] == cmd.inputs["create"] and "triggers" not in cmd.inputs  # in place
         assert "# /usr/local/sbin/obs-canary " in cmd.inputs["create"]  # the diff names the file
@@ -88,23 +83,10 @@ def test_no_drill_targets_no_identity(run_program, example_sections) -> None:
     assert [r for r in plan.resources if r.parent == "drills"] == []
 
 
-def test_install_script_writes_exact_files_and_modes(tmp_path) -> None:
-    user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
-    files = [
-        HostFile(
-            "h", str(tmp_path / "sbin" / "tool"), "#!/bin/bash\necho 'quotes' \"and\" $vars\n", "0755", user, group
-        ),
-        HostFile(
-            "h", str(tmp_path / "etc" / "unit.timer"), "[Timer]\nOnCalendar=*-*-* 01:30:00\n", "0644", user, group
-        ),
-    ]
-    script = install_script(files, "root", "unit.timer", "true")
-    assert "sudo" not in script, "root needs no sudo"
-    assert "sudo -n " in install_script(files, "debian", "unit.timer", "true")
-    local = script.split("\ntrue\n")[0] + "\n"  # everything before the service manager is touched
-    subprocess.run(["bash", "-c", local], check=True)
-    for f in files:
-        path = tmp_path / f.path.removeprefix(str(tmp_path) + "/")
-        assert path.read_text() == f.content
-        assert oct(path.stat().st_mode & 0o777) == f"0o{f.mode[1:]}"
-    assert not list(tmp_path.rglob("*.new"))
+def test_canary_files_take_the_install_path(example_plan: engine.PlanResult, example_inventory) -> None:
+    for target in example_inventory.drill_targets:
+        apply = example_plan.one(COMMAND, f"drills-canary-{target.name}-files-apply-files")
+        assert f'bash -n "$candidate{layout.CANARY_SCRIPT}"' in apply.inputs["create"]  # checked before the swap
+        assert "systemctl enable --now --quiet obs-canary.timer" in apply.inputs["create"]
+        first_run = example_plan.one(COMMAND, f"drills-canary-{target.name}")
+        assert apply.name in first_run.options["dependsOn"]

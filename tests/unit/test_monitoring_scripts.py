@@ -13,7 +13,7 @@ import pytest
 from components import config as stack_config
 from components import inventory as stack_inventory
 from components.monitoring import scripts, services
-from components.render import host_files, layout, secret_files
+from components.render import HostFile, host_files, layout, secret_files
 
 PLAIN_FILES = services.ServiceSpec(
     "files",
@@ -202,3 +202,25 @@ def test_layout_creates_the_loki_group_the_package_does_not(tmp_path: Path) -> N
     calls = log.read_text().splitlines()
     assert "groupadd --system loki" in calls
     assert "usermod -aG loki loki" in calls
+
+
+@pytest.mark.parametrize(
+    ("hook", "accepted"),
+    [("#!/bin/bash\necho ok\n", True), ("#!/bin/bash\nif then fi\n", False)],
+    ids=["parses", "does-not-parse"],
+)
+def test_plain_shell_scripts_are_checked_before_the_swap(
+    tmp_path: Path, example_config: stack_config.StackConfig, hook: str, accepted: bool
+) -> None:
+    """The collector, the vzdump hook and the canary have no daemon to validate them: the install
+    path's plain-files step refuses a script that does not parse, before anything is swapped."""
+    path = "/usr/local/lib/obsstack/vzdump-hook.sh"
+    shipped = [HostFile("pve1", path, hook, mode="0755"), HostFile("pve1", "/etc/obs.conf", "if then\n")]
+    (files_spec,) = services.specs(example_config, "10.0.10.11", shipped, [], only=("files",))
+    assert files_spec.validators == (f'bash -n "$candidate{path}"',)  # scripts only, not other files
+    candidate = tmp_path / path.lstrip("/")
+    candidate.parent.mkdir(parents=True)
+    candidate.write_text(hook)
+    env = {"PATH": "/usr/bin:/bin", "candidate": str(tmp_path)}
+    done = subprocess.run(["bash", "-c", files_spec.validators[0]], env=env, capture_output=True, check=False)
+    assert (done.returncode == 0) == accepted

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import configparser
 import json
 import os
@@ -184,12 +183,12 @@ def test_failure_keeps_the_previous_file_and_reports(tmp_path: Path, collector: 
 
 @pytest.mark.parametrize(
     "script",
-    ["collector", "install", "uninstall"],
+    ["collector", "prerequisites", "uninstall"],
 )
 def test_shellcheck(tmp_path: Path, example_config, example_inventory, script: str) -> None:
     text = {
         "collector": lambda: pbs_collector.render_script(example_config.pbs),
-        "install": lambda: pbs_collector.install_script(example_config, example_inventory),
+        "prerequisites": pbs_collector.prerequisites_script,
         "uninstall": pbs_collector.uninstall_script,
     }[script]()
     path = tmp_path / "script.sh"
@@ -209,36 +208,8 @@ def test_systemd_units() -> None:
     assert timer["Install"]["WantedBy"] == "timers.target"
 
 
-def test_install_ships_files_idempotently(tmp_path: Path, example_config, example_inventory) -> None:
-    script = pbs_collector.install_script(example_config, example_inventory)
-    env = {"PATH": os.environ["PATH"], "OBSSTACK_ROOT": str(tmp_path)}
-
-    def run() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, check=False)
-
-    first = run()
-    assert first.returncode == 0, first.stderr
-    assert "changed=1" in first.stdout
-    for f in pbs_collector.files(example_config, example_inventory):
-        shipped = tmp_path / f.path.lstrip("/")
-        assert shipped.read_text() == f.content
-        assert oct(shipped.stat().st_mode & 0o777) == oct(int(f.mode, 8))
-    assert "changed=0" in run().stdout
-
-
 def test_files_go_to_the_pbs_host(example_config, example_inventory) -> None:
     shipped = pbs_collector.files(example_config, example_inventory)
     assert {f.host for f in shipped} == {example_config.pbs.host}
     expected = {pbs_collector.SCRIPT_PATH, pbs_collector.SERVICE_PATH, pbs_collector.TIMER_PATH}
     assert {f.path for f in shipped} == expected
-
-
-def test_install_refuses_a_script_that_does_not_parse(tmp_path: Path, example_config, example_inventory) -> None:
-    good = base64.b64encode(pbs_collector.render_script(example_config.pbs).encode()).decode()
-    script = pbs_collector.install_script(example_config, example_inventory)
-    assert good in script
-    broken = script.replace(good, base64.b64encode(b"#!/bin/bash\nif then fi\n").decode())
-    env = {"PATH": os.environ["PATH"], "OBSSTACK_ROOT": str(tmp_path)}
-    result = subprocess.run(["bash", "-c", broken], env=env, capture_output=True, text=True, check=False)
-    assert result.returncode != 0
-    assert not (tmp_path / pbs_collector.SCRIPT_PATH.lstrip("/")).exists()

@@ -83,14 +83,18 @@ def test_retention_reaches_the_job(run_program, example_sections, retention, exp
 
 
 def test_hook_installed_on_every_pve_node_before_the_job(example_plan, example_config) -> None:
-    hooks = {r.name: r for r in example_plan.find(COMMAND) if r.parent == "backups"}
+    hooks = {r.name: r for r in example_plan.find(COMMAND) if r.parent == "backups" and "-files-" not in r.name}
     assert set(hooks) == {f"backups-hook-{n.name}" for n in example_config.pve_nodes()}
     for node in example_config.pve_nodes():
         hook = hooks[f"backups-hook-{node.name}"]
-        install, uninstall = vzdump_hook.install_script(node.name), vzdump_hook.uninstall_script(node.name)
-        assert hook.inputs["create"] == install
+        wire, uninstall = vzdump_hook.wire_script(node.name), vzdump_hook.uninstall_script(node.name)
+        assert hook.inputs["create"] == wire
         assert hook.inputs["delete"] == uninstall
-        assert hook.inputs["update"] == install and "triggers" not in hook.inputs  # in place, never replaced
+        assert hook.inputs["update"] == wire and "triggers" not in hook.inputs  # in place, never replaced
+        # The hook file itself takes the install path (checked, swapped) before it is wired in.
+        files = example_plan.one(COMMAND, f"backups-hook-{node.name}-files-apply-files")
+        assert f'bash -n "$candidate{vzdump_hook.HOOK_PATH}"' in files.inputs["create"]
+        assert files.name in hook.options["dependsOn"]
     assert set(hooks) <= set(example_plan.one(JOB).options["dependsOn"])
 
 

@@ -131,7 +131,7 @@ def test_rule_files_are_relative_and_shipped(
     example_inventory: stack_inventory.Inventory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(rules.GENERATED, "selftest", lambda config: "groups: []\n")
+    monkeypatch.setitem(rules.GENERATED, "selftest", lambda config, inventory: "groups: []\n")
     document = yaml.safe_load(prometheus.render(example_config, example_inventory))
     assert "rules/selftest.yml" in document["rule_files"]
     shipped = {f.path for f in prometheus.files(example_config, example_inventory)}

@@ -104,10 +104,10 @@ def series(name: str, vmid: str, storage: str = "pbs-main") -> str:
     "script",
     [
         vzdump_hook.render_hook("pve1"),
-        vzdump_hook.install_script("pve1"),
+        vzdump_hook.wire_script("pve1"),
         vzdump_hook.uninstall_script("pve1"),
     ],
-    ids=["hook", "install", "uninstall"],
+    ids=["hook", "wire", "uninstall"],
 )
 def test_shellcheck(tmp_path: Path, script: str) -> None:
     path = tmp_path / "script.sh"
@@ -250,38 +250,55 @@ def run_script(script: str, root: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=30, check=False)
 
 
-def test_install_is_idempotent_and_wires_vzdump_conf(tmp_path: Path) -> None:
+def install_hook(root: Path) -> Path:
+    """What the install path leaves on the node: the rendered hook, executable."""
+    hook = root / vzdump_hook.HOOK_PATH.lstrip("/")
+    hook.parent.mkdir(parents=True, exist_ok=True)
+    hook.write_text(vzdump_hook.render_hook("pve1"))
+    hook.chmod(0o755)
+    return hook
+
+
+def test_wiring_is_idempotent(tmp_path: Path) -> None:
     conf = tmp_path / "etc/vzdump.conf"
     conf.parent.mkdir(parents=True)
     conf.write_text("# vzdump default settings\nbwlimit: 100000\n")
-    first = run_script(vzdump_hook.install_script("pve1"), tmp_path)
+    install_hook(tmp_path)
+    first = run_script(vzdump_hook.wire_script("pve1"), tmp_path)
     assert first.returncode == 0, first.stderr
-    hook = tmp_path / vzdump_hook.HOOK_PATH.lstrip("/")
-    assert hook.read_text() == vzdump_hook.render_hook("pve1")
-    assert os.access(hook, os.X_OK)
     snapshot = conf.read_text()
     assert snapshot.count(f"script: {vzdump_hook.HOOK_PATH}") == 1 and "bwlimit: 100000" in snapshot
-    second = run_script(vzdump_hook.install_script("pve1"), tmp_path)
-    assert second.returncode == 0 and "hook unchanged" in second.stdout
+    second = run_script(vzdump_hook.wire_script("pve1"), tmp_path)
+    assert second.returncode == 0 and "already wired" in second.stdout
     assert conf.read_text() == snapshot
 
 
-def test_install_refuses_to_replace_another_hook(tmp_path: Path) -> None:
+def test_wiring_refuses_a_hook_that_is_not_installed(tmp_path: Path) -> None:
+    conf = tmp_path / "etc/vzdump.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("bwlimit: 1\n")
+    result = run_script(vzdump_hook.wire_script("pve1"), tmp_path)
+    assert result.returncode == 1 and "is not installed" in result.stderr
+    assert conf.read_text() == "bwlimit: 1\n"
+
+
+def test_wiring_refuses_to_replace_another_hook(tmp_path: Path) -> None:
     conf = tmp_path / "etc/vzdump.conf"
     conf.parent.mkdir(parents=True)
     conf.write_text("script: /usr/local/bin/my-hook.pl\n")
-    result = run_script(vzdump_hook.install_script("pve1"), tmp_path)
+    install_hook(tmp_path)
+    result = run_script(vzdump_hook.wire_script("pve1"), tmp_path)
     assert result.returncode == 1
     assert "/usr/local/bin/my-hook.pl" in result.stderr and "fix:" in result.stderr
     assert conf.read_text() == "script: /usr/local/bin/my-hook.pl\n"
-    assert not (tmp_path / vzdump_hook.HOOK_PATH.lstrip("/")).exists()
 
 
 def test_uninstall_unwires_and_keeps_state(tmp_path: Path) -> None:
     conf = tmp_path / "etc/vzdump.conf"
     conf.parent.mkdir(parents=True)
     conf.write_text("bwlimit: 1\n")
-    assert run_script(vzdump_hook.install_script("pve1"), tmp_path).returncode == 0
+    install_hook(tmp_path)
+    assert run_script(vzdump_hook.wire_script("pve1"), tmp_path).returncode == 0
     state = tmp_path / vzdump_hook.STATE_DIR.lstrip("/") / "guests/pbs-main__110"
     state.write_text("status=1\n")
     result = run_script(vzdump_hook.uninstall_script("pve1"), tmp_path)

@@ -234,11 +234,12 @@ def replay(config: StackConfig, scenario: Scenario, promtool: str | None = None)
     if promtool is None:
         raise RuntimeError("promtool not found: apt-get install prometheus")
     inventory = build(config)
+    rule_files = rules.rule_files(config, inventory)
     series = overlay(baseline(config, inventory, scenario.duration, scenario.interval), scenario.series)
     end = scenario.duration
     firing = 'ALERTS{alertstate="firing"}'
     test = {
-        "rule_files": sorted(rules.rule_files(config)),
+        "rule_files": sorted(rule_files),
         "evaluation_interval": scenario.evaluation_interval,
         "tests": [
             {
@@ -257,7 +258,7 @@ def replay(config: StackConfig, scenario: Scenario, promtool: str | None = None)
     }
     with tempfile.TemporaryDirectory(prefix="alert-quality-") as tmp:
         workdir = Path(tmp)
-        for file_name, content in rules.rule_files(config).items():
+        for file_name, content in rule_files.items():
             (workdir / file_name).write_text(content)
         (workdir / "scenario_test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
         result = subprocess.run(

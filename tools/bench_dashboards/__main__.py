@@ -39,6 +39,7 @@ import yaml
 
 import dashboards
 from components import config as stack_config
+from components import inventory as stack_inventory
 from components.config import duration_seconds
 from components.render.rules import rule_files
 from tools.bench_dashboards import synthetic
@@ -124,7 +125,7 @@ def default_values(url: str, board: dashboards.Board) -> dict[str, str]:
 def recording_rules(config: stack_config.StackConfig) -> dict[str, tuple[str, str | None]]:
     """record name -> (expr, group interval) over every rule file this stack ships."""
     rules: dict[str, tuple[str, str | None]] = {}
-    for text in rule_files(config).values():
+    for text in rule_files(config, stack_inventory.build(config)).values():
         for group in (yaml.safe_load(text) or {}).get("groups", []):
             for rule in group.get("rules", []):
                 if "record" in rule:

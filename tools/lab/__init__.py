@@ -151,7 +151,7 @@ class Lab:
     def rule_files(self) -> dict[str, str]:
         """The stack's rendered rules, ``for`` and group intervals scaled."""
         files: dict[str, str] = {}
-        for name, text in rule_files(self.config).items():
+        for name, text in rule_files(self.config, self.inventory).items():
             doc = yaml.safe_load(text) or {}
             for group in doc.get("groups", []):
                 if "interval" in group:

@@ -270,9 +270,16 @@ def summary_rows(report: Report) -> list[tuple[str, ...]]:
     ]
 
 
-def blocks(report: Report, images: dict[str, str | None]) -> list[Block]:
-    w, b = report.window, report.budgets
-    out: list[Block] = [
+Images = dict[str, str | None]
+
+
+def _image(images: Images, key: str, alt: str) -> list[Block]:
+    return [Block("img", text=str(images[key]), headers=(alt,))] if images.get(key) else []
+
+
+def _intro(report: Report) -> list[Block]:
+    w = report.window
+    return [
         Block("h1", f"Platform report {when(w.start)} to {when(w.end)}"),
         Block(
             "p",
@@ -283,21 +290,22 @@ def blocks(report: Report, images: dict[str, str | None]) -> list[Block]:
         Block("table", headers=("promise", "target", "measured", "met"), rows=tuple(summary_rows(report))),
     ]
 
-    def image(key: str, alt: str) -> None:
-        if images.get(key):
-            out.append(Block("img", text=str(images[key]), headers=(alt,)))
 
+def _coverage(report: Report, images: Images) -> list[Block]:
     cov = report.coverage
-    out += [
+    return [
         Block("h2", "Scrape coverage"),
         Block(
             "p",
             f"Source: {cov.query}. Mean {pct(cov.mean)}, minimum {pct(cov.minimum)}, "
             f"at or above {cov.target:.0%} during {pct(cov.time_at_target)} of the window.",
         ),
+        *_image(images, "coverage", "scrape coverage over time against the target"),
     ]
-    image("coverage", "scrape coverage over time against the target")
-    out += [
+
+
+def _alerts(report: Report, images: Images) -> list[Block]:
+    return [
         Block("h2", "Alerts by severity and service"),
         Block("p", "Firing episodes and firing time from ALERTS (Watchdog excluded; pending alerts not counted)."),
         Block(
@@ -307,9 +315,7 @@ def blocks(report: Report, images: dict[str, str | None]) -> list[Block]:
                 (g.severity, g.service, str(g.episodes), duration(g.firing_seconds)) for g in report.alerts.groups
             ),
         ),
-    ]
-    image("alerts", "alert episodes by service and severity")
-    out.append(
+        *_image(images, "alerts", "alert episodes by service and severity"),
         Block(
             "table",
             headers=("alert", "severity", "service", "episodes", "firing time"),
@@ -317,9 +323,12 @@ def blocks(report: Report, images: dict[str, str | None]) -> list[Block]:
                 (a.alertname, a.severity, a.service, str(a.episodes), duration(a.firing_seconds))
                 for a in report.alerts.alerts
             ),
-        )
-    )
-    out += [
+        ),
+    ]
+
+
+def _notifications(report: Report, images: Images) -> list[Block]:
+    return [
         Block("h2", "Notifications"),
         Block("p", "Increase of alertmanager_notifications_total and alertmanager_notifications_failed_total."),
         Block(
@@ -329,10 +338,13 @@ def blocks(report: Report, images: dict[str, str | None]) -> list[Block]:
                 (i.name, f"{i.sent:.0f}", f"{i.failed:.0f}", pct(i.failure_ratio)) for i in report.notifications
             ),
         ),
+        *_image(images, "notifications", "notifications sent and failed per integration"),
     ]
-    image("notifications", "notifications sent and failed per integration")
-    mtta, oncall = report.mtta, report.oncall
-    out += [
+
+
+def _acknowledgements(report: Report) -> list[Block]:
+    mtta, oncall, b = report.mtta, report.oncall, report.budgets
+    return [
         Block("h2", "Acknowledgement and on-call drills"),
         Block(
             "p",
@@ -343,6 +355,12 @@ def blocks(report: Report, images: dict[str, str | None]) -> list[Block]:
             f"({duration(oncall.age_seconds)} before the end of the window).",
         ),
         Block("table", headers=("on-call drill succeeded at",), rows=tuple((when(t),) for t in oncall.successes)),
+    ]
+
+
+def _backups(report: Report, images: Images) -> list[Block]:
+    w, b = report.window, report.budgets
+    return [
         Block("h2", "Backups per guest"),
         Block(
             "p",
@@ -371,9 +389,13 @@ def blocks(report: Report, images: dict[str, str | None]) -> list[Block]:
                 for g in report.backups
             ),
         ),
+        *_image(images, "backups", "age of the last good backup per guest against the RPO"),
     ]
-    image("backups", "age of the last good backup per guest against the RPO")
-    out += [
+
+
+def _drills(report: Report, images: Images) -> list[Block]:
+    b = report.budgets
+    return [
         Block("h2", "Restore drills"),
         Block(
             "table",
@@ -397,9 +419,12 @@ def blocks(report: Report, images: dict[str, str | None]) -> list[Block]:
             + (", ".join(t.target for t in report.drills if not t.runs) or "none")
             + ".",
         ),
+        *_image(images, "drills", "restore drill RTO and RPO per target against the budgets"),
     ]
-    image("drills", "restore drill RTO and RPO per target against the budgets")
-    out += [
+
+
+def _datastores(report: Report, images: Images) -> list[Block]:
+    return [
         Block("h2", "PBS datastores"),
         Block(
             "table",
@@ -416,9 +441,22 @@ def blocks(report: Report, images: dict[str, str | None]) -> list[Block]:
                 for d in report.datastores
             ),
         ),
+        *_image(images, "datastores", "PBS datastore usage and forecast"),
     ]
-    image("datastores", "PBS datastore usage and forecast")
-    return out
+
+
+def blocks(report: Report, images: Images) -> list[Block]:
+    """The report's sections, in reading order."""
+    return [
+        *_intro(report),
+        *_coverage(report, images),
+        *_alerts(report, images),
+        *_notifications(report, images),
+        *_acknowledgements(report),
+        *_backups(report, images),
+        *_drills(report, images),
+        *_datastores(report, images),
+    ]
 
 
 def markdown(doc: list[Block]) -> str:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 from components import config as stack_config
+from components.inventory import build
 from components.render import rules
 from tools.rules import load_stack
 
@@ -24,10 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     except stack_config.ConfigError as err:
         print(err, file=sys.stderr)
         return 2
+    inventory = build(config)
     written = []
     for area, render in rules.GENERATED.items():
         path = rules.RULES_DIR / f"{area}.yml"
-        path.write_text(render(config))
+        path.write_text(render(config, inventory))
         written.append(str(path))
     print(f"wrote {len(written)} rule files from Pulumi.{args.stack}.yaml")
     return subprocess.run(["promtool", "check", "rules", *written], check=False).returncode

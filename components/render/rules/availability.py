@@ -1,0 +1,180 @@
+"""rules/availability.yml: is every registered target scraped, every guest registered, every probe up.
+
+The inventory is compiled into constant recording rules (``obs:registered_target:info``,
+``obs:registered_guest:info``), so Prometheus knows what *should* exist: coverage is measured
+against the inventory and a target whose scrape config vanished counts as uncovered.
+
+pve-exporter's cluster metrics (pve_guest_info) come from every scraped PVE node: alerts on them
+aggregate away `instance` so one guest is one alert, not one per node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from components.config import StackConfig
+from components.inventory import Inventory
+from components.render.rules.builders import CERT_FOR, Rule, alert, dump, guest_id, range_regex, ratio, record, tiered
+
+# Gives an expression over (job, instance) the asset/service/tier of the registered target.
+JOIN = "* on(job, instance) group_left(asset, service, tier) obs:registered_target:info"
+
+
+def _registered_targets(inventory: Inventory) -> Iterator[Rule]:
+    for entry in sorted(inventory.coverage, key=lambda e: (e.job, e.instance)):
+        yield record(
+            "obs:registered_target:info",
+            "vector(1)",
+            {"job": entry.job, "instance": entry.instance, "asset": entry.asset, "service": entry.service}
+            | {"tier": entry.tier},
+        )
+
+
+def _registered_guests(config: StackConfig, inventory: Inventory) -> Iterator[Rule]:
+    guests = {guest_id(a.kind, a.vmid): (a.name, a.service) for a in config.assets if a.is_guest and a.vmid}
+    guests |= {guest_id("vm", m.vmid): (m.name, "monitoring") for m in inventory.monitoring}
+    for gid, (asset, service) in sorted(guests.items()):
+        yield record("obs:registered_guest:info", "vector(1)", {"id": gid, "asset": asset, "service": service})
+
+
+def _coverage_records() -> list[Rule]:
+    return [
+        record(
+            "obs:scrape_coverage:ratio",
+            """
+            (count(obs:registered_target:info and on(job, instance) (up == 1)) or vector(0))
+            /
+            count(obs:registered_target:info)
+            """,
+        ),
+        record(
+            "service:scrape_coverage:ratio",
+            """
+            (
+              count by (service) (obs:registered_target:info and on(job, instance) (up == 1))
+              /
+              count by (service) (obs:registered_target:info)
+            )
+            or
+            0 * count by (service) (obs:registered_target:info)
+            """,
+        ),
+        record("obs:uncovered_target:info", "obs:registered_target:info unless on(job, instance) (up == 1)"),
+    ]
+
+
+def _target_down(config: StackConfig) -> list[Rule]:
+    th = config.alerting.thresholds
+
+    def query(tier: str) -> str:
+        # Registered targets take asset/service/tier from the inventory; scrape jobs added
+        # outside it (extra scrape configs, the alert bench) count when they carry a tier.
+        return f'''
+            (up == 0) {JOIN}{{tier="{tier}"}}
+            or
+            (up{{tier="{tier}"}} == 0 unless on(job, instance) obs:registered_target:info)
+            '''
+
+    return tiered(
+        config,
+        "TargetDown",
+        query,
+        hold=th.target_down_for,
+        service="{{ $labels.service }}",
+        summary="{{ $labels.asset }}: {{ $labels.job }} target {{ $labels.instance }} is down",
+        description=(
+            "Prometheus could not scrape {{ $labels.job }} on {{ $labels.instance }} (asset {{ $labels.asset }}, "
+            f"tier {{{{ $labels.tier }}}}) for {th.target_down_for}: its metrics and every alert built on them "
+            "are blind until it is back."
+        ),
+    )
+
+
+def _scrape_coverage(config: StackConfig) -> Rule:
+    th = config.alerting.thresholds
+    return alert(
+        config,
+        "ScrapeCoverageLow",
+        f"obs:scrape_coverage:ratio < {ratio(th.scrape_coverage_min)}",
+        hold=th.scrape_coverage_for,
+        severity="warning",
+        service="monitoring",
+        summary="Only {{ $value | humanizePercentage }} of registered targets are scraped",
+        description=(
+            f"Fewer than {th.scrape_coverage_min:.0%} of the targets registered in the inventory were scraped "
+            f"successfully for {th.scrape_coverage_for}. See obs:uncovered_target:info for the list."
+        ),
+    )
+
+
+def _unregistered_guest(config: StackConfig) -> Rule:
+    th = config.alerting.thresholds
+    scratch_low, scratch_high = config.backups.drill.scratch_vmid_range
+    return alert(
+        config,
+        "UnregisteredGuest",
+        f"""
+        max by (id, name, node, type) (
+          pve_guest_info{{id!~"(qemu|lxc)/({range_regex(scratch_low, scratch_high)})"}}
+        )
+        unless on(id) obs:registered_guest:info
+        """,
+        hold=th.unregistered_guest_for,
+        severity="info",
+        service="monitoring",
+        summary="Proxmox guest {{ $labels.id }} ({{ $labels.name }}) is not in the inventory",
+        description=(
+            "{{ $labels.type }} {{ $labels.name }} ({{ $labels.id }} on {{ $labels.node }}) has existed for "
+            f"{th.unregistered_guest_for} without an inventory entry: it is neither monitored nor backed up "
+            "by this stack."
+        ),
+    )
+
+
+def _service_probe_failed(config: StackConfig) -> list[Rule]:
+    th = config.alerting.thresholds
+    return tiered(
+        config,
+        "ServiceProbeFailed",
+        lambda tier: f'(probe_success == 0) {JOIN}{{tier="{tier}"}}',
+        hold=th.probe_failed_for,
+        service="{{ $labels.service }}",
+        summary="{{ $labels.asset }}: {{ $labels.job }} probe of {{ $labels.instance }} fails",
+        description=(
+            "The blackbox exporter's {{ $labels.job }} probe of {{ $labels.instance }} has failed for "
+            f"{th.probe_failed_for}: users of {{{{ $labels.service }}}} likely see an outage."
+        ),
+    )
+
+
+def _tls_certificate_expiring(config: StackConfig) -> Rule:
+    th = config.alerting.thresholds
+    return alert(
+        config,
+        "TLSCertificateExpiringSoon",
+        f"((probe_ssl_earliest_cert_expiry - time()) < {th.cert_expiry_days} * 86400) {JOIN}",
+        hold=CERT_FOR,
+        severity="warning",
+        service="{{ $labels.service }}",
+        summary="TLS certificate of {{ $labels.instance }} expires in {{ $value | humanizeDuration }}",
+        description=(
+            "The certificate chain served by {{ $labels.instance }} ({{ $labels.asset }}) expires in "
+            f"{{{{ $value | humanizeDuration }}}}, under the {th.cert_expiry_days}-day threshold: renew it."
+        ),
+    )
+
+
+def render(config: StackConfig, inventory: Inventory) -> str:
+    recording = [
+        *_registered_targets(inventory),
+        *_registered_guests(config, inventory),
+        *_coverage_records(),
+    ]
+    alerts = [
+        *_target_down(config),
+        _scrape_coverage(config),
+        _unregistered_guest(config),
+        *_service_probe_failed(config),
+        _tls_certificate_expiring(config),
+    ]
+    return dump("availability", recording + alerts)

@@ -1,0 +1,204 @@
+"""rules/meta.yml: the alerting pipeline watching itself (heartbeat, delivery, silences, acknowledgements)."""
+
+from __future__ import annotations
+
+from components.config import StackConfig
+from components.inventory import Inventory
+from components.render.rules.builders import ACK_LABELS, META_FOR, Rule, alert, dump, record, seconds
+
+
+def _alert_count_records() -> list[Rule]:
+    return [record("obs:alerts_firing:count", 'count by (severity) (ALERTS{alertstate="firing"})')]
+
+
+def _watchdog(config: StackConfig) -> Rule:
+    return alert(
+        config,
+        "Watchdog",
+        "vector(1)",
+        hold="0s",
+        severity="info",
+        service="monitoring",
+        summary="Alerting pipeline heartbeat (always firing)",
+        description=(
+            "Always firing, routed to the dead-man's-switch receiver every "
+            f"{config.alerting.routing.watchdog_repeat_interval}. When the heartbeat stops, Prometheus, "
+            "Alertmanager or the path between them is down."
+        ),
+    )
+
+
+def _rule_evaluation_failures(config: StackConfig) -> Rule:
+    return alert(
+        config,
+        "PrometheusRuleEvaluationFailures",
+        "increase(prometheus_rule_evaluation_failures_total[5m]) > 0",
+        hold=META_FOR,
+        severity="critical",
+        service="monitoring",
+        summary="Prometheus fails to evaluate rule group {{ $labels.rule_group }}",
+        description=(
+            "Rules in {{ $labels.rule_group }} have failed to evaluate for "
+            f"{META_FOR}: the alerts they define cannot fire."
+        ),
+    )
+
+
+def _prometheus_notifications_failing(config: StackConfig) -> Rule:
+    return alert(
+        config,
+        "PrometheusNotificationsFailing",
+        """
+        increase(prometheus_notifications_errors_total[5m]) > 0
+        or
+        increase(prometheus_notifications_dropped_total[5m]) > 0
+        """,
+        hold=META_FOR,
+        severity="critical",
+        service="monitoring",
+        summary="Prometheus cannot deliver alerts to Alertmanager",
+        description=(
+            "Prometheus on {{ $labels.instance }} has been failing or dropping alert notifications to "
+            f"Alertmanager{{{{ with $labels.alertmanager }}}} {{{{ . }}}}{{{{ end }}}} for {META_FOR}."
+        ),
+    )
+
+
+def _alertmanager_notifications_failing(config: StackConfig) -> Rule:
+    return alert(
+        config,
+        "AlertmanagerNotificationsFailing",
+        "increase(alertmanager_notifications_failed_total[5m]) > 0",
+        hold=META_FOR,
+        severity="critical",
+        service="monitoring",
+        summary="Alertmanager fails to notify via {{ $labels.integration }}",
+        description=(
+            "Alertmanager on {{ $labels.instance }} has failed to deliver notifications through the "
+            f"{{{{ $labels.integration }}}} integration for {META_FOR}: people are not being told."
+        ),
+    )
+
+
+def _alertmanager_cluster_degraded(config: StackConfig) -> Rule:
+    replicas = config.monitoring.replicas
+    return alert(
+        config,
+        "AlertmanagerClusterDegraded",
+        f"""
+        (alertmanager_cluster_members < {replicas} and on(job, instance) alertmanager_cluster_enabled == 1)
+        or
+        count(up{{job="alertmanager"}} == 1) < {replicas}
+        """,
+        hold="5m",
+        severity="warning",
+        service="monitoring",
+        summary=f"Alertmanager cluster has fewer than {replicas} healthy members",
+        description=(
+            f"The stack runs {replicas} Alertmanager replica(s) but fewer are up or clustered: "
+            "notifications may be duplicated or lost on the next failure."
+        ),
+    )
+
+
+def _silence_policy_violation(config: StackConfig) -> Rule:
+    return alert(
+        config,
+        "SilencePolicyViolation",
+        "obs_silence_policy_violations > 0",
+        hold="0s",
+        severity="critical",
+        service="monitoring",
+        summary="{{ $value }} active silence(s) break the silence policy",
+        description=(
+            "The silence policy check found active silences that are too long, lack an author or reason, "
+            "or match Watchdog or every critical alert: critical alerts may be masked. "
+            "List them with `tools/silences audit`."
+        ),
+    )
+
+
+def _silence_policy_check_stale(config: StackConfig) -> Rule:
+    check_every = config.alerting.silence_policy.check_every
+    return alert(
+        config,
+        "SilencePolicyCheckStale",
+        f"""
+        time() - obs_silence_policy_check_last_run_timestamp_seconds > {5 * seconds(check_every)}
+        or
+        obs_silence_policy_check_up == 0
+        or
+        absent(obs_silence_policy_check_last_run_timestamp_seconds)
+        """,
+        hold=META_FOR,
+        severity="warning",
+        service="monitoring",
+        summary="The silence policy check is not running or cannot read Alertmanager",
+        description=(
+            f"The policy check (every {check_every}) has not completed a run for "
+            f"{META_FOR}: SilencePolicyViolation and CriticalAlertUnacknowledged work on stale data, "
+            "so a masking silence or an unacknowledged page could go unnoticed."
+        ),
+    )
+
+
+def _critical_alert_unacknowledged(config: StackConfig) -> Rule:
+    ack_timeout = config.alerting.escalation.ack_timeout
+    return alert(
+        config,
+        "CriticalAlertUnacknowledged",
+        f"""
+        max without (alertstate) (
+          label_replace(
+            ALERTS{{alertstate="firing", severity="critical", alertname!="CriticalAlertUnacknowledged"}},
+            "unacknowledged_alert", "$1", "alertname", "(.+)"
+          )
+        )
+        unless on({", ".join(ACK_LABELS)}) obs_alert_acknowledged
+        """,
+        hold=ack_timeout,
+        severity="critical",
+        service="{{ $labels.service }}",
+        summary="{{ $labels.unacknowledged_alert }} has been firing for " + ack_timeout + " unacknowledged",
+        description=(
+            "Critical alert {{ $labels.unacknowledged_alert }}{{ with $labels.instance }} on {{ . }}{{ end }} "
+            f"has fired for {ack_timeout} without an acknowledgement (`tools/silences ack`): "
+            "escalating to the secondary on-call tier."
+        ),
+    )
+
+
+def _oncall_drill_overdue(config: StackConfig) -> Rule:
+    every = config.alerting.thresholds.oncall_drill_every
+    return alert(
+        config,
+        "OnCallDrillOverdue",
+        f"""
+        time() - obs_oncall_drill_last_success_timestamp_seconds > {seconds(every)}
+        or
+        absent(obs_oncall_drill_last_success_timestamp_seconds)
+        """,
+        hold="1h",
+        severity="warning",
+        service="monitoring",
+        summary="No successful on-call drill within " + every,
+        description=(
+            f"tools/oncall_drill has not completed a drill (synthetic critical alert acknowledged end to end) "
+            f"within {every}: the paging path is unproven."
+        ),
+    )
+
+
+def render(config: StackConfig, inventory: Inventory) -> str:
+    alerts = [
+        _watchdog(config),
+        _rule_evaluation_failures(config),
+        _prometheus_notifications_failing(config),
+        _alertmanager_notifications_failing(config),
+        _alertmanager_cluster_degraded(config),
+        _silence_policy_violation(config),
+        _silence_policy_check_stale(config),
+        _critical_alert_unacknowledged(config),
+        _oncall_drill_overdue(config),
+    ]
+    return dump("meta", _alert_count_records() + alerts)
