@@ -11,10 +11,10 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from components.config import StackConfig
 from components.inventory import Inventory
@@ -62,6 +62,7 @@ class SecretFile:
 
 
 T = TypeVar("T", HostFile, SecretFile)
+R = TypeVar("R")
 
 
 def _renderers() -> Iterator[ModuleType]:
@@ -88,11 +89,22 @@ class Shipment:
     secrets_by_host: dict[str, tuple[SecretFile, ...]]
 
 
-# The last few shipments, with the objects they were rendered from (so an id is never reused while
+# The last few renders, with the objects they were rendered from (so an id is never reused while
 # cached): every component asks for its host's files, and rendering the whole stack once per host
 # would make planning quadratic in the number of hosts.
-_SHIPMENTS: list[tuple[StackConfig, Inventory, Shipment]] = []
-_SHIPMENT_CACHE_SIZE = 4
+_RENDERED: list[tuple[str, StackConfig, Inventory, Any]] = []
+_CACHE_SIZE = 8
+
+
+def rendered_once(what: str, config: StackConfig, inventory: Inventory, render: Callable[[], R]) -> R:
+    """``render()`` once per (what, config, inventory); both are frozen, so the result is too."""
+    for cached_what, cached_config, cached_inventory, cached in _RENDERED:
+        if cached_what == what and cached_config is config and cached_inventory is inventory:
+            return cast(R, cached)
+    result = render()
+    _RENDERED.insert(0, (what, config, inventory, result))
+    del _RENDERED[_CACHE_SIZE:]
+    return result
 
 
 def _group(items: list[T]) -> dict[str, tuple[T, ...]]:
@@ -103,10 +115,11 @@ def _group(items: list[T]) -> dict[str, tuple[T, ...]]:
 
 
 def shipment(config: StackConfig, inventory: Inventory) -> Shipment:
-    """Render every file once per (config, inventory); both are frozen, so the result is too."""
-    for cached_config, cached_inventory, cached in _SHIPMENTS:
-        if cached_config is config and cached_inventory is inventory:
-            return cached
+    """Every file for every host, rendered once per (config, inventory)."""
+    return rendered_once("shipment", config, inventory, lambda: _render_shipment(config, inventory))
+
+
+def _render_shipment(config: StackConfig, inventory: Inventory) -> Shipment:
     files: list[HostFile] = [
         HostFile(mon.name, "/etc/obsstack/coverage-register.json", coverage_register(config, inventory))
         for mon in inventory.monitoring
@@ -121,10 +134,7 @@ def shipment(config: StackConfig, inventory: Inventory) -> Shipment:
     _unique(secrets)
     files.sort(key=lambda f: (f.host, f.path))
     secrets.sort(key=lambda f: (f.host, f.path))
-    result = Shipment(tuple(files), tuple(secrets), _group(files), _group(secrets))
-    _SHIPMENTS.insert(0, (config, inventory, result))
-    del _SHIPMENTS[_SHIPMENT_CACHE_SIZE:]
-    return result
+    return Shipment(tuple(files), tuple(secrets), _group(files), _group(secrets))
 
 
 def host_files(config: StackConfig, inventory: Inventory) -> list[HostFile]:

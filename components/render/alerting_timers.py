@@ -9,7 +9,6 @@ run from /usr/local/lib/obsstack, and write textfiles node_exporter serves:
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -17,23 +16,13 @@ import yaml
 
 from components.config import StackConfig, duration_seconds
 from components.inventory import Inventory, build
-from components.render import HostFile, layout
+from components.render import HostFile, layout, sources
 from components.render.rules import rule_files
 
-REPO = Path(__file__).resolve().parents[2]
 LIB_DIR = "/usr/local/lib/obsstack"
 POLICY_PATH = "/etc/obsstack/silence-policy.json"
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
 UNIT_DIR = "/etc/systemd/system"
-SHIPPED_SOURCES = (
-    "tools/__init__.py",
-    "tools/silences/__init__.py",
-    "tools/silences/__main__.py",
-    "tools/silences/api.py",
-    "tools/silences/policy.py",
-    "tools/oncall_drill/__init__.py",
-    "tools/oncall_drill/__main__.py",
-)
 DRILL_SCHEDULE = "Tue *-*-01..07 10:00:00"  # first Tuesday of the month, office hours
 
 # The acknowledgement series carry the *alert's* job and instance (docs/metrics.md). Scraped from
@@ -168,7 +157,7 @@ def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
             "OBS_ALERTMANAGER_PASSWORD_FILE": ALERTMANAGER_PASSWORD_FILE,
         }
         out.append(HostFile(mon.name, POLICY_PATH, policy))
-        out += [HostFile(mon.name, f"{LIB_DIR}/{src}", (REPO / src).read_text()) for src in SHIPPED_SOURCES]
+        out += [HostFile(mon.name, f"{LIB_DIR}/{src}", text) for src, text in sources.ALERTING_TOOLS.items()]
         for name, module in (("obs-silences", "tools.silences"), ("obs-oncall-drill", "tools.oncall_drill")):
             script = WRAPPER.render(name=name, module=module, env=env, lib=LIB_DIR)
             out.append(HostFile(mon.name, f"/usr/local/bin/{name}", script, mode="0755"))

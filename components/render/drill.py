@@ -11,14 +11,11 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from pathlib import Path
 from typing import Any
 
 from components.config import StackConfig, duration_seconds
 from components.inventory import DrillTarget, Inventory
-from components.render import HostFile
-
-ROOT = Path(__file__).resolve().parents[2]
+from components.render import HostFile, sources
 
 CANARY_DIR = "/var/lib/obs-canary"
 CANARY_FILE = f"{CANARY_DIR}/canary.json"
@@ -158,7 +155,7 @@ def tool_outputs(config: StackConfig, inventory: Inventory) -> str:
 def requirements() -> str:
     """Pinned requirements of the tool's venv, from the project's lock (constraints.txt)."""
     pins: dict[str, str] = {}
-    for line in (ROOT / "constraints.txt").read_text().splitlines():
+    for line in sources.CONSTRAINTS.splitlines():
         name, sep, version = line.partition("==")
         if sep:
             pins[re.sub(r"[-_.]+", "-", name.strip().lower())] = version.strip()
@@ -166,14 +163,6 @@ def requirements() -> str:
     if missing:
         raise ValueError(f"constraints.txt lacks pins for {missing}")
     return "".join(f"{p}=={pins[p]}\n" for p in TOOL_PACKAGES)
-
-
-def tool_sources() -> dict[str, str]:
-    """Relative path -> content of the drill tool package (it imports nothing else of the repo)."""
-    sources = {"tools/__init__.py": (ROOT / "tools/__init__.py").read_text()}
-    for path in sorted((ROOT / "tools/restore_drill").glob("*.py")):
-        sources[f"tools/restore_drill/{path.name}"] = path.read_text()
-    return sources
 
 
 def drill_service() -> str:
@@ -237,7 +226,7 @@ def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
             HostFile(mon.name, DRILL_SERVICE, drill_service()),
             HostFile(mon.name, DRILL_TIMER, drill_timer(config)),
         ]
-        out += [HostFile(mon.name, f"{DRILL_HOME}/{rel}", text) for rel, text in tool_sources().items()]
+        out += [HostFile(mon.name, f"{DRILL_HOME}/{rel}", text) for rel, text in sources.DRILL_TOOL.items()]
     return out
 
 

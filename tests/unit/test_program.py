@@ -6,7 +6,7 @@ import pulumi
 import pytest
 
 from components import aliases
-from components.render import prometheus
+from components.render import prometheus, rules
 from tools.plan import engine
 
 COMPONENT_TYPES = [
@@ -34,6 +34,16 @@ def test_agents_on_every_managed_host(example_plan: engine.PlanResult, example_i
 
 def test_outputs_are_exported(example_plan: engine.PlanResult) -> None:
     assert set(example_plan.outputs) >= {"inventory", "endpoints", "restoreDrill"}
+
+
+def test_rules_are_rendered_once_per_plan(run_program, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    for area, render in list(rules.GENERATED.items()):
+        monkeypatch.setitem(
+            rules.GENERATED, area, lambda c, i, area=area, render=render: calls.append(area) or render(c, i)
+        )
+    run_program()
+    assert sorted(calls) == sorted(rules.GENERATED)
 
 
 def test_every_file_is_rendered_once_per_plan(run_program, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -105,7 +105,7 @@ def render_markdown(
         "",
         "**Backups:** " + ", ".join(f"{g.name} ({g.vmid})" for g in inventory.protected),
         "",
-        "**Protected from deletion:** " + (", ".join(f"`{r.name}`" for r in protected) or "none"),
+        "**Protected from deletion:** " + (", ".join(sorted(f"`{r.name}`" for r in protected)) or "none"),
         "",
         "**Scrape jobs:** " + ", ".join(f"{j.name} ({len(j.targets)})" for j in inventory.scrape_jobs),
         "",

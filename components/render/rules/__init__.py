@@ -19,16 +19,16 @@ scrape config vanished counts as uncovered, and a protected guest without any ba
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from components.config import StackConfig
 from components.inventory import Inventory
+from components.render import rendered_once, sources
 from components.render.rules import availability, backups, hosts, meta
 from components.render.rules.builders import range_regex
 
 __all__ = ["GENERATED", "RULES_DIR", "range_regex", "rule_files"]
 
-RULES_DIR = Path(__file__).resolve().parents[3] / "rules"
+RULES_DIR = sources.RULES_DIR
 
 GENERATED: dict[str, Callable[[StackConfig, Inventory], str]] = {
     "availability": availability.render,
@@ -39,8 +39,10 @@ GENERATED: dict[str, Callable[[StackConfig, Inventory], str]] = {
 
 
 def rule_files(config: StackConfig, inventory: Inventory) -> dict[str, str]:
-    """File name (``availability.yml``) -> content, for this stack."""
-    files = {f"{area}.yml": render(config, inventory) for area, render in GENERATED.items()}
-    for path in sorted(RULES_DIR.glob("*.yml")):
-        files.setdefault(path.name, path.read_text())
-    return dict(sorted(files.items()))
+    """File name (``availability.yml``) -> content, for this stack (rendered once per plan)."""
+
+    def render_all() -> dict[str, str]:
+        files = {f"{area}.yml": render(config, inventory) for area, render in GENERATED.items()}
+        return dict(sorted({**sources.COMMITTED_RULES, **files}.items()))
+
+    return dict(rendered_once("rules", config, inventory, render_all))
