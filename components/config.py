@@ -320,7 +320,11 @@ class Probe(Model):
 
 
 class DrillSpec(Model):
-    """Marks a VM as a restore-drill target: which files prove the restore, and its budgets."""
+    """Marks a VM as a restore-drill target: the data paths a restore must bring back, and its budgets.
+
+    The canary proves the bytes with files of its own; ``canary_paths`` must exist in the restored
+    guest (their content changes after the canary ran and is not compared).
+    """
 
     canary_paths: tuple[str, ...] = ("/etc",)
     rpo: Duration = "24h"
@@ -614,6 +618,19 @@ class VmShape(Model):
     template_vmid: int | None = Field(
         default=None, ge=100, le=999_999_999, description="clone this template instead of the cloud image"
     )
+    # Where cloud-init mounts the data disk (ext4, label obsdata); Prometheus' and Loki's data
+    # directories are bind mounts into it, and their install refuses to run while they are not.
+    # null: the host's data layout is its owner's (a host brought along, the test hosts).
+    data_mount: str | None = Field(default="/srv/obsstack", pattern=r"^/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+
+    @model_validator(mode="after")
+    def _data_mount_is_its_own(self) -> VmShape:
+        if self.data_mount is not None and self.data_mount.startswith(("/var/lib/prometheus", "/var/lib/loki")):
+            raise ValueError(
+                "data_mount: mount the data disk beside the data directories (the default /srv/obsstack): "
+                "they are bind-mounted into it"
+            )
+        return self
 
 
 class Ports(Model):

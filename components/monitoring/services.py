@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from components.config import StackConfig
-from components.render import HostFile, SecretFile, alloy, layout
+from components.render import HostFile, SecretFile, alloy, cloud_init, layout
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,7 @@ def _alerting_bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
             validators=(
                 f'promtool check config "$candidate{layout.PROMETHEUS_CONFIG}"',
                 f'promtool check web-config "$candidate{layout.PROMETHEUS_WEB}"',
+                *_on_data_disk(config, cloud_init.DATA_DIRS["prometheus"]),
             ),
             health=api_check(ports.prometheus),
             prune_dirs=((layout.RULES_DIR, "*.yml"),),
@@ -195,7 +196,10 @@ def _log_and_ui_bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
             "loki",
             "loki",
             config_dirs=(layout.LOKI_DIR,),
-            validators=(f'loki -verify-config -config.expand-env=true -config.file="$candidate{layout.LOKI_CONFIG}"',),
+            validators=(
+                f'loki -verify-config -config.expand-env=true -config.file="$candidate{layout.LOKI_CONFIG}"',
+                *_on_data_disk(config, cloud_init.DATA_DIRS["loki"]),
+            ),
             reloadable=False,  # Loki re-reads only its runtime config; the main config needs a restart
             health=HealthCheck(
                 url=_https(ip, ports.loki, "/ready"),
@@ -266,6 +270,19 @@ def specs(
                 )
             )
     return result
+
+
+def _on_data_disk(config: StackConfig, directory: str) -> tuple[str, ...]:
+    """A check that ``directory`` is on the data mount (same device) and the mount is not the root
+    filesystem: Prometheus or Loki writing to the root disk would fill it in days."""
+    mount = config.monitoring.vm.data_mount
+    if mount is None:
+        return ()
+    return (
+        f'[ "$(stat -c %d {directory})" = "$(stat -c %d {mount})" ] && [ "$(stat -c %d {mount})" != "$(stat -c %d /)" ]'
+        f" || {{ echo '{directory} is not on the data disk mounted at {mount} (cloud-init mounts it at first boot;"
+        f" see docs/monitoring-host.md): refusing to fill the root disk'; false; }}",
+    )
 
 
 def _is_shell(f: HostFile) -> bool:

@@ -144,6 +144,7 @@ class ProxmoxVm(pulumi.ComponentResource):
                         interface="virtio1",
                         datastore_id=shape.data_storage or shape.storage,
                         size=shape.data_disk_gb,
+                        serial=cloud_init.DATA_DISK_SERIAL,  # how cloud-init finds it to format and mount
                         file_format="raw",
                         discard="on",
                         iothread=True,
@@ -181,7 +182,14 @@ class ProxmoxVm(pulumi.ComponentResource):
                 source_raw=proxmoxve.FileLegacySourceRawArgs(
                     file_name=f"obsstack-{host.name}-user-data.yaml",
                     data=public_key.apply(
-                        lambda key: cloud_init.user_data(host.name, args.domain, args.ssh_user, key, args.apt_proxy)
+                        lambda key: cloud_init.user_data(
+                            host.name,
+                            args.domain,
+                            args.ssh_user,
+                            key,
+                            apt_proxy=args.apt_proxy,
+                            data_mount=args.shape.data_mount,
+                        )
                     ),
                 ),
             ),

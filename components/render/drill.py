@@ -62,19 +62,26 @@ TOOL_PACKAGES = (
 DOC_URL = "https://github.com/obsstack/obsstack/blob/main/docs/restore-drill.md"
 
 
+# The canary's own payload: files nothing else writes, so the backup taken after the canary ran
+# holds exactly these bytes. Live data (a database's files change every second) can never be
+# compared byte for byte with a backup taken 30 minutes later: the configured paths are checked
+# for presence instead, and applications by their own probes.
+PAYLOAD_FILES = 8
+PAYLOAD_BYTES = 64 * 1024
+
+
 def canary_script(target: DrillTarget) -> str:
     """Bash script writing canary.json atomically; paths are baked in at render time."""
-    paths = " ".join(shlex.quote(p) for p in target.canary_paths)
     paths_json = shlex.quote(json.dumps(list(target.canary_paths)))
     return f"""#!/bin/bash
 # obs-canary for {target.name}: rendered by obsstack, do not edit (docs/restore-drill.md).
 # Writes {CANARY_FILE}: UTC timestamp, random nonce and the SHA-256 of a manifest
-# ({MANIFEST_FILE}) of every regular file under the configured paths. A restore drill runs
-# `sha256sum -c` of that manifest inside the restored guest and measures RPO from the timestamp.
+# ({MANIFEST_FILE}) of the nonce and of {PAYLOAD_FILES} random files only this canary writes.
+# A restore drill runs `sha256sum -c` of that manifest inside the restored guest, checks that
+# the configured paths exist there, and measures RPO from the timestamp.
 set -euo pipefail
 umask 077
 
-paths=({paths})
 paths_json={paths_json}
 state_dir={CANARY_DIR}
 
@@ -87,17 +94,15 @@ nonce=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \\n')
 printf '%s %s\\n' "$nonce" "$timestamp" >"$work/nonce"
 mv -f "$work/nonce" {NONCE_FILE}
 
-# Files that vanish between find and sha256sum are simply left out of the manifest.
-existing=()
-for path in "${{paths[@]}}"; do
-  if [[ -e "$path" ]]; then existing+=("$path"); else echo "obs-canary: $path does not exist, skipped" >&2; fi
+# A new payload directory per run: the previous one stays until the new manifest replaces it.
+payload="$state_dir/payload.$nonce"
+mkdir "$payload"
+for i in $(seq 1 {PAYLOAD_FILES}); do
+  head -c {PAYLOAD_BYTES} /dev/urandom >"$payload/$i"
 done
 {{
   sha256sum -- {NONCE_FILE}
-  if ((${{#existing[@]}})); then
-    find "${{existing[@]}}" -xdev -type f ! -path "$state_dir/*" -print0 | sort -z |
-      xargs -0 -r sha256sum -- 2>/dev/null || true
-  fi
+  find "$payload" -type f -print0 | sort -z | xargs -0 sha256sum --
 }} >"$work/manifest.sha256"
 files=$(wc -l <"$work/manifest.sha256")
 mv -f "$work/manifest.sha256" {MANIFEST_FILE}
@@ -109,6 +114,7 @@ format+='"manifest":"%s","manifestSha256":"%s","files":%d}}\\n'
 printf "$format" \\
   "$timestamp" "$nonce" "$(hostname)" "$paths_json" {MANIFEST_FILE} "$manifest_sha256" "$files" >"$work/canary.json"
 mv -f "$work/canary.json" {CANARY_FILE}
+find "$state_dir" -maxdepth 1 -name 'payload.*' ! -path "$payload" -exec rm -rf -- {{}} +
 echo "obs-canary: $files files, nonce $nonce, at $timestamp"
 """
 

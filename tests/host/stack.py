@@ -52,6 +52,8 @@ def sections(base: dict[str, Any], scrape_interval: str = "5s") -> dict[str, Any
     mon["scrape_interval"] = scrape_interval
     mon["scrape_timeout"] = "4s"
     mon["evaluation_interval"] = "10s"
+    # The container has no data disk: its data directories stay where the packages put them.
+    mon.setdefault("vm", {})["data_mount"] = None
     return sec
 
 

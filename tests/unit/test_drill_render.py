@@ -44,31 +44,34 @@ def sha256_check(*args: str, stdin: str | None = None) -> subprocess.CompletedPr
     return subprocess.run(command, input=stdin, capture_output=True, text=True, check=False)
 
 
-def test_canary_manifest_verifies_and_detects_changes(example_inventory, tmp_path: Path) -> None:
+def test_canary_manifest_covers_only_what_the_canary_owns(example_inventory, tmp_path: Path) -> None:
     data = tmp_path / "data"
-    (data / "sub").mkdir(parents=True)
-    (data / "a.conf").write_text("alpha\n")
-    (data / "sub" / "b with space.conf").write_text("beta\n")
+    data.mkdir()
+    (data / "live.db").write_text("rows\n")
     target = example_inventory.drill_targets[0]
-    target = type(target)(**{**target.__dict__, "canary_paths": (str(data), str(tmp_path / "missing"))})
+    target = type(target)(**{**target.__dict__, "canary_paths": (str(data),)})
     script, state = local_canary(target, tmp_path)
 
-    run = subprocess.run([str(script)], capture_output=True, text=True, check=False)
-    assert run.returncode == 0, run.stderr
-    assert "missing does not exist, skipped" in run.stderr
+    for _ in range(2):  # a second run replaces the payload and leaves no older one behind
+        run = subprocess.run([str(script)], capture_output=True, text=True, check=False)
+        assert run.returncode == 0, run.stderr
     canary = Canary.parse((state / "canary.json").read_text())
-    assert canary.files == 3, "two data files and the nonce"
+    assert canary.files == render.PAYLOAD_FILES + 1, "the payload and the nonce"
     assert canary.manifest == str(state / "manifest.sha256")
     assert re.fullmatch(r"[0-9a-f]{32}", canary.nonce)
+    assert [p.name for p in state.glob("payload.*")] == [f"payload.{canary.nonce}"]
+    assert str(data) not in (state / "manifest.sha256").read_text(), "live data is never byte-compared"
+    assert json.loads((state / "canary.json").read_text())["paths"] == [str(data)]
     # What the drill runs inside the restored guest, with the same manifest digest check first.
     integrity = sha256_check("-", stdin=f"{canary.manifest_sha256}  {canary.manifest}\n")
     assert integrity.returncode == 0, integrity.stdout + integrity.stderr
+    (data / "live.db").write_text("more rows\n")  # the database moved on: still verified
     ok = sha256_check("--quiet", canary.manifest)
     assert ok.returncode == 0, ok.stdout + ok.stderr
 
-    (data / "sub" / "b with space.conf").write_text("tampered\n")
+    (state / f"payload.{canary.nonce}" / "3").write_bytes(b"bit rot")
     bad = sha256_check("--quiet", canary.manifest)
-    assert bad.returncode == 1 and "b with space.conf: FAILED" in bad.stdout
+    assert bad.returncode == 1 and "/3: FAILED" in bad.stdout
     assert oct((state / "canary.json").stat().st_mode & 0o777) == "0o600"
 
 
@@ -187,7 +190,7 @@ def test_shipped_files(example_config, example_inventory) -> None:
     files = {(f.host, f.path): f for f in host_files(example_config, example_inventory)}
     for t in example_inventory.drill_targets:
         assert files[(t.name, render.CANARY_SCRIPT)].mode == "0755"
-        assert f"paths=({' '.join(t.canary_paths)})" in files[(t.name, render.CANARY_SCRIPT)].content
+        assert f"paths_json='{json.dumps(list(t.canary_paths))}'" in files[(t.name, render.CANARY_SCRIPT)].content
         assert "OnCalendar=*-*-* 01:30:00" in files[(t.name, render.CANARY_TIMER)].content
     mon = example_inventory.monitoring[0].name
     shipped = json.loads(files[(mon, render.DRILL_OUTPUTS)].content)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -82,7 +86,9 @@ def test_cloud_init_installs_guest_agent_and_key(example_plan) -> None:
 def test_user_data_document() -> None:
     from components.render import cloud_init
 
-    text = cloud_init.user_data("mon-1", "lab.example.net", "debian", "ssh-ed25519 AAAAkey\n", "http://10.0.0.5:3142")
+    text = cloud_init.user_data(
+        "mon-1", "lab.example.net", "debian", "ssh-ed25519 AAAAkey\n", apt_proxy="http://10.0.0.5:3142"
+    )
     assert text.startswith("#cloud-config\n")
     doc = yaml.safe_load(text)
     assert doc["packages"] == ["qemu-guest-agent"]
@@ -90,6 +96,72 @@ def test_user_data_document() -> None:
     assert doc["users"][0]["ssh_authorized_keys"] == ["ssh-ed25519 AAAAkey"]
     assert doc["users"][0]["lock_passwd"] is True and doc["ssh_pwauth"] is False
     assert doc["apt"] == {"proxy": "http://10.0.0.5:3142"}
+
+
+def test_the_data_disk_is_formatted_once_mounted_and_holds_the_data_directories(tmp_path: Path) -> None:
+    """cloud-init formats the data disk (found by its serial) only if it has no filesystem, mounts
+    it, and bind-mounts Prometheus' and Loki's data into it; the bind commands are idempotent."""
+    from components.render import cloud_init
+
+    doc = yaml.safe_load(cloud_init.user_data("mon-1", "lab", "debian", "ssh-ed25519 K", data_mount="/srv/obsstack"))
+    (fs,) = doc["fs_setup"]
+    assert fs["device"] == f"/dev/disk/by-id/virtio-{cloud_init.DATA_DISK_SERIAL}"
+    assert fs["overwrite"] is False and fs["partition"] == "none"
+    assert doc["mounts"] == [
+        ["LABEL=obsdata", "/srv/obsstack", "ext4", "defaults,nofail,x-systemd.device-timeout=30s", "0", "2"]
+    ]
+    fstab = tmp_path / "fstab"
+    fstab.write_text("UUID=root / ext4 defaults 0 1\n")
+    for _ in range(2):  # cloud-init may run runcmd again: the fstab must not grow
+        for argv in doc["runcmd"]:
+            if argv[0] == "sh" and "/etc/fstab" in argv[2]:
+                subprocess.run(["sh", "-c", argv[2].replace("/etc/fstab", str(fstab))], check=True)
+    binds = [line.split() for line in fstab.read_text().splitlines()[1:]]
+    assert [(b[0], b[1]) for b in binds] == [
+        ("/srv/obsstack/prometheus", "/var/lib/prometheus"),
+        ("/srv/obsstack/loki", "/var/lib/loki"),
+    ]
+    assert all("bind" in b[3] for b in binds)
+
+
+def test_the_vm_data_disk_carries_the_serial_cloud_init_looks_for(example_plan) -> None:
+    from components.render import cloud_init
+
+    data = example_plan.one(VM).inputs["disks"][1]
+    assert data["serial"] == cloud_init.DATA_DISK_SERIAL
+
+
+@pytest.mark.parametrize(
+    ("on_data_disk", "accepted"), [(True, True), (False, False)], ids=["on-the-data-disk", "on-the-root-disk"]
+)
+def test_prometheus_and_loki_refuse_to_write_to_the_root_disk(
+    tmp_path: Path, example_config, on_data_disk: bool, accepted: bool
+) -> None:
+    """The check their apply steps run before any swap (components/monitoring/services.py)."""
+    from components.monitoring import services
+
+    shm = Path("/dev/shm")  # a filesystem of its own (tmpfs), as the data disk is
+    assert shm.is_dir() and os.stat(shm).st_dev != os.stat("/").st_dev
+    mount = Path(tempfile.mkdtemp(dir=shm))
+    data = Path(tempfile.mkdtemp(dir=shm if on_data_disk else tmp_path))
+    try:
+        (check,) = services._on_data_disk(example_config, "DIR")
+        done = subprocess.run(
+            [
+                "bash",
+                "-c",
+                check.replace("DIR", str(data)).replace(example_config.monitoring.vm.data_mount, str(mount)),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(mount)
+        shutil.rmtree(data, ignore_errors=True)
+    assert (done.returncode == 0) == accepted
+    if not accepted:
+        assert "is not on the data disk" in done.stdout
 
 
 def test_replacement_policy_options(example_plan) -> None:

@@ -36,6 +36,14 @@ class Step:
     detail: str = ""
 
 
+def _all_exist(paths: list[str]) -> list[str]:
+    """``test`` arguments true when every path exists: ``-e a -a -e b ...``."""
+    args: list[str] = []
+    for path in paths:
+        args += [*(["-a"] if args else []), "-e", path]
+    return args
+
+
 @dataclass
 class Canary:
     timestamp: datetime
@@ -241,6 +249,12 @@ class Drill:
                 "sha256sum -c of the canary manifest",
             )
             step.detail = f"{canary.files} files match"
+
+        with self._step(result, "check restored paths") as step:
+            # Live data is not byte-compared (it changes after the canary ran): it must be there.
+            paths = list(target.canary_paths)
+            self._exec(vm, ["test", *_all_exist(paths)], timeouts.agent_seconds, f"presence of {', '.join(paths)}")
+            step.detail = f"{len(paths)} paths present"
 
         verified_at = self.clock()
         result.rto_seconds = round(verified_at - rto_start, 3)
