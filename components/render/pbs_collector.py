@@ -1,16 +1,26 @@
 """PBS maintenance collector: outcome of garbage collection, prune and verify jobs as metrics.
 
 A oneshot service on the PBS host, run by a timer, reads the task list
-(``proxmox-backup-manager task list --all --output-format json``: ``worker_type``, ``worker_id``,
-``endtime``, ``status`` per task) and writes ``obs_pbs_job_last_success_timestamp_seconds`` and
-``obs_pbs_job_last_status`` per datastore and job type into node_exporter's textfile directory,
-atomically. What it has seen is kept in a state file, so a job whose task has rotated out of the
-task list keeps its last known values.
+(``proxmox-backup-manager task list --all --limit 1000 --output-format json``: ``worker_type``,
+``worker_id``, ``endtime``, ``status`` per task) and writes
+``obs_pbs_job_last_success_timestamp_seconds`` and ``obs_pbs_job_last_status`` per datastore and
+job type into node_exporter's textfile directory, atomically. The CLI lists at most 1000 tasks (see
+:data:`TASK_LIMIT`); what the collector has seen is kept in a state file, so a job whose task has
+rotated out of that window keeps its last known values.
 
-Tasks are matched to the jobs this program creates (see :func:`maintenance_jobs`): garbage
-collection by ``worker_type=garbage_collection`` and the datastore name, prune and verify jobs by
-their job id (``worker_id`` is ``<job id>`` or ``<datastore>:<job id>`` depending on the PBS
-version). Only ``status == "OK"`` is a success: warnings and errors count as failures.
+Tasks are matched to the jobs this program creates (see :func:`maintenance_jobs`) by
+``worker_type`` and the ``worker_id`` PBS records for them (proxmox/proxmox-backup, src/server/):
+
+- garbage collection: ``garbage_collection``, ``<datastore>`` (gc_job.rs: ``Some(store.clone())``);
+- prune job: ``prunejob``, ``<datastore>`` (prune_job.rs ``do_prune_job``: the worker id is the
+  store, or ``<datastore>:<namespace>`` for a job with a non-root ``ns``; the job id is only in the
+  task log). The job id is not recorded, so a hand-made root-namespace prune job on the same
+  datastore counts too; one with a namespace, and manual prunes (``worker_type=prune``), do not;
+- verify job: ``verificationjob``, ``<datastore>:<job id>`` (verify_job.rs:
+  ``format!("{}:{}", &verification_job.store, job.jobname())``; only early 1.x versions recorded the
+  bare job id, and those have no prune jobs for this program to create).
+
+Only ``status == "OK"`` is a success: warnings and errors count as failures.
 """
 
 from __future__ import annotations
@@ -32,16 +42,24 @@ TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
 STATE_DIR = "/var/lib/obsstack/pbs-collector"
 PROM_FILE = "obs_pbs.prom"
 INTERVAL = "5min"
-TASK_LIMIT = 5000
+# The most `task list --limit` accepts: proxmox/proxmox-backup, src/bin/proxmox-backup-manager.rs,
+# `task_list` (`limit`: minimum 1, maximum 1000, default 50). A larger value fails parameter
+# verification and the CLI exits non-zero (proxmox/proxmox-rs, proxmox-router/src/cli/command.rs:
+# `std::process::exit(-1)`), so under `set -e` no metrics would ever be written.
+TASK_LIMIT = 1000
 
 
 @dataclass(frozen=True)
 class MaintenanceJob:
-    """A PBS job this program manages: its id, datastore, the task worker type and metric label."""
+    """A PBS job this program manages: its id, datastore, the task it runs as and the metric label.
+
+    ``worker_type``/``worker_id`` are what PBS records in the task list for the job's tasks.
+    """
 
     job_id: str
     datastore: str
     worker_type: str
+    worker_id: str
     job_type: str  # gc | prune | verify (the metric's job_type label)
 
 
@@ -55,11 +73,20 @@ def verify_job_ids(datastore: str) -> tuple[str, str]:
 
 
 def maintenance_jobs(pbs: PbsSection) -> list[MaintenanceJob]:
+    # Sources: proxmox/proxmox-backup. worker_type: src/bin/proxmox-backup-proxy.rs (the schedulers'
+    # `let worker_type = "garbage_collection" | "prunejob" | "verificationjob"`).
     jobs: list[MaintenanceJob] = []
     for ds in pbs.datastores:
-        jobs.append(MaintenanceJob(ds.name, ds.name, "garbage_collection", "gc"))
-        jobs.append(MaintenanceJob(prune_job_id(ds.name), ds.name, "prunejob", "prune"))
-        jobs += [MaintenanceJob(job_id, ds.name, "verificationjob", "verify") for job_id in verify_job_ids(ds.name)]
+        # src/server/gc_job.rs: WorkerTask::new_thread(&worker_type, Some(store.clone()), ...)
+        jobs.append(MaintenanceJob(ds.name, ds.name, "garbage_collection", ds.name, "gc"))
+        # src/server/prune_job.rs, do_prune_job: worker_id is `store` for ns None or root, else
+        # `{store}:{ns}`, never the job id. components/pbs/scripts.py:prune_job sets no --ns.
+        jobs.append(MaintenanceJob(prune_job_id(ds.name), ds.name, "prunejob", ds.name, "prune"))
+        # src/server/verify_job.rs: job_id = format!("{}:{}", &verification_job.store, job.jobname())
+        jobs += [
+            MaintenanceJob(job_id, ds.name, "verificationjob", f"{ds.name}:{job_id}", "verify")
+            for job_id in verify_job_ids(ds.name)
+        ]
     return jobs
 
 
@@ -74,7 +101,7 @@ TEXTFILE_DIR="${OBSSTACK_TEXTFILE_DIR:-{{ textfile_dir }}}"
 STATE_DIR="${OBSSTACK_STATE_DIR:-{{ state_dir }}}"
 STATE="$STATE_DIR/state.json"
 
-# job id, datastore, task worker type, job_type label
+# job id, datastore, task worker type and worker id (as PBS records them), job_type label
 JOBS='{{ jobs_json }}'
 
 mkdir -p "$STATE_DIR" "$TEXTFILE_DIR"
@@ -88,9 +115,7 @@ proxmox-backup-manager task list --all --limit {{ task_limit }} --output-format 
 
 # state: {"<datastore>/<job_type>": {"last_success": t, "last_end": t, "last_status": 0|1}}
 jq --argjson jobs "$JOBS" --slurpfile previous "$STATE" '
-  def matches($job):
-    .worker_type == $job.worker_type
-    and ((.worker_id // "") == $job.job_id or ((.worker_id // "") | endswith(":" + $job.job_id)));
+  def matches($job): .worker_type == $job.worker_type and .worker_id == $job.worker_id;
   . as $tasks
   | reduce $jobs[] as $job ($previous[0];
       ($job.datastore + "/" + $job.job_type) as $key
@@ -195,7 +220,13 @@ def _values() -> dict[str, str]:
 
 def render_script(pbs: PbsSection) -> str:
     jobs = [
-        {"job_id": j.job_id, "datastore": j.datastore, "worker_type": j.worker_type, "job_type": j.job_type}
+        {
+            "job_id": j.job_id,
+            "datastore": j.datastore,
+            "worker_type": j.worker_type,
+            "worker_id": j.worker_id,
+            "job_type": j.job_type,
+        }
         for j in maintenance_jobs(pbs)
     ]
     # Datastore names and job ids are [a-z0-9-] (config validation): safe inside single quotes.

@@ -1,4 +1,18 @@
-"""The PBS collector, run for real against a fake proxmox-backup-manager printing the task list."""
+"""The PBS collector, run for real against a fake proxmox-backup-manager printing the task list.
+
+The fake encodes what the real CLI and server do (proxmox/proxmox-backup):
+
+- `task list` (src/bin/proxmox-backup-manager.rs, `task_list`): `--limit` is an integer with
+  minimum 1, maximum 1000, default 50; `--all` also lists stopped tasks. A value out of range fails
+  parameter verification (proxmox/proxmox-rs, proxmox-schema/src/schema.rs: "value must have a
+  maximum value of {} (got {})") and the CLI exits with -1, i.e. status 255
+  (proxmox-router/src/cli/command.rs, `run_async_cli_command`).
+- worker ids: garbage collection `<store>` (src/server/gc_job.rs), prune job `<store>` or
+  `<store>:<ns>` (src/server/prune_job.rs, `do_prune_job`), verify job `<store>:<job id>`
+  (src/server/verify_job.rs).
+- status: "OK", "WARNINGS: <n>", or the error message itself (proxmox-rest-server worker_task.rs,
+  `impl Display for TaskState`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +20,7 @@ import configparser
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +30,7 @@ from components.render import pbs_collector
 from tests.unit.test_vzdump_hook import check_metrics, require
 
 T0 = 1_772_000_000
+CLI_TASK_LIMIT_MAX = 1000  # src/bin/proxmox-backup-manager.rs, task_list: `maximum: 1000`
 
 
 def task(worker_type: str, worker_id: str, end: int | None, status: str | None) -> dict[str, Any]:
@@ -34,27 +50,76 @@ def task(worker_type: str, worker_id: str, end: int | None, status: str | None) 
     return item
 
 
+FAKE_TASK_LIST = r"""
+import json, os, sys
+tasks_file, calls, fail, limit_max = sys.argv[1:5]
+args = sys.argv[5:]
+with open(calls, "a") as log:
+    log.write(" ".join(args) + "\n")
+
+def die(msg):
+    # proxmox-router: the error is printed and the process exits with -1 (status 255)
+    print(f"Error: {msg}", file=sys.stderr)
+    sys.exit(255)
+
+if args[:2] != ["task", "list"]:
+    die(f"unsupported: {args}")
+opts, rest = {}, args[2:]
+while rest:
+    name = rest.pop(0)
+    if name == "--all":
+        opts["all"] = "true"
+    elif name in ("--limit", "--output-format"):
+        if not rest:
+            die(f"missing argument for option '{name[2:]}'")
+        opts[name[2:]] = rest.pop(0)
+    else:
+        die(f"schema does not have a parameter '{name}'")
+try:
+    limit = int(opts.get("limit", "50"))
+except ValueError:
+    die("parameter verification failed - 'limit': Expected integer value.")
+if limit < 1:
+    die(f"parameter verification failed - 'limit': value must have a minimum value of 1 (got {limit})")
+if limit > int(limit_max):
+    die(f"parameter verification failed - 'limit': value must have a maximum value of {limit_max} (got {limit})")
+if opts.get("output-format") != "json":
+    die("this fake only prints --output-format json")
+if os.path.exists(fail):
+    die("connection refused")
+tasks = json.load(open(tasks_file))
+if "all" not in opts:
+    tasks = [t for t in tasks if "endtime" not in t]  # without --all: running tasks only
+# newest first, at most `limit` (proxmox-rest-server worker_task.rs, TaskListInfoIterator: pop_back
+# from the active list, then the rotated archive; src/api2/node/tasks.rs list_tasks stops at limit)
+tasks.sort(key=lambda t: t["starttime"], reverse=True)
+print(json.dumps(tasks[:limit]))
+"""
+
+
 class FakePbs:
-    """Puts a fake proxmox-backup-manager first on PATH; it prints `tasks` for the expected argv."""
+    """Puts a fake proxmox-backup-manager first on PATH; `task list` prints `tasks` like the real CLI."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.bin = root / "bin"
         self.bin.mkdir()
         self.tasks_file = root / "tasks.json"
+        self.tasks_file.write_text("[]")
         self.calls = root / "calls.log"
+        impl = root / "fake_pbm.py"
+        impl.write_text(FAKE_TASK_LIST)
         fake = self.bin / "proxmox-backup-manager"
-        fake.write_text(
-            "#!/bin/bash\n"
-            f'echo "$*" >>"{self.calls}"\n'
-            'if [ "$*" != "task list --all --limit '
-            f'{pbs_collector.TASK_LIMIT} --output-format json" ]; then echo "unexpected: $*" >&2; exit 2; fi\n'
-            f'if [ -f "{root}/fail" ]; then echo "connection refused" >&2; exit 1; fi\n'
-            f'cat "{self.tasks_file}"\n'
-        )
+        argv = f'"{impl}" "{self.tasks_file}" "{self.calls}" "{root}/fail" {CLI_TASK_LIMIT_MAX}'
+        fake.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S -E {argv} "$@"\n')
         fake.chmod(0o755)
         self.textfile = root / "textfile"
         self.state = root / "state"
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.bin / "proxmox-backup-manager"), *args], capture_output=True, text=True, timeout=30, check=False
+        )
 
     def run(self, script: Path, tasks: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
         self.tasks_file.write_text(json.dumps(tasks))
@@ -95,16 +160,19 @@ STATUS = "obs_pbs_job_last_status"
 
 HISTORY = [
     task("garbage_collection", "main", T0 + 100, "OK"),
-    task("garbage_collection", "main", T0 + 900, "TASK ERROR: unable to read chunk"),
-    task("prunejob", "obsstack-prune-main", T0 + 200, "OK"),
-    task("prunejob", "main:obsstack-prune-main", T0 + 300, "WARNINGS: 1"),
+    task("garbage_collection", "main", T0 + 900, "unable to read chunk"),
+    task("prunejob", "main", T0 + 200, "OK"),  # obsstack-prune-main: no --ns, worker id is the store
+    task("prunejob", "main", T0 + 300, "WARNINGS: 1"),
     task("verificationjob", "main:obsstack-verify-new-main", T0 + 400, "OK"),
     task("verificationjob", "main:obsstack-verify-full-main", T0 + 500, "OK"),
     task("garbage_collection", "offsite-copy", T0 + 600, "OK"),
     task("verificationjob", "offsite-copy:obsstack-verify-new-offsite-copy", None, None),  # still running
     task("backup", "vm/110", T0 + 700, "OK"),
     task("garbage_collection", "someone-elses-store", T0 + 800, "OK"),
-    task("prunejob", "main:a-hand-made-job", T0 + 950, "TASK ERROR: oops"),
+    task("prunejob", "someone-elses-store", T0 + 810, "OK"),
+    task("prunejob", "main:tenant-a", T0 + 950, "OK"),  # a hand-made prune job in namespace tenant-a
+    task("prune", "main", T0 + 960, "OK"),  # a manual prune of the datastore, not a job
+    task("verificationjob", "main:a-hand-made-verify", T0 + 970, "verification failed - job aborted"),
 ]
 
 
@@ -145,6 +213,10 @@ def test_only_managed_jobs_and_finished_tasks_count(tmp_path: Path, collector: P
     assert fake.run(collector, HISTORY).returncode == 0
     samples = fake.samples()
     assert not [k for k in samples if "someone-elses-store" in k]
+    # neither the namespaced hand-made prune job nor the manual prune (both OK and newer) counts
+    assert samples[key(SUCCESS, "main", "prune")] == T0 + 200
+    assert samples[key(STATUS, "main", "prune")] == 0
+    assert samples[key(STATUS, "main", "verify")] == 1  # a hand-made verify job failing is not ours
     assert key(SUCCESS, "offsite-copy", "verify") not in samples  # only a running task so far
     check_metrics(fake.prom)
 
@@ -162,6 +234,64 @@ def test_state_survives_tasks_rotating_out_of_the_list(tmp_path: Path, collector
     check_metrics(fake.prom)
 
 
+def test_fake_cli_limit_is_the_real_one(tmp_path: Path) -> None:
+    fake = FakePbs(tmp_path)
+    ok = fake.cli("task", "list", "--all", "--limit", str(CLI_TASK_LIMIT_MAX), "--output-format", "json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout) == []
+    too_many = fake.cli("task", "list", "--all", "--limit", str(CLI_TASK_LIMIT_MAX + 1), "--output-format", "json")
+    assert too_many.returncode == 255
+    assert f"value must have a maximum value of {CLI_TASK_LIMIT_MAX}" in too_many.stderr
+
+
+def test_collector_writes_metrics_with_a_limit_the_cli_accepts(tmp_path: Path, collector: Path) -> None:
+    fake = FakePbs(tmp_path)
+    result = fake.run(collector, HISTORY)
+    assert result.returncode == 0, result.stderr
+    assert fake.samples(), "no metrics written"
+    check_metrics(fake.prom)
+    (call,) = fake.calls.read_text().splitlines()
+    limit = int(call.split("--limit ")[1].split()[0])
+    assert 1 <= limit <= CLI_TASK_LIMIT_MAX
+    assert "--all" in call.split()  # finished tasks too, not only running ones
+
+
+def test_state_keeps_tasks_pushed_out_of_the_cli_window(tmp_path: Path, collector: Path) -> None:
+    fake = FakePbs(tmp_path)
+    assert fake.run(collector, HISTORY).returncode == 0
+    first = fake.samples()
+    newer = [task("backup", f"vm/{i}", T0 + 10_000 + i, "OK") for i in range(CLI_TASK_LIMIT_MAX)]
+    result = fake.run(collector, [*HISTORY, *newer])  # the CLI lists only the newest `--limit` tasks
+    assert result.returncode == 0, result.stderr
+    assert fake.samples() == first
+
+
+def test_failed_prune_job_task_is_a_failure_for_its_datastore(tmp_path: Path, collector: Path) -> None:
+    fake = FakePbs(tmp_path)
+    tasks = [
+        task("prunejob", "main", T0 + 100, "OK"),
+        task("prunejob", "main", T0 + 200, "removing backup snapshot vm/110/2026-01-01T00:00:00Z failed"),
+        task("prunejob", "offsite-copy", T0 + 150, "OK"),
+    ]
+    result = fake.run(collector, tasks)
+    assert result.returncode == 0, result.stderr
+    samples = fake.samples()
+    assert samples[key(STATUS, "main", "prune")] == 0
+    assert samples[key(SUCCESS, "main", "prune")] == T0 + 100
+    assert samples[key(STATUS, "offsite-copy", "prune")] == 1
+    assert samples[key(SUCCESS, "offsite-copy", "prune")] == T0 + 150
+
+
+def test_matching_uses_the_worker_ids_pbs_records(example_config) -> None:
+    jobs = {(j.job_type, j.job_id): j for j in pbs_collector.maintenance_jobs(example_config.pbs)}
+    for ds in example_config.pbs.datastores:
+        assert jobs[("gc", ds.name)].worker_id == ds.name
+        prune = jobs[("prune", pbs_collector.prune_job_id(ds.name))]
+        assert (prune.worker_type, prune.worker_id) == ("prunejob", ds.name)
+        for job_id in pbs_collector.verify_job_ids(ds.name):
+            assert jobs[("verify", job_id)].worker_id == f"{ds.name}:{job_id}"
+
+
 def test_empty_task_list_gives_valid_empty_metrics(tmp_path: Path, collector: Path) -> None:
     fake = FakePbs(tmp_path)
     assert fake.run(collector, []).returncode == 0
@@ -175,7 +305,7 @@ def test_failure_keeps_the_previous_file_and_reports(tmp_path: Path, collector: 
     before = fake.prom.read_text()
     (tmp_path / "fail").write_text("")
     result = fake.run(collector, HISTORY)
-    assert result.returncode != 0 and "connection refused" in result.stderr
+    assert result.returncode == 255 and "connection refused" in result.stderr
     assert fake.prom.read_text() == before
     assert sorted(p.name for p in fake.textfile.iterdir()) == [pbs_collector.PROM_FILE]
     assert not list(fake.state.glob(".*"))
