@@ -1,9 +1,10 @@
-"""The silence policy check and the on-call drill on every monitoring host: code, policy, timers.
+"""The silence policy check on every monitoring host, the on-call drill on the primary one.
 
 The tools ship as their own source (standard library + python3-requests, no project imports),
 run from /usr/local/lib/obsstack, and write textfiles node_exporter serves:
-- obs-silence-check.timer: every ``silence_policy.check_every`` -> obs_alerts.prom
-- obs-oncall-drill.timer: monthly (first Tuesday, 10:00 local) -> obs_oncall_drill.prom
+- obs-silence-check.timer: every ``silence_policy.check_every`` -> obs_alerts.prom (every host)
+- obs-oncall-drill.timer: monthly (first Tuesday, 10:00 local) -> obs_oncall_drill.prom (the
+  primary monitoring host, ``inventory.monitoring[0]``, only: see SINGLETONS)
 """
 
 from __future__ import annotations
@@ -91,6 +92,31 @@ WantedBy=timers.target
 )
 
 
+# With two replicas, which tools run on every monitoring host and which once per stack (on the
+# primary, ``inventory.monitoring[0]``, like the restore drill in components/render/drill.py):
+# - obs-silence-check, per host: read-only (it only GETs alerts and silences from the host's own
+#   Alertmanager, and silences are gossiped, so both hosts see the same state) and it feeds local
+#   metrics. Each host's run is what keeps obs_alert_acknowledged alive when the other host is
+#   down (without it CriticalAlertUnacknowledged would escalate acknowledged alerts), and
+#   obs_silence_policy_check_up == 0 on a host tells that host's Alertmanager is unreachable.
+# - obs-oncall-drill, singleton: it posts a synthetic critical alert that pages whoever is on call
+#   and waits for them to acknowledge it; on every host it would page twice, with two drill ids
+#   to acknowledge. Its wrapper, service and timer ship to the primary only, so no host keeps a
+#   stale obs_oncall_drill.prom of its own; the shared sources still ship everywhere.
+# Names are both the wrapper in /usr/local/bin and the stem of its .service/.timer.
+SINGLETONS = frozenset({"obs-oncall-drill"})
+
+
+def is_primary(inventory: Inventory, host: str) -> bool:
+    """The one monitoring host that runs the stack's singletons: the first one."""
+    return host == inventory.monitoring[0].name
+
+
+def shipped_to(inventory: Inventory, host: str, name: str) -> bool:
+    """Whether the wrapper or unit ``name`` (``obs-oncall-drill.timer``, ...) ships to ``host``."""
+    return name.rsplit(".", 1)[0] not in SINGLETONS or is_primary(inventory, host)
+
+
 def protected_label_sets(config: StackConfig, inventory: Inventory) -> list[dict[str, str]]:
     """alertname plus the static labels its rule gives it, for every protected alert (Watchdog)."""
     static: dict[str, dict[str, str]] = {}
@@ -159,7 +185,12 @@ def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
         out.append(HostFile(mon.name, POLICY_PATH, policy))
         out += [HostFile(mon.name, f"{LIB_DIR}/{src}", text) for src, text in sources.ALERTING_TOOLS.items()]
         for name, module in (("obs-silences", "tools.silences"), ("obs-oncall-drill", "tools.oncall_drill")):
-            script = WRAPPER.render(name=name, module=module, env=env, lib=LIB_DIR)
-            out.append(HostFile(mon.name, f"/usr/local/bin/{name}", script, mode="0755"))
-        out += [HostFile(mon.name, f"{UNIT_DIR}/{name}", text) for name, text in units(config).items()]
+            if shipped_to(inventory, mon.name, name):
+                script = WRAPPER.render(name=name, module=module, env=env, lib=LIB_DIR)
+                out.append(HostFile(mon.name, f"/usr/local/bin/{name}", script, mode="0755"))
+        out += [
+            HostFile(mon.name, f"{UNIT_DIR}/{name}", text)
+            for name, text in units(config).items()
+            if shipped_to(inventory, mon.name, name)
+        ]
     return out

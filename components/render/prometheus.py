@@ -44,6 +44,21 @@ TLS_JOBS: dict[str, dict[str, Any]] = {
 }
 
 
+# Alerts leave every replica without its `replica` external label, so the replicas of a pair send
+# identical alerts and the Alertmanager cluster deduplicates them into one notification (with the
+# label, each replica's copy is a different alert: two pages). Prometheus applies
+# alert_relabel_configs to alerts only, after the external labels, "ensuring a HA pair of
+# Prometheus servers with different external labels send identical alerts"
+# (prometheus/prometheus docs/configuration/configuration.md, <alert_relabel_configs>; the notifier's
+# relabelAlerts adds external labels, then runs these). Series keep `replica`: remote_write and
+# federation still get every external label. `labeldrop` removes each label whose *name* matches the
+# regex, and relabel regexes are anchored, so exactly `replica` goes (same doc, <relabel_config>).
+# Alertmanager identifies an alert by its whole label set (prometheus/alertmanager notify/notify.go,
+# hashAlert) and expects every Prometheus to send to every Alertmanager (its README, High
+# Availability), which the `alertmanagers` list below does.
+ALERT_RELABEL_CONFIGS: tuple[dict[str, str], ...] = ({"action": "labeldrop", "regex": "replica"},)
+
+
 def remote_write_password_file(index: int) -> str:
     return f"{layout.SECRETS_SUBDIR}/remote_write_{index}_password"
 
@@ -105,6 +120,7 @@ def render(
             "external_labels": {"cluster": config.cluster, "replica": node.replica},
         },
         "alerting": {
+            "alert_relabel_configs": [dict(c) for c in ALERT_RELABEL_CONFIGS],
             "alertmanagers": [
                 {
                     "scheme": "https",
@@ -113,7 +129,7 @@ def render(
                     # them and their gossip deduplicates the notification.
                     "static_configs": [{"targets": [f"{m.ip}:{mon.ports.alertmanager}" for m in inventory.monitoring]}],
                 }
-            ]
+            ],
         },
         "rule_files": [f"{layout.RULES_SUBDIR}/{name}" for name in rules],
         "scrape_configs": [_job(job, node, mon.ports.blackbox) for job in inventory.scrape_jobs],

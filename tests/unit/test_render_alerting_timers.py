@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from components import config as stack_config
+from components import inventory as stack_inventory
 from components.render import alerting_timers, host_files
+from tests.conftest import load_sections
+from tests.unit.monitoring_helpers import with_replicas
 from tools.silences.policy import Policy
 
 
@@ -87,3 +91,29 @@ def test_wrappers_pass_shellcheck_and_reach_alertmanager_over_tls(shipped, name)
     text = wrapper.read_text()
     assert 'OBS_ALERTMANAGER_URL="${OBS_ALERTMANAGER_URL:-https://10.0.20.10:9093}"' in text
     assert "OBS_ALERTMANAGER_PASSWORD_FILE" in text and "api_password" in text
+
+
+# Timers a monitoring host runs for itself (read-only, feeding its own metrics); every other timer
+# on a monitoring host must run once per stack, on the primary (inventory.monitoring[0]).
+PER_HOST_TIMERS = {"obs-silence-check.timer"}
+
+
+def test_singleton_timers_run_on_the_primary_monitoring_host_only() -> None:
+    config = stack_config.validate(with_replicas(load_sections(), 2))
+    inventory = stack_inventory.build(config)
+    monitoring = [m.name for m in inventory.monitoring]
+    assert len(monitoring) == 2
+    hosts_of: dict[str, set[str]] = {}
+    for f in host_files(config, inventory):
+        if f.host in monitoring and f.path.startswith("/etc/systemd/system/") and f.path.endswith(".timer"):
+            hosts_of.setdefault(f.path.rsplit("/", 1)[1], set()).add(f.host)
+    # The drills that page people or restore VMs exist once; the policy check everywhere.
+    assert {"obs-oncall-drill.timer", "obs-restore-drill.timer", "obs-silence-check.timer"} <= set(hosts_of)
+    for timer, hosts in hosts_of.items():
+        expected = set(monitoring) if timer in PER_HOST_TIMERS else {monitoring[0]}
+        assert hosts == expected, f"{timer} on {sorted(hosts)}"
+    # No half-shipped on-call drill on the other host: no wrapper or service to start by hand.
+    paths = {(f.host, f.path) for f in host_files(config, inventory)}
+    for path in ("/usr/local/bin/obs-oncall-drill", "/etc/systemd/system/obs-oncall-drill.service"):
+        assert {h for h, p in paths if p == path} == {monitoring[0]}
+    assert {h for h, p in paths if p == "/usr/local/bin/obs-silences"} == set(monitoring)

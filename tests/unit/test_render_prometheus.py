@@ -3,6 +3,7 @@ every managed asset scraped with its labels, every Alertmanager peer listed, no 
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -174,3 +175,38 @@ def test_node_job_restores_the_ack_series_labels(example_config, example_invento
     assert node["metric_relabel_configs"] == list(ACK_METRIC_RELABEL_CONFIGS)
     others = [j for j in doc["scrape_configs"] if j["job_name"] != "node"]
     assert all("metric_relabel_configs" not in j for j in others)
+
+
+def _relabelled(labels: dict[str, str], configs: list[dict[str, Any]]) -> dict[str, str]:
+    """The labeldrop part of Prometheus relabeling (regexes anchored on both ends, as it does)."""
+    out = dict(labels)
+    for step in configs:
+        assert step["action"] == "labeldrop", f"only labeldrop is expected here: {step}"
+        out = {k: v for k, v in out.items() if not re.fullmatch(step["regex"], k)}
+    return out
+
+
+def test_replicas_send_identical_alerts_but_keep_replica_on_series(planned: dict[str, Any]) -> None:
+    """Each host's alerts lose `replica` (so Alertmanager dedups both replicas' copies into one
+    page), its series keep it (external_labels, remote_write), and promtool accepts the result."""
+    sent = []
+    for path in prometheus_configs(planned["out"]):
+        document = yaml.safe_load(path.read_text())
+        relabel = document["alerting"].get("alert_relabel_configs", [])
+        assert {"action": "labeldrop", "regex": "replica"} in relabel, path
+        external = document["global"]["external_labels"]
+        assert external["replica"] and external["cluster"] == planned["config"].cluster
+        assert all("write_relabel_configs" not in rw for rw in document.get("remote_write", []))
+        # Prometheus adds the external labels to an alert, then runs alert_relabel_configs.
+        sent.append(_relabelled({"alertname": "TargetDown", "instance": "10.0.10.11:9100", **external}, relabel))
+        result = subprocess.run(
+            [tool("promtool"), "check", "config", path.name],
+            cwd=path.parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, f"{path}:\n{result.stdout}{result.stderr}"
+    assert len(sent) == len(planned["inventory"].monitoring)
+    assert all(labels == sent[0] for labels in sent), sent
+    assert "replica" not in sent[0] and sent[0]["cluster"] == planned["config"].cluster
