@@ -17,6 +17,7 @@ import ipaddress
 import json
 import math
 import re
+import urllib.parse
 import zoneinfo
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -24,15 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
+import email_validator
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
     model_validator,
 )
+
+from components import calendar_event, stack_yaml
 
 NAMESPACE = "obsstack"
 SECTIONS = (
@@ -157,7 +161,37 @@ def _check_cidr(text: str) -> str:
 def _check_url(text: str) -> str:
     if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
         raise ValueError(f"'{text}' is not an http(s) URL: write e.g. https://host:8006/")
+    if "@" in urllib.parse.urlsplit(text).netloc:
+        # Do not echo the value: it holds a credential.
+        raise ValueError(
+            "a URL must not carry credentials (user:password@): they would be written into the plan, "
+            "the outputs and host files; put the secret in the field's *_secret key instead"
+        )
     return text
+
+
+def _check_unix_user(text: str) -> str:
+    # useradd(8) on Debian: [a-z_][a-z0-9_-]*[$]?, at most 32 characters; nothing a shell or a
+    # sudoers line would read as syntax.
+    if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", text):
+        raise ValueError(f"{text!r} is not a Unix user name: lowercase letters, digits, '_' and '-' (e.g. debian)")
+    return text
+
+
+def _check_single_line(text: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError("must be one line of printable text (no newline or control character)")
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text
+
+
+def _check_email(text: str) -> str:
+    try:
+        # A well-kept parser of RFC 5322/6531 addresses; no DNS lookups at plan time.
+        return str(email_validator.validate_email(text, check_deliverability=False).normalized)
+    except email_validator.EmailNotValidError as err:
+        raise ValueError(f"{text!r} is not an email address: {err}") from None
 
 
 def _check_secret_key(text: str) -> str:
@@ -175,6 +209,20 @@ Host = Annotated[str, AfterValidator(_check_host)]
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 Url = Annotated[str, AfterValidator(_check_url)]
 SecretKey = Annotated[str, AfterValidator(_check_secret_key)]
+UnixUser = Annotated[str, AfterValidator(_check_unix_user)]
+Line = Annotated[str, AfterValidator(_check_single_line)]
+Email = Annotated[str, AfterValidator(_check_email)]
+
+
+def _check_calendar(text: str) -> str:
+    try:
+        return calendar_event.check(text)
+    except calendar_event.CalendarError as err:
+        raise ValueError(f"{text!r} is not a calendar event (systemd.time(7)): {err}") from None
+
+
+# A systemd OnCalendar= value, or a PVE/PBS job schedule (the same syntax for what is used here).
+CalendarEvent = Annotated[str, AfterValidator(_check_calendar)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Tier = Literal["critical", "important", "best-effort"]
 Severity = Literal["critical", "warning", "info"]
@@ -187,7 +235,8 @@ TIER_SEVERITY: dict[str, Severity] = {
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # No inf/nan: `inf` reaches a float field as a string pydantic would otherwise take.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     def secret_keys(self) -> Iterator[tuple[str, str]]:
         """(relative path, secret key name) for every ``*_secret`` field, recursively."""
@@ -284,7 +333,7 @@ class ProxmoxSection(Model):
     endpoint: Url
     insecure: bool = False
     api_token_secret: SecretKey = "proxmoxApiToken"
-    ssh_user: str = "root"
+    ssh_user: UnixUser = "root"
     ssh_private_key_secret: SecretKey = "sshPrivateKey"
     # Storages that already exist on the cluster and may be referenced (disks, images).
     existing_storages: tuple[Name, ...] = ("local", "local-lvm")
@@ -350,7 +399,7 @@ class Asset(Model):
     backup: bool | None = Field(default=None, description="protect with nightly backups")
     probes: tuple[Probe, ...] = ()
     drill: DrillSpec | None = None
-    ssh_user: str | None = None
+    ssh_user: UnixUser | None = None
 
     @property
     def is_guest(self) -> bool:
@@ -446,7 +495,7 @@ class Retention(Model):
 class SyncJob(Model):
     remote: Name | None = Field(default=None, description="PBS remote name; omit for a local datastore")
     remote_store: Name
-    schedule: str = "daily"
+    schedule: CalendarEvent = "daily"
 
 
 class PbsDatastore(Model):
@@ -454,10 +503,10 @@ class PbsDatastore(Model):
     # It lands in shell scripts on the PBS host: an absolute path of plain characters only.
     path: str = Field(pattern=r"^/[A-Za-z0-9._/-]+$")
     prune: Retention = Retention()
-    prune_schedule: str = "daily"
-    gc_schedule: str = "sat 03:30"
-    verify_new_schedule: str = "daily"
-    full_verify_schedule: str = "monthly"
+    prune_schedule: CalendarEvent = "daily"
+    gc_schedule: CalendarEvent = "sat 03:30"
+    verify_new_schedule: CalendarEvent = "daily"
+    full_verify_schedule: CalendarEvent = "monthly"
     sync: SyncJob | None = None
 
 
@@ -511,7 +560,7 @@ class DrillSection(Model):
         description="daily time the monitoring host checks which targets are due (every `every`)",
     )
     canary_lead: Duration = Field(default="30m", description="canary runs this long before the backup window")
-    canary_schedule: str | None = Field(
+    canary_schedule: CalendarEvent | None = Field(
         default=None, description="systemd OnCalendar for the canary; default: backups.schedule minus canary_lead"
     )
     metrics: Literal["textfile", "pushgateway"] = "textfile"
@@ -533,7 +582,7 @@ class DrillSection(Model):
 
 class BackupsSection(Model):
     storage: Name = Field(description="PVE storage id backups go to (the PBS storage entry)")
-    schedule: str = "02:00"
+    schedule: CalendarEvent = "02:00"
     mode: Literal["snapshot", "suspend", "stop"] = "snapshot"
     compress: Literal["zstd", "lzo", "gzip"] = "zstd"
     retention: Retention = Retention()
@@ -693,14 +742,22 @@ class MonitoringSection(Model):
     remote_write: tuple[RemoteWrite, ...] = ()
     apt_proxy: Url | None = None
     grafana_apt_url: Url = "https://apt.grafana.com"
-    grafana_apt_key_fingerprint: str = Field(
-        default="B53AE77BADB630A683046005963FA27710458545",
-        pattern=r"^[0-9A-F]{40}$",
-        description="the repository key is refused unless its fingerprint is this one",
+    # The key(s) apt trusts for Grafana's repository: only these are exported out of
+    # `grafana_apt_url`/gpg-full.key into the keyring (components/monitoring/scripts.py). The
+    # repository is signed by B53AE77B...963FA27710458545 (voxpupuli/puppet-grafana PR #336; its
+    # expiry was extended, apt's NO_PUBKEY 963FA27710458545 in grafana/grafana PR #116093). The old
+    # single-string form still reads as one fingerprint.
+    grafana_apt_key_fingerprint: Annotated[
+        tuple[Annotated[str, Field(pattern=r"^[0-9A-F]{40}$")], ...],
+        BeforeValidator(lambda value: (value,) if isinstance(value, str) else value),
+    ] = Field(
+        default=("B53AE77BADB630A683046005963FA27710458545",),
+        min_length=1,
+        description="the only keys of Grafana's key file apt is made to trust",
     )
     tls: Literal["internal_ca", "acme"] = "internal_ca"
     domain: str = "lab.internal"
-    ssh_user: str = "debian"
+    ssh_user: UnixUser = "debian"
 
     @model_validator(mode="after")
     def _coherent(self) -> MonitoringSection:
@@ -744,7 +801,7 @@ class Receiver(Model):
     )
     routing_key_secret: SecretKey | None = Field(default=None, description="PagerDuty Events v2 key")
     channel: str | None = None
-    to: tuple[str, ...] = ()
+    to: tuple[Email, ...] = ()
 
     @model_validator(mode="after")
     def _fields_fit_type(self) -> Receiver:
@@ -869,7 +926,7 @@ class AlertingSection(Model):
         description="where alerts' runbook_url points: <base>/<AlertName>.md (e.g. your repository's docs URL)",
     )
     smtp_smarthost: str | None = None
-    smtp_from: str | None = None
+    smtp_from: Email | None = None
     smtp_username: str | None = None
     smtp_password_secret: SecretKey | None = None
 
@@ -914,7 +971,7 @@ class AlertingSection(Model):
 
 
 class GrafanaSection(Model):
-    admin_user: str = "admin"
+    admin_user: Line = "admin"
     admin_password_secret: SecretKey = "grafanaAdminPassword"
     secret_key_secret: SecretKey = "grafanaSecretKey"
     root_url: Url | None = None
@@ -1277,9 +1334,9 @@ def read_stack_file(path: Path) -> tuple[dict[str, Any], list[str]]:
     """Sections of a ``Pulumi.<stack>.yaml`` in the obsstack namespace, and the keys whose values
     are encrypted (``secure:``). The one reader of stack files: the plan, every tool and the tests."""
     try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError([Problem(path.name, f"not valid YAML: {err}")]) from None
+        document = stack_yaml.load(path)
+    except (OSError, stack_yaml.StackFileError) as err:
+        raise ConfigError([Problem(path.name, str(err))], path.name) from None
     values = document.get("config") or {}
     if not isinstance(values, dict):
         raise ConfigError([Problem("config", "must be a mapping of keys to values")])

@@ -36,8 +36,10 @@ def as_root(script: str, user: str) -> str:
 
 @dataclass(frozen=True)
 class GrafanaRepo:
+    """Grafana's APT repository and the primary-key fingerprints its key file may hold."""
+
     url: str
-    fingerprint: str
+    fingerprints: tuple[str, ...]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -45,23 +47,54 @@ class GrafanaRepo:
 # ---------------------------------------------------------------------------------------------
 
 BOOTSTRAP_PACKAGES = ("ca-certificates", "curl", "gnupg")
+HOLD_DROPIN = "00-obsstack-hold.conf"
+
+
+def start_gate(unit: str) -> str:
+    """The drop-in that keeps ``unit`` from starting until the apply step has put its validated
+    config in place (written by the packages step for a package installed for the first time)."""
+    return f"/etc/systemd/system/{unit}.service.d/{HOLD_DROPIN}"
+
+
+def _write_gate(path: str) -> str:
+    """The command writing the start gate at ``path`` (a shell word: quoted path or "$var").
+
+    A ``Condition*=`` that fails skips the start without failing it: systemd's unit_start()
+    returns -ECOMM ("Starting requested but condition not met") and job.c finishes that job as
+    JOB_DONE (systemd/systemd src/core/unit.c, src/core/job.c), so a postinst's
+    ``systemctl restart`` under ``set -e`` still succeeds. A drop-in applies wherever the unit
+    file lives: "Drop-in files under any of these directories take precedence over unit files
+    wherever located" (systemd.unit(5)). A mask would not do: Loki's deb puts its unit in
+    /etc/systemd/system (grafana/loki tools/packaging/nfpm.jsonnet), which outranks a
+    ``mask --runtime`` in /run/systemd/system (systemd.unit(5), unit load path), dpkg replaces a
+    mask symlink there with the unit file, and its postinst runs ``systemctl unmask loki``
+    before ``enable`` and ``restart`` (tools/packaging/loki-postinstall.sh, cleanInstall)."""
+    return (
+        f"mkdir -p \"$(dirname {path})\" && printf '%s\\n' "
+        "'# obsstack: not started until its validated configuration is in place (the apply step removes this)' "
+        f"'[Unit]' \"ConditionPathExists=!\"{path} >{path}"
+    )
 
 
 def packages_script(
     packages: Mapping[str, str],
     apt_proxy: str | None = None,
     grafana: GrafanaRepo | None = None,
+    units: Mapping[str, str] | None = None,
 ) -> str:
     """Install ``packages`` (name -> exact version) and hold them; nothing runs twice.
 
-    Daemons do not start on install (policy-rc.d): they start once their validated config is in
-    place. ``apt-get update`` runs only when a source changed or a pinned version is unknown.
+    Daemons do not start on install: policy-rc.d covers invoke-rc.d/deb-systemd-invoke, and
+    ``units`` (package -> its systemd unit) get a start gate when their package is installed for
+    the first time, because Loki's postinst calls ``systemctl restart`` itself (see
+    :func:`_write_gate`). The apply step's first activation lifts the gate. ``apt-get update``
+    runs only when a source changed or a pinned version is not in the package lists.
     """
     lines = [HEADER, "export DEBIAN_FRONTEND=noninteractive", "sources_changed=0", ""]
     lines += _write_if_changed_function() + _proxy_lines(apt_proxy) + _apt_functions() + _bootstrap_lines()
     if grafana:
         lines += _grafana_repository_lines(grafana)
-    lines += _install_pinned_lines(packages)
+    lines += _install_pinned_lines(packages, units or {})
     return "\n".join(lines) + "\n"
 
 
@@ -111,11 +144,40 @@ def _apt_functions() -> list[str]:
         "  trap - EXIT",
         "}",
         "",
+        # `apt-cache show NAME=VERSION` is no test: an unknown version is only a notice and it
+        # exits 0 (apt: VersionContainerInterface::FromString -> canNotGetVerFromVersionNumber
+        # inserts at the helper's ErrorType, which apt-cache show sets to GlobalError::NOTICE in
+        # apt-private/private-show.cc ShowPackage; seen with apt 2.6.1 on Debian 12). madison
+        # prints "NAME | VERSION | index" only for versions in the configured indexes
+        # (cmdline/apt-cache.cc Madison), never for dpkg's status file; deb-src lines end in
+        # "Sources" and are skipped.
+        "# known NAME[=VERSION]...: each package (at exactly that version) is in the package lists",
+        "known() {",
+        "  local pair want",
+        '  for pair in "$@"; do',
+        '    want=""',
+        '    case "$pair" in *=*) want=${pair#*=} ;; esac',
+        '    apt-cache madison "${pair%%=*}" 2>/dev/null | awk -F"|" -v want="$want" \'',
+        '      { gsub(/^[ \\t]+|[ \\t]+$/, "", $2); gsub(/[ \\t]+$/, "", $3) }',
+        '      $3 !~ /Sources$/ && (want == "" || $2 == want) { found = 1 }',
+        "      END { exit !found }' || return 1",
+        "  done",
+        "}",
+        "",
         "refresh_if_needed() {",
-        '  if [ "$sources_changed" = 1 ] || ! apt-cache show "$@" >/dev/null 2>&1; then',
+        '  if [ "$sources_changed" = 1 ] || ! known "$@"; then',
         "    apt-get update -q",
         "    sources_changed=0",
         "  fi",
+        "}",
+        "",
+        "# hold_if_new PACKAGE UNIT: a package installed for the first time does not start its unit",
+        "hold_if_new() {",
+        '  if [ "$(dpkg-query -W -f=\'${Status}\' "$1" 2>/dev/null || true)" = "install ok installed" ]; then',
+        "    return 0",
+        "  fi",
+        '  local gate="/etc/systemd/system/$2.service.d/' + HOLD_DROPIN + '"',
+        "  " + _write_gate('"$gate"'),
         "}",
         "",
     ]
@@ -134,31 +196,69 @@ def _bootstrap_lines() -> list[str]:
 
 
 def _grafana_repository_lines(grafana: GrafanaRepo) -> list[str]:
-    """Grafana's APT source, its key accepted only with the pinned fingerprint."""
+    """Grafana's APT source, trusting only the pinned key(s) out of Grafana's key file.
+
+    gpg-full.key, not gpg.key: Grafana's install docs fetch https://apt.grafana.com/gpg-full.key
+    into /etc/apt/keyrings/grafana.asc after the December 2025 key rotation (grafana/grafana PR
+    #116093), when apt reported NO_PUBKEY 963FA27710458545 with the old file: the repository is
+    signed by B53AE77B...963FA27710458545 (voxpupuli/puppet-grafana PR #336). The file also holds
+    Grafana's earlier keys (one of them leaked in 2023): only the pinned ones are exported into
+    the keyring apt uses, so nothing else in the file is ever trusted. The source file names the
+    key URL, so a host whose keyring came from another URL fetches the key again once.
+    """
     keyring = "/etc/apt/keyrings/grafana.asc"
-    key_url = f"{grafana.url.rstrip('/')}/gpg.key"
-    source = f"deb [signed-by={keyring}] {grafana.url.rstrip('/')} stable main"
+    base = grafana.url.rstrip("/")
+    key_url = f"{base}/gpg-full.key"
+    source = f"# signed-by key from {key_url}\ndeb [signed-by={keyring}] {base} stable main"
+    allowed = " ".join(grafana.fingerprints)
+    setting = "monitoring.grafana_apt_key_fingerprint"
+    primary = '$1 == "pub" { want = 1; next } $1 == "sub" { want = 0 } $1 == "fpr" && want { print $10; want = 0 }'
+    current = f'key_is_pinned {keyring} && [ "$(cat /etc/apt/sources.list.d/grafana.list 2>/dev/null)" = {q(source)} ]'
+    refused = f"and none is pinned in {setting} ({allowed}): refusing it"
+    how = [
+        f"obsstack: read them yourself with: curl -fsSL {key_url} | gpg --show-keys --with-fingerprint",
+        f"obsstack: if Grafana announced a new signing key, add its fingerprint to {setting}",
+    ]
     return [
-        "# Grafana's repository: the key is accepted only with the pinned fingerprint.",
-        "key_fingerprints() {",
-        '  gpg --show-keys --with-colons "$1" 2>/dev/null | awk -F: \'$1 == "fpr" {print $10}\'',
+        "# Grafana's repository: only the pinned key(s) of its key file go into apt's keyring.",
+        # `gpg --with-colons`: a "pub" record (primary key) or "sub" record (subkey) is followed
+        # by its "fpr" record, the fingerprint in field 10 (gpg/gnupg doc/DETAILS).
+        "primary_fingerprints() {",
+        '  gpg --show-keys --with-colons "$1" 2>/dev/null |',
+        f"    awk -F: {q(primary)}",
+        "}",
+        f"pinned={q(allowed)}",
+        "# key_is_pinned FILE: FILE holds at least one primary key, and each one is in $pinned",
+        "key_is_pinned() {",
+        "  local fpr found=0",
+        "  while read -r fpr; do",
+        "    found=1",
+        '    case " $pinned " in *" $fpr "*) ;; *) return 1 ;; esac',
+        '  done < <(primary_fingerprints "$1" || true)',
+        '  [ "$found" = 1 ]',
         "}",
         "install -d -m 0755 /etc/apt/keyrings",
-        f"if ! key_fingerprints {keyring} | grep -qx {q(grafana.fingerprint)}; then",
+        f"if ! {{ {current}; }}; then",
         "  key_tmp=$(mktemp)",
+        "  gnupg_tmp=$(mktemp -d)",
         f'  if ! curl -fsSL --retry 2 --connect-timeout 15 --max-time 60 -o "$key_tmp" {q(key_url)}; then',
-        '    rm -f "$key_tmp"',
+        '    rm -rf "$key_tmp" "$gnupg_tmp"',
         f"    echo {q(f'obsstack: cannot fetch {key_url}: the host needs HTTPS access to it')} >&2",
         "    echo 'obsstack: (or set monitoring.apt_proxy to a proxy that reaches it)' >&2",
         "    exit 1",
         "  fi",
-        f'  if ! key_fingerprints "$key_tmp" | grep -qx {q(grafana.fingerprint)}; then',
-        '    rm -f "$key_tmp"',
-        f"    echo {q(f'obsstack: {key_url} is not the pinned key {grafana.fingerprint}: refusing it')} >&2",
+        '  gpg --homedir "$gnupg_tmp" --batch --quiet --import "$key_tmp" 2>/dev/null || true',
+        "  # shellcheck disable=SC2086 # one argument per pinned fingerprint",
+        '  gpg --homedir "$gnupg_tmp" --batch --armor --export $pinned >"$key_tmp.pinned" 2>/dev/null || true',
+        '  if ! key_is_pinned "$key_tmp.pinned"; then',
+        '    found=$(primary_fingerprints "$key_tmp" | tr "\\n" " " || true)',
+        '    rm -rf "$key_tmp" "$key_tmp.pinned" "$gnupg_tmp"',
+        f'    echo "obsstack: {key_url} holds the primary key(s) ${{found:-(none) }}{refused}" >&2',
+        *[f"    echo {q(line)} >&2" for line in how],
         "    exit 1",
         "  fi",
-        f'  install -m 0644 "$key_tmp" {keyring}',
-        '  rm -f "$key_tmp"',
+        f'  install -m 0644 "$key_tmp.pinned" {keyring}',
+        '  rm -rf "$key_tmp" "$key_tmp.pinned" "$gnupg_tmp"',
         "  sources_changed=1",
         "fi",
         f"if write_if_changed /etc/apt/sources.list.d/grafana.list {q(source)}; then sources_changed=1; fi",
@@ -166,13 +266,15 @@ def _grafana_repository_lines(grafana: GrafanaRepo) -> list[str]:
     ]
 
 
-def _install_pinned_lines(packages: Mapping[str, str]) -> list[str]:
+def _install_pinned_lines(packages: Mapping[str, str], units: Mapping[str, str]) -> list[str]:
     pairs = " ".join(q(f"{name}={version}") for name, version in sorted(packages.items()))
     names = " ".join(q(name) for name in sorted(packages))
+    holds = [f"  hold_if_new {q(name)} {q(units[name])}" for name in sorted(packages) if name in units]
     return [
         f"mapfile -t todo < <(missing {pairs})",
         'if [ "${#todo[@]}" -gt 0 ]; then',
         '  refresh_if_needed "${todo[@]}"',
+        *holds,
         '  apt_install "${todo[@]}"',
         f"  apt-mark hold {names} >/dev/null",
         '  echo "obsstack: installed ${todo[*]}"',
@@ -244,15 +346,40 @@ def stage_payload(files: Mapping[str, str]) -> str:
 
 
 def stage_script(secret: bool) -> str:
-    """Unpack a ``stage_payload`` from stdin into the staging tree (created by layout_script)."""
-    what = "secrets" if secret else "files"
-    header = HEADER.replace("umask 022", "umask 077") if secret else HEADER
+    """Unpack a ``stage_payload`` from stdin into the staging tree (created by layout_script).
+
+    Secrets equal to their live copy are not kept: the payload carries every secret of the host
+    while only the services whose secrets changed re-apply (and remove theirs), so a kept copy
+    would stay on the host. The marker left instead lets the apply step use the live copy.
+    """
+    if not secret:
+        return "\n".join(
+            [
+                HEADER,
+                f"install -d -m 0700 {q(layout.STAGING_DIR)}",
+                f"base64 -d | tar -xz --no-same-owner --no-same-permissions -C {q(layout.STAGING_DIR)}",
+                "echo 'obsstack: staged files'",
+            ]
+        )
     return "\n".join(
         [
-            header,
-            f"install -d -m 0700 {q(layout.STAGING_DIR)}",
-            f"base64 -d | tar -xz --no-same-owner --no-same-permissions -C {q(layout.STAGING_DIR)}",
-            f"echo {q(f'obsstack: staged {what}')}",
+            HEADER.replace("umask 022", "umask 077"),
+            f"staging={q(layout.STAGING_DIR)}",
+            'install -d -m 0700 "$staging"',
+            'rm -rf "$staging"/.incoming.*  # an interrupted run\'s unpacked secrets',
+            'incoming=$(mktemp -d "$staging/.incoming.XXXXXX")',
+            "trap 'rm -rf \"$incoming\"' EXIT",
+            'base64 -d | tar -xz --no-same-owner --no-same-permissions -C "$incoming"',
+            "while IFS= read -r -d '' f; do",
+            '  path=${f#"$incoming"}',
+            '  mkdir -p "$(dirname "$staging$path")"',
+            '  if [ -f "$path" ] && cmp -s "$f" "$path"; then',
+            f'    rm -f "$f" "$staging$path"; : >"$staging$path{APPLIED_SUFFIX}"',
+            "  else",
+            '    mv -f "$f" "$staging$path"',
+            "  fi",
+            'done < <(find "$incoming" -type f -print0)',
+            "echo 'obsstack: staged secrets'",
         ]
     )
 
@@ -315,9 +442,38 @@ def apply_script(spec: ServiceSpec) -> str:
     """
     lines = [HEADER, f"staging={q(layout.STAGING_DIR)}"]
     lines += _candidate_lines(spec) + _validate_lines(spec) + _health_function(spec.health, spec.unit)
-    lines += _changed_lines(spec) + _swap_lines(spec)
+    lines += _consumed_function(spec) + _changed_lines(spec) + _swap_lines(spec)
     lines += _activate_lines(spec) if spec.unit else _plain_files_lines(spec)
     return "\n".join(lines) + "\n"
+
+
+APPLIED_SUFFIX = ".obsstack-applied"
+
+
+def _secrets(spec: ServiceSpec) -> list[str]:
+    return [m.path for m in spec.files if m.secret]
+
+
+def _consumed_function(spec: ServiceSpec) -> list[str]:
+    """Once applied (or found unchanged), a staged secret is removed; an empty marker next to
+    where it was says the live copy is the applied one, for later runs that stage no secrets.
+
+    Plain staged files stay: they are not secret, the stage-files step re-sends them only when
+    one changes, and they keep every re-run applying exactly the shipped content."""
+    if not _secrets(spec):
+        return []
+    return [
+        "consumed() {",
+        "  local f",
+        f"  for f in {' '.join(q(p) for p in _secrets(spec))}; do",
+        f'    if [ -f "$staging$f" ]; then rm -f "$staging$f"; : >"$staging$f{APPLIED_SUFFIX}"; fi',
+        "  done",
+        "}",
+    ]
+
+
+def _consumed_call(spec: ServiceSpec, indent: str = "") -> list[str]:
+    return [f"{indent}consumed"] if _secrets(spec) else []
 
 
 def _candidate_lines(spec: ServiceSpec) -> list[str]:
@@ -334,9 +490,17 @@ def _candidate_lines(spec: ServiceSpec) -> list[str]:
             f'if [ -d {q(d)} ]; then cp -a {q(d)}/. "$candidate"{q(d)}/; fi',
         ]
     for m in spec.files:
+        # A secret an earlier run applied and consumed is taken from its live copy.
+        fallback = (
+            [f'if [ ! -f "$src" ] && [ -f "$src{APPLIED_SUFFIX}" ] && [ -f {q(m.path)} ]; then src={q(m.path)}; fi']
+            if m.secret
+            else []
+        )
         lines += [
-            f'if [ ! -f "$staging"{q(m.path)} ]; then echo {q(f"obsstack: {m.path} was not staged")} >&2; exit 1; fi',
-            f'install -D -m {m.mode} -o {q(m.owner)} -g {q(m.group)} "$staging"{q(m.path)} "$candidate"{q(m.path)}',
+            f'src="$staging"{q(m.path)}',
+            *fallback,
+            f'if [ ! -f "$src" ]; then echo {q(f"obsstack: {m.path} was not staged")} >&2; exit 1; fi',
+            f'install -D -m {m.mode} -o {q(m.owner)} -g {q(m.group)} "$src" "$candidate"{q(m.path)}',
         ]
     for directory, pattern in spec.prune_dirs:
         managed = [m.path for m in spec.files if m.path.startswith(directory + "/")]
@@ -393,6 +557,7 @@ def _swap_lines(spec: ServiceSpec) -> list[str]:
     active = f"systemctl is-active --quiet {q(spec.unit)}" if spec.unit else "true"
     return [
         f'if [ "${{#changed[@]}}" -eq 0 ] && {active}; then',
+        *_consumed_call(spec, "  "),
         f"  echo {q(f'obsstack: {spec.name} unchanged')}",
         "  exit 0",
         "fi",
@@ -414,9 +579,14 @@ def _swap_lines(spec: ServiceSpec) -> list[str]:
 def _activate_lines(spec: ServiceSpec) -> list[str]:
     """Steps 4 and 5: reload or restart, health check, and the rollback when it fails."""
     unit = q(str(spec.unit))
+    gate = q(start_gate(str(spec.unit)))
     return [
+        # Held by the packages step (a first install): the first activation lifts the gate, and
+        # a failed one puts it back rather than start the package's defaults.
+        f"held=0; if [ -e {gate} ]; then held=1; fi",
         "activate() {",
         '  if [ "$restart" = 1 ] || ! systemctl is-active --quiet ' + unit + "; then",
+        f"    rm -f {gate}",
         "    systemctl daemon-reload",
         f"    systemctl enable --quiet {unit}",
         f"    systemctl restart {unit}",
@@ -429,6 +599,13 @@ def _activate_lines(spec: ServiceSpec) -> list[str]:
         '    if [ -e "$backup$f" ]; then cp -a "$backup$f" "$f.obsstack-new"; mv -f "$f.obsstack-new" "$f"; '
         'else rm -f "$f"; fi',
         "  done",
+        '  if [ "$held" = 1 ]; then',
+        f"    systemctl stop {unit} || true",
+        f"    {_write_gate(gate)}",
+        "    systemctl daemon-reload || true",
+        f"    echo {q(f'obsstack: {spec.unit} stays stopped until a configuration passes')} >&2",
+        "    return 0",
+        "  fi",
         "  restart=1",
         "  activate || true",
         "}",
@@ -439,6 +616,7 @@ def _activate_lines(spec: ServiceSpec) -> list[str]:
         f"  echo {q(f'obsstack: {spec.name} did not come back healthy; the previous files are restored')} >&2",
         "  exit 1",
         "fi",
+        *_consumed_call(spec),
         f'echo "obsstack: {spec.name} $([ "$restart" = 1 ] && echo restarted || echo reloaded): ${{changed[*]}}"',
     ]
 
@@ -451,6 +629,7 @@ def _plain_files_lines(spec: ServiceSpec) -> list[str]:
         '  case "$f" in /etc/systemd/system/*) systemctl daemon-reload; break ;; esac',
         "done",
         *[f"systemctl enable --now --quiet {q(t.rsplit('/', 1)[1])}" for t in timers],
+        *_consumed_call(spec),
         'echo "obsstack: updated ${changed[*]}"',
     ]
 

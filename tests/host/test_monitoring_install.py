@@ -251,7 +251,7 @@ def test_grafana_repository_steps_run_up_to_the_key_fetch(installed: Installed) 
     repo = scripts.GrafanaRepo(unreachable, mon.grafana_apt_key_fingerprint)
     result = run(installed.host, scripts.packages_script({"grafana": mon.versions.grafana}, None, repo))
     assert result.returncode != 0
-    assert f"cannot fetch {unreachable}/gpg.key" in result.stderr
+    assert f"cannot fetch {unreachable}/gpg-full.key" in result.stderr
     assert must(run(installed.host, "ls /etc/apt/sources.list.d/"), "ls").split() == []
     assert must(run(installed.host, "dpkg-query -W -f='${Status}' gnupg"), "gnupg") == "install ok installed"
 

@@ -1,0 +1,110 @@
+"""Values that land in host files are held to the grammar of the file they land in: a value that
+would change that file's structure (a newline into an INI or a timer, shell syntax into a user
+name, a header into an email) or leak a credential (user:password@ in a URL) is refused with its
+YAML path, and the message never echoes a secret."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from components import config as stack_config
+from tests.conftest import load_sections
+
+Edit = Callable[[dict[str, Any]], None]
+
+
+def receiver(s: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(r for r in s["alerting"]["receivers"] if r["name"] == name)
+
+
+CASES: list[tuple[str, Edit, str, str]] = [
+    (
+        "grafana-admin-newline",
+        lambda s: s.setdefault("grafana", {}).__setitem__("admin_user", "admin\n[security]\nadmin_user = x"),
+        "grafana.admin_user",
+        "one line",
+    ),
+    (
+        "canary-schedule-newline",
+        lambda s: s["backups"].setdefault("drill", {}).__setitem__("canary_schedule", "01:30\nExecStart=/bin/sh"),
+        "backups.drill.canary_schedule",
+        "one line",
+    ),
+    (
+        "backup-schedule-garbage",
+        lambda s: s["backups"].__setitem__("schedule", "whenever"),
+        "backups.schedule",
+        "calendar event",
+    ),
+    (
+        "backup-schedule-30-february",
+        lambda s: s["backups"].__setitem__("schedule", "*-02-30 02:00"),
+        "backups.schedule",
+        "never happens",
+    ),
+    (
+        "prune-schedule-empty",
+        lambda s: s["pbs"]["datastores"][0].__setitem__("prune_schedule", ""),
+        "pbs.datastores[0].prune_schedule",
+        "calendar event",
+    ),
+    (
+        "ssh-user-shell",
+        lambda s: s["proxmox"].__setitem__("ssh_user", "root; rm -rf /"),
+        "proxmox.ssh_user",
+        "Unix user",
+    ),
+    (
+        "email-header-injection",
+        lambda s: receiver(s, "email-digest").__setitem__("to", ["ops@lab.example.net\nBcc: evil@example.com"]),
+        "alerting.receivers[",
+        "not an email address",
+    ),
+    (
+        "smtp-from-not-an-address",
+        lambda s: s["alerting"].__setitem__("smtp_from", "alerts"),
+        "alerting.smtp_from",
+        "not an email address",
+    ),
+    (
+        "endpoint-with-credentials",
+        lambda s: s["proxmox"].__setitem__("endpoint", "https://root:hunter2secret@pve1.lab.example.net:8006/"),
+        "proxmox.endpoint",
+        "must not carry credentials",
+    ),
+    (
+        "apt-proxy-with-credentials",
+        lambda s: s["monitoring"].__setitem__("apt_proxy", "http://user:hunter2secret@10.0.10.5:3142"),
+        "monitoring.apt_proxy",
+        "must not carry credentials",
+    ),
+]
+
+
+@pytest.mark.parametrize(("edit", "path", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_a_value_that_would_change_its_file_is_refused(edit: Edit, path: str, fragment: str) -> None:
+    sections = load_sections()
+    edit(sections)
+    with pytest.raises(stack_config.ConfigError) as caught:
+        stack_config.validate(sections)
+    message = str(caught.value)
+    assert path in message and fragment in message, message
+    assert "hunter2secret" not in message  # a rejected credential is never echoed
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda s: s["backups"].__setitem__("schedule", "03:30"), "schedule"),
+        (lambda s: receiver(s, "email-digest").__setitem__("to", ["ops+alerts@lab.example.net"]), "to"),
+        (lambda s: s["proxmox"].__setitem__("ssh_user", "obs_admin"), "ssh_user"),
+    ],
+    ids=["time-only", "plain-address", "underscore-user"],
+)
+def test_ordinary_values_still_pass(edit: Edit, field: str) -> None:
+    sections = load_sections()
+    edit(sections)
+    assert stack_config.validate(sections)
