@@ -591,7 +591,7 @@ def _activate_lines(spec: ServiceSpec) -> list[str]:
         f"    systemctl enable --quiet {unit}",
         f"    systemctl restart {unit}",
         "  else",
-        f"    systemctl reload {unit}",
+        *_reload_lines(spec),
         "  fi",
         "}",
         "rollback() {",
@@ -618,6 +618,22 @@ def _activate_lines(spec: ServiceSpec) -> list[str]:
         "fi",
         *_consumed_call(spec),
         f'echo "obsstack: {spec.name} $([ "$restart" = 1 ] && echo restarted || echo reloaded): ${{changed[*]}}"',
+    ]
+
+
+def _reload_lines(spec: ServiceSpec) -> list[str]:
+    """Reload a running daemon: its own reload endpoint when it has one (it answers whether the
+    new configuration was taken), else systemd's reload."""
+    if spec.reload_url is None:
+        return [f"    systemctl reload {q(str(spec.unit))}"]
+    answer = '"$candidate/.reload-answer"'
+    return [
+        f"    code=$(curl -sS -o {answer} -w '%{{http_code}}' --max-time 60 {q(spec.reload_url)} || true)",
+        '    if [ "$code" != 200 ]; then',
+        f'      echo "obsstack: {spec.name} refused the new configuration (HTTP ${{code:-no answer}}):" >&2',
+        f"      cat {answer} >&2 2>/dev/null || true",
+        "      return 1",
+        "    fi",
     ]
 
 

@@ -55,6 +55,8 @@ class ServiceSpec:
     reloadable: bool = True
     health: HealthCheck | None = None
     prune_dirs: tuple[tuple[str, str], ...] = ()
+    # An HTTP endpoint that reloads the daemon and answers 200 only when it took the new config.
+    reload_url: str | None = None
 
     def restart_needed_for(self, path: str) -> bool:
         """Unit arguments and drop-ins only take effect on a restart."""
@@ -223,8 +225,13 @@ def _log_and_ui_bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
             "alloy",
             "alloy",
             config_dirs=(layout.ALLOY_DIR,),
+            # `alloy fmt` checks only the syntax; a SIGHUP reload that fails is only logged while
+            # the old pipeline keeps running. /-/reload answers 400 Bad Request when the file
+            # cannot be loaded (grafana/alloy docs/sources/reference/http/_index.md), and the
+            # apply then rolls back.
             validators=(f'alloy fmt "$candidate{layout.ALLOY_CONFIG}" >/dev/null',),
             health=HealthCheck(url=f"http://{_host(alloy.listen_ip(config, ip))}:{ports.alloy}/-/ready"),
+            reload_url=f"http://{_host(alloy.listen_ip(config, ip))}:{ports.alloy}/-/reload",
         ),
         "files": ServiceSpec("files", None, None),
     }
@@ -267,6 +274,7 @@ def specs(
                     reloadable=base.reloadable,
                     health=base.health,
                     prune_dirs=base.prune_dirs,
+                    reload_url=base.reload_url,
                 )
             )
     return result

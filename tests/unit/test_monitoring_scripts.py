@@ -3,6 +3,7 @@ command line that carries it survives SSH quoting unchanged."""
 
 from __future__ import annotations
 
+import dataclasses
 import grp
 import os
 import pwd
@@ -562,3 +563,37 @@ def test_a_keyring_from_the_old_gpg_key_is_fetched_again(tmp_path: Path) -> None
     assert [c.split()[-1] for c in log.read_text().splitlines() if c.startswith("curl")] == [
         "https://apt.grafana.com/gpg-full.key"
     ]
+
+
+@pytest.mark.parametrize(("answer", "applied"), [("200", True), ("400", False)], ids=["taken", "refused"])
+def test_alloy_is_reloaded_through_its_endpoint_and_a_refusal_rolls_back(
+    tmp_path: Path, example_config: stack_config.StackConfig, answer: str, applied: bool
+) -> None:
+    """SIGHUP leaves a refused config unnoticed (the old pipeline keeps running); /-/reload
+    answers 400 and the apply restores the previous file."""
+    user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+    real = services._bases(example_config, "10.0.20.10")["alloy"]
+    assert real.reload_url == "http://10.0.20.10:12345/-/reload"
+    spec = dataclasses.replace(
+        real, files=(services.ManagedFile("/etc/alloy/config.alloy", "0644", user, group),), validators=()
+    )
+    reload = f'echo "reload answer" >"$3"; printf {answer}'
+    curl = f'echo "curl $*" >>"$LOG"; case "$*" in *-/reload*) {reload} ;; *) printf 200 ;; esac'
+    root, log, env = fake_host(tmp_path, curl=curl)
+    (root / "etc/alloy").mkdir(parents=True)
+    (root / "etc/alloy/config.alloy").write_text("old\n")
+    (tmp_path / "state/running-alloy").touch()
+    staged = Path(f"{root}{layout.STAGING_DIR}{root}/etc/alloy/config.alloy")
+    staged.parent.mkdir(parents=True)
+    staged.write_text("new\n")
+    done = run_script(rooted(scripts.apply_script(spec), root), env)
+    calls = log.read_text().splitlines()
+    assert any("-/reload" in c for c in calls if c.startswith("curl")), calls
+    assert not any(c.startswith("systemctl reload") for c in calls), "no SIGHUP reload"
+    if applied:
+        assert done.returncode == 0, done.stderr
+        assert (root / "etc/alloy/config.alloy").read_text() == "new\n"
+    else:
+        assert done.returncode == 1
+        assert "alloy refused the new configuration (HTTP 400)" in done.stderr
+        assert (root / "etc/alloy/config.alloy").read_text() == "old\n"
