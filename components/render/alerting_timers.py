@@ -26,15 +26,22 @@ TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
 UNIT_DIR = "/etc/systemd/system"
 DRILL_SCHEDULE = "Tue *-*-01..07 10:00:00"  # first Tuesday of the month, office hours
 
-# The acknowledgement series carry the *alert's* job and instance (docs/metrics.md). Scraped from
-# node_exporter's textfile without honor_labels, Prometheus renames them exported_job and
-# exported_instance; these relabelings, on the job scraping the monitoring hosts' node exporters,
-# put them back (an alert without instance gets none, as the rule's `on(...)` match expects).
+# The acknowledgement series carry the *alert's* job, instance and service (docs/metrics.md).
+# Scraped from node_exporter's textfile without honor_labels, each label that the target also has
+# (job, instance, and the inventory's service="monitoring" of the monitoring host) comes out as
+# exported_<label>; these relabelings, on the job scraping the monitoring hosts' node exporters,
+# put the alert's back (an alert without instance gets none, as the rule's `on(...)` match
+# expects). tests/e2e reproduces it with real Prometheus and node_exporter.
 ACK_SERIES = "obs_alert_(?:acknowledged|ack_seconds)"
+ACK_TARGET_LABELS = ("job", "instance", "service")
 ACK_METRIC_RELABEL_CONFIGS: tuple[dict[str, Any], ...] = (
-    {"source_labels": ["__name__", "exported_job"], "regex": f"{ACK_SERIES};(.*)", "target_label": "job"},
-    {"source_labels": ["__name__", "exported_instance"], "regex": f"{ACK_SERIES};(.*)", "target_label": "instance"},
+    *(
+        {"source_labels": ["__name__", f"exported_{label}"], "regex": f"{ACK_SERIES};(.*)", "target_label": label}
+        for label in ACK_TARGET_LABELS
+    ),
     {"regex": "exported_(job|instance)", "action": "labeldrop"},
+    # Only the ack series lose exported_service: other textfile series keep theirs.
+    {"source_labels": ["__name__"], "regex": ACK_SERIES, "target_label": "exported_service", "replacement": ""},
 )
 
 _env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)  # noqa: S701

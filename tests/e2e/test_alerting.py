@@ -189,6 +189,21 @@ def test_policy_violating_silence_is_refused_and_check_reports(lab: Lab) -> None
     assert lab.query(UNACKNOWLEDGED) == []
 
 
+def test_an_acknowledgement_keeps_the_alerts_service(lab: Lab) -> None:
+    """The ack series are scraped from the monitoring host's node_exporter, whose target labels
+    say service="monitoring": without relabelling, the alert's service became exported_service
+    and CriticalAlertUnacknowledged, which joins on service, never saw an ack of another service."""
+    ack = 'obs_alert_acknowledged{alertname="TargetDown",instance="10.0.30.11:9100",job="node",service="git"} 1\n'
+    (lab.textfile_dir / "obs_ack_test.prom").write_text(ack)
+    try:
+        assert lab.wait_until(lambda: bool(lab.query('obs_alert_acknowledged{instance="10.0.30.11:9100"}')), timeout=20)
+        (series,) = lab.query('obs_alert_acknowledged{instance="10.0.30.11:9100"}')
+        assert series["metric"]["service"] == "git", series["metric"]
+        assert "exported_service" not in series["metric"] and series["metric"]["job"] == "node"
+    finally:
+        (lab.textfile_dir / "obs_ack_test.prom").unlink()
+
+
 def test_oncall_drill_pages_waits_for_ack_and_records(lab: Lab, tmp_path) -> None:
     am = Alertmanager(lab.url("alertmanager"))
     results: list[oncall_drill.DrillResult] = []
