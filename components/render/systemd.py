@@ -4,6 +4,10 @@ Debian's units already drop most privileges; the drop-ins add what they leave op
 read-only root with explicit write paths, no kernel/clock/hostname access, a syscall allow-list,
 only the address families the daemon needs, umask 077) and give the blackbox exporter exactly
 CAP_NET_RAW for ICMP probes.
+
+LXC guests get the same drop-in without the directives that need a mount namespace (see
+:data:`MOUNT_NAMESPACE_KEYS`): under Proxmox's container AppArmor profile systemd cannot set one up
+and the unit dies with 226/NAMESPACE before the daemon runs.
 """
 
 from __future__ import annotations
@@ -45,11 +49,86 @@ HARDENING: dict[str, Hardening] = {
 }
 
 
-def dropin_text(unit: str, extra: tuple[str, ...] = ()) -> str:
+# Keys that make systemd give the unit its own mount namespace: exec_needs_mount_namespace() in
+# systemd's src/core/execute.c returns true for ReadWritePaths/ReadOnlyPaths/InaccessiblePaths,
+# PrivateTmp, PrivateDevices, PrivateMounts, ProtectSystem, ProtectHome, ProtectKernelTunables,
+# ProtectKernelModules, ProtectKernelLogs, ProtectControlGroups, ProtectProc, ProcSubset, any
+# BindPaths/BindReadOnlyPaths and TemporaryFileSystem; systemd.exec(5) under PrivateMounts=:
+# "PrivateTmp=, PrivateDevices=, ProtectSystem=, ProtectHome=, ReadOnlyPaths=,
+# InaccessiblePaths=, ReadWritePaths=, ... also enable file system namespacing".
+# Setting one up remounts / as rslave and mounts proc under /run/systemd/unit-root, which the
+# AppArmor profile of an unprivileged (and a privileged) LXC container denies: "Failed to set up
+# mount namespacing: Permission denied" / "Failed at step NAMESPACE", status 226 (lxc/lxc#3371 and
+# lxc/lxc#2778 with Proxmox's lxc-container-default-cgns profile, systemd/systemd#17866 "not our
+# bug"; only the container's nesting feature relaxes the profile, lxc/lxc#4668). LXC's own image
+# generator turns the same keys off in containers without nesting (lxc/distrobuilder,
+# distrobuilder/lxc.generator: ProtectProc, ProcSubset, ProtectControlGroups, ProtectKernelTunables
+# always; ProtectHome, ProtectSystem, PrivateDevices, PrivateTmp, ProtectKernelLogs,
+# ProtectKernelModules, ReadWritePaths in privileged ones too). The inventory does not record
+# whether a container is privileged or nested, so every LXC guest leaves all of them out.
+MOUNT_NAMESPACE_KEYS = frozenset(
+    {
+        "ProtectSystem",
+        "ProtectHome",
+        "PrivateTmp",
+        "PrivateDevices",
+        "PrivateMounts",
+        "ProtectKernelTunables",
+        "ProtectKernelModules",
+        "ProtectKernelLogs",
+        "ProtectControlGroups",
+        "ProtectProc",
+        "ProcSubset",
+        "ReadWritePaths",
+        "ReadOnlyPaths",
+        "InaccessiblePaths",
+        "TemporaryFileSystem",
+        "BindPaths",
+        "BindReadOnlyPaths",
+    }
+)
+
+# What an LXC guest keeps, and why it works there:
+# - NoNewPrivileges: prctl(PR_SET_NO_NEW_PRIVS) needs no privilege ("Any task can set
+#   no_new_privs", kernel Documentation/userspace-api/no_new_privs.rst; NoNewPrivileges=yes in an
+#   unprivileged container reported working in lxc/distrobuilder#873). Images built by distrobuilder
+#   still turn it off without nesting: their generator writes NoNewPrivileges=no into
+#   /run/systemd/system/service.d/zzz-lxc-service.conf, and drop-ins "are applied in lexicographic
+#   order, regardless of which of the directories they reside in" (systemd.unit(5)), so that file
+#   wins over obsstack.conf. Nothing here fights it.
+# - SystemCallFilter/SystemCallArchitectures/SystemCallErrorNumber, RestrictAddressFamilies,
+#   RestrictNamespaces, RestrictRealtime, RestrictSUIDSGID, LockPersonality,
+#   MemoryDenyWriteExecute: seccomp filters, not mounts (systemd.exec(5)); installing one needs
+#   CAP_SYS_ADMIN or no_new_privs (PR_SET_SECCOMP(2const), EACCES), and NoNewPrivileges=yes sets
+#   the latter. systemd.exec(5), Sandboxing: they are "gracefully turned off ... in containers where
+#   support for this is turned off" rather than failing the unit.
+# - CapabilityBoundingSet/AmbientCapabilities: PR_CAPBSET_DROP needs CAP_SETPCAP only in the
+#   caller's user namespace (kernel commit 160da84dbb39 "userns: Allow PR_CAPBSET_DROP in a user
+#   namespace"). The empty set also drops CAP_SYS_MODULE, CAP_SYSLOG, CAP_SYS_RAWIO and CAP_MKNOD,
+#   and @system-service does not contain @module, @raw-io or @mount (systemd
+#   src/shared/seccomp-util.c), so the capability and syscall halves of the dropped
+#   ProtectKernelModules/ProtectKernelLogs/PrivateDevices still hold.
+# - ProtectClock: capability bounding set + seccomp + DeviceAllow=char-rtc (systemd.exec(5)), no
+#   mount namespace; where BPF device control cannot be loaded systemd marks it unsupported
+#   instead of failing (bpf_devices_supported(), systemd src/core/bpf-devices.c).
+# - ProtectHostname: a UTS namespace, not a mount namespace; if unshare(CLONE_NEWUTS) is refused
+#   systemd logs "UTS namespace setup is prohibited (container manager?), ignoring" and still
+#   installs the sethostname() filter (apply_protect_hostname(), systemd src/core/exec-invoke.c).
+LXC_NOTE = (
+    "# LXC guest: no ProtectSystem/ProtectHome/PrivateTmp/PrivateDevices/ProtectKernel*/",
+    "# ProtectControlGroups/ReadWritePaths here. Each needs a mount namespace, which the container's",
+    "# AppArmor profile does not allow: the unit would fail with 226/NAMESPACE. Every seccomp and",
+    "# capability restriction below still applies.",
+)
+
+
+def dropin_text(unit: str, extra: tuple[str, ...] = (), *, lxc: bool = False) -> str:
+    """The drop-in for ``unit``; ``lxc`` leaves out what needs a mount namespace (see above)."""
     h = HARDENING[unit]
     caps = " ".join(h.capabilities)
     lines = [
         "# Managed by obsstack: hardening on top of the package's unit.",
+        *(LXC_NOTE if lxc else ()),
         "[Service]",
         *extra,
         "NoNewPrivileges=yes",
@@ -80,6 +159,8 @@ def dropin_text(unit: str, extra: tuple[str, ...] = ()) -> str:
     ]
     if h.writable:
         lines.append(f"ReadWritePaths={' '.join(h.writable)}")
+    if lxc:
+        lines = [line for line in lines if line.partition("=")[0] not in MOUNT_NAMESPACE_KEYS]
     return "\n".join(lines) + "\n"
 
 
@@ -91,7 +172,7 @@ def _addr(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-def node_exporter_files(host: str, ip: str, port: int) -> list[HostFile]:
+def node_exporter_files(host: str, ip: str, port: int, *, lxc: bool = False) -> list[HostFile]:
     """node exporter on any host: TLS + basic auth, textfile collector directory."""
     unit = "prometheus-node-exporter"
     return [
@@ -106,11 +187,11 @@ def node_exporter_files(host: str, ip: str, port: int) -> list[HostFile]:
                 "--collector.systemd",
             ),
         ),
-        HostFile(host, layout.dropin(unit), dropin_text(unit)),
+        HostFile(host, layout.dropin(unit), dropin_text(unit, lxc=lxc)),
     ]
 
 
-def alloy_files(config: StackConfig, host: str, ip: str) -> list[HostFile]:
+def alloy_files(config: StackConfig, host: str, ip: str, *, lxc: bool = False) -> list[HostFile]:
     listen = _addr(alloy.listen_ip(config, ip), config.monitoring.ports.alloy)
     custom = f"--server.http.listen-addr={listen} --storage.path={layout.ALLOY_DATA} --disable-reporting"
     defaults = (
@@ -121,7 +202,7 @@ def alloy_files(config: StackConfig, host: str, ip: str) -> list[HostFile]:
     )
     return [
         HostFile(host, layout.defaults_file("alloy"), defaults),
-        HostFile(host, layout.dropin("alloy"), dropin_text("alloy")),
+        HostFile(host, layout.dropin("alloy"), dropin_text("alloy", lxc=lxc)),
     ]
 
 
@@ -180,12 +261,19 @@ def monitoring_files(config: StackConfig, inventory: Inventory, node: Monitoring
     return shipped
 
 
+def is_lxc_guest(config: StackConfig, host: str) -> bool:
+    """True when ``host`` is an inventory asset of kind lxc (monitoring hosts are VMs)."""
+    asset = config.inventory.by_name().get(host)
+    return asset is not None and asset.kind == "lxc"
+
+
 def agent_files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
     shipped: list[HostFile] = []
     for asset in inventory.managed_hosts:
         ip = str(asset.address)
-        shipped += node_exporter_files(asset.name, ip, config.monitoring.ports.node_exporter)
-        shipped += alloy_files(config, asset.name, ip)
+        lxc = is_lxc_guest(config, asset.name)
+        shipped += node_exporter_files(asset.name, ip, config.monitoring.ports.node_exporter, lxc=lxc)
+        shipped += alloy_files(config, asset.name, ip, lxc=lxc)
     return shipped
 
 
