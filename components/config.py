@@ -648,10 +648,21 @@ def canary_calendar(schedule: str, lead: str) -> str | None:
 
 class MonitoringHostEntry(Model):
     name: Name
+    # Renaming a host renames its resources (they are named after it): the previous name becomes
+    # a Pulumi alias, so the VM and its disks keep their state instead of being replaced.
+    previous_name: Name | None = Field(
+        default=None, description="the host's name before a rename; its VM keeps its state (an alias)"
+    )
     vmid: int = Field(ge=100, le=999_999_999)
     node: Name
     address: Cidr
     gateway: Host | None = None
+
+    @model_validator(mode="after")
+    def _previous_name_differs(self) -> MonitoringHostEntry:
+        if self.previous_name == self.name:
+            raise ValueError(f"previous_name: {self.name!r} is the current name: remove previous_name")
+        return self
 
 
 class VmShape(Model):

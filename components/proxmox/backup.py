@@ -10,6 +10,12 @@ excluded ones (so a guest created outside the inventory is covered too).
 The vzdump hook (components/render/vzdump_hook.py) is installed on every PVE node over
 SSH and wired in through /etc/vzdump.conf (``script:``): PVE lets only root@pam set a job's own
 ``script`` option, and this program runs with a least-privilege API token.
+
+The job is ``protect=True``: it is what keeps the backups coming, so neither ``pulumi destroy``
+(``--exclude-protected`` skips it, its parent and what it depends on, the hooks) nor a change that
+would replace it removes it silently; its settings update in place (Pulumi docs, resource option
+``protect``). To remove it on purpose: ``pulumi state unprotect <urn of backups-nightly>``, then
+``pulumi destroy`` or ``pulumi up`` without it. Deleting the job deletes no backup: they live on PBS.
 """
 
 from __future__ import annotations
@@ -106,7 +112,7 @@ class BackupPlan(pulumi.ComponentResource):
                 notes_template="{{guestname}} (obsstack nightly)",
                 **job_selection(args),
             ),
-            pulumi.ResourceOptions(parent=self, depends_on=hooks),
+            pulumi.ResourceOptions(parent=self, depends_on=hooks, protect=True),  # see module docstring
         )
         self.vmids = pulumi.Output.from_input(sorted(g.vmid for g in args.protected))
         self.job_id = self.job.resource_id

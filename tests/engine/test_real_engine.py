@@ -12,6 +12,7 @@ import pulumi
 import pytest
 
 from components import aliases
+from components.proxmox import vm
 from tools import engine
 
 SECRET_VALUE = "obsstack-real-engine-S3CR3T-4b1d"
@@ -83,3 +84,40 @@ def test_the_state_holds_no_secret_in_plaintext(tmp_path: Path) -> None:
         assert SECRET_VALUE not in text
         assert "ciphertext" in text
     assert stack.outputs()["token"].value == SECRET_VALUE  # decrypts with the passphrase
+
+
+class NamedAfterIt(pulumi.ComponentResource):
+    """A component whose children are named ``<name>-<role>``, as ProxmoxVm's are, given the
+    aliases ProxmoxVm gives itself and (``child_aliases``) its children for ``previous_name``."""
+
+    def __init__(self, name: str, previous_name: str | None, child_aliases: bool = True) -> None:
+        super().__init__(
+            "obsstack:proxmox:ProxmoxVm", name, None, pulumi.ResourceOptions(aliases=vm.renamed_from(previous_name))
+        )
+        for role in ("vm", "user-data", "image"):
+            child_alias = vm.renamed_from(previous_name, role) if child_aliases else []
+            Part(f"{name}-{role}", "obsstack:test:Child", pulumi.ResourceOptions(parent=self, aliases=child_alias))
+        self.register_outputs({})
+
+
+@pytest.mark.parametrize(
+    ("previous_name", "child_aliases", "expected"),
+    [
+        ("mon-1", True, {"same": 5}),
+        # The engine also derives a child's alias from its parent's when the child's name starts
+        # with the parent's (pulumi's rename_component integration test); ProxmoxVm does not rely on it.
+        ("mon-1", False, {"same": 5}),
+        (None, False, {"same": 1, "create": 4, "delete": 4}),  # the control: what the aliases prevent
+    ],
+    ids=["previous-name", "component-alias-only", "no-previous-name"],
+)
+def test_a_renamed_monitoring_host_keeps_its_vm_state(
+    tmp_path: Path, previous_name: str | None, child_aliases: bool, expected: dict[str, int]
+) -> None:
+    """`previous_name` on a monitoring host: its component and the children named after it (the
+    protected VM among them, which a replacement would otherwise try to delete) keep their URNs' state."""
+
+    def renamed() -> None:
+        NamedAfterIt("mon-a", previous_name, child_aliases)
+
+    assert changes(tmp_path, lambda: NamedAfterIt("mon-1", None), renamed) == expected

@@ -13,7 +13,9 @@ import yaml
 
 from components import config as stack_config
 from tests.conftest import EXAMPLE_STACK, ROOT, distinct_secrets, load_sections
-from tools.plan.__main__ import main
+from tools.plan.__main__ import main, write_plan
+
+MARKER = ".obsstack-plan"  # how the tool recognises a directory it wrote
 
 
 def write_stack(tmp_path: Path, sections: dict[str, Any]) -> Path:
@@ -140,10 +142,113 @@ def test_secure_values_become_placeholders(tmp_path: Path) -> None:
     assert "v1:AAAAencrypted" not in (tmp_path / "out/plan.json").read_text()
 
 
-def test_refuses_to_replace_a_directory_that_is_not_a_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    precious = tmp_path / "docs"
-    precious.mkdir()
-    (precious / "notes.md").write_text("keep me")
-    assert main(["--out", str(precious), "--quiet"]) == 1
-    assert (precious / "notes.md").read_text() == "keep me"
-    assert "refusing to replace it" in capsys.readouterr().err
+def notes_dir(out: Path) -> None:
+    out.mkdir()
+    (out / "notes.md").write_text("keep me")
+
+
+def terraform_plan(out: Path) -> None:
+    out.mkdir()
+    (out / "plan.json").write_text(
+        json.dumps({"format_version": "1.2", "terraform_version": "1.9.8", "resource_changes": []})
+    )
+
+
+def our_plan_json_beside_other_files(out: Path) -> None:
+    out.mkdir()
+    (out / "plan.json").write_text(json.dumps({"stack": "prod", "resources": [], "outputs": {}}))
+    (out / "main.tf").write_text("keep me")
+
+
+def a_file(out: Path) -> None:
+    out.write_text("keep me")
+
+
+def a_symlink(out: Path) -> None:
+    target = out.parent / "elsewhere"
+    notes_dir(target)
+    out.symlink_to(target)
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    paths = [root, *root.rglob("*")] if root.is_dir() else [root]
+    return {str(p): p.read_text() for p in paths if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("make", "what"),
+    [
+        (notes_dir, "is not empty and is not a plan written by this tool"),
+        (terraform_plan, "is not empty and is not a plan written by this tool"),
+        (our_plan_json_beside_other_files, "is not empty and is not a plan written by this tool"),
+        (a_file, "is a file, not a directory"),
+        (a_symlink, "is a symbolic link, not a directory"),
+    ],
+    ids=["notes-dir", "terraform-plan", "plan-json-beside-other-files", "a-file", "a-symlink"],
+)
+def test_refuses_an_out_it_did_not_write(tmp_path: Path, capsys: pytest.CaptureFixture[str], make, what: str) -> None:
+    out = tmp_path / "out"
+    make(out)
+    before = snapshot(tmp_path)
+    assert main(["--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out} {what}" in err and "pass a new or empty directory" in err
+    assert "Traceback" not in err
+    assert snapshot(tmp_path) == before, "nothing may be touched"
+
+
+def legacy_plan(out: Path, example_config, example_plan) -> None:
+    """A plan written before the marker existed: only our files, our plan.json keys."""
+    write_plan(out, "prod", example_config, example_plan)
+    (out / MARKER).unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize(
+    "earlier",
+    ["none", "empty-dir", "earlier-plan", "plan-from-before-the-marker"],
+    ids=["new-dir", "empty-dir", "earlier-plan", "plan-from-before-the-marker"],
+)
+def test_replaces_only_a_new_empty_or_earlier_plan_directory(
+    tmp_path: Path, example_config, example_plan, earlier: str
+) -> None:
+    out = tmp_path / "out"
+    if earlier == "empty-dir":
+        out.mkdir()
+    elif earlier == "earlier-plan":
+        write_plan(out, "prod", example_config, example_plan)
+        (out / "hosts/stale.txt").write_text("from the earlier run")
+    elif earlier == "plan-from-before-the-marker":
+        legacy_plan(out, example_config, example_plan)
+    write_plan(out, "prod", example_config, example_plan)
+    assert (out / MARKER).is_file(), "the next run must recognise this directory as ours"
+    assert not (out / "hosts/stale.txt").exists()
+    assert json.loads((out / "plan.json").read_text())["stack"] == "prod"
+
+
+def plan_md_line(out: Path, prefix: str) -> str:
+    (line,) = [line for line in (out / "plan.md").read_text().splitlines() if line.startswith(prefix)]
+    return line
+
+
+def test_the_vm_and_the_nightly_job_are_protected_from_deletion(planned: tuple[Path, dict[str, str], int]) -> None:
+    line = plan_md_line(planned[0], "**Protected from deletion:**")
+    assert "`mon-1-vm`" in line and "`backups-nightly`" in line
+
+
+@pytest.mark.parametrize(
+    "rename",
+    [(None, "`mon-1-vm`"), ("mon-1", "none")],
+    ids=["renamed-without-previous-name", "renamed-with-previous-name"],
+)
+def test_plan_md_names_the_protected_resources_a_change_drops(
+    tmp_path: Path, run_program, example_sections, example_plan, rename: tuple[str | None, str]
+) -> None:
+    previous_name, gone = rename
+    out = tmp_path / "out"
+    write_plan(out, "prod", stack_config.validate(example_sections), example_plan)
+    example_sections["monitoring"]["hosts"][0]["name"] = "mon-a"
+    if previous_name:
+        example_sections["monitoring"]["hosts"][0]["previous_name"] = previous_name
+    write_plan(out, "prod", stack_config.validate(example_sections), run_program(example_sections))
+    line = plan_md_line(out, "**Protected resources gone since the previous plan:**")
+    assert line.split(":** ", 1)[1].split(" (")[0] == gone

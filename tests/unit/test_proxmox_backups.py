@@ -98,6 +98,18 @@ def test_hook_installed_on_every_pve_node_before_the_job(example_plan, example_c
     assert set(hooks) <= set(example_plan.one(JOB).options["dependsOn"])
 
 
+@pytest.mark.parametrize(
+    ("selection", "exclude"), [("protected", []), ("all_except", ["scratch-dev"])], ids=["protected", "all-except"]
+)
+def test_the_nightly_job_is_protected(run_program, example_sections, selection: str, exclude: list[str]) -> None:
+    """Neither `pulumi destroy --exclude-protected` nor a replacing change removes the job that
+    keeps the backups coming (it holds no backups: not retained, an intended delete deletes it)."""
+    example_sections["backups"].update({"selection": selection, "exclude": exclude})
+    job = run_program(example_sections).one(JOB)
+    assert job.options["protect"] is True
+    assert job.options["deleteBeforeReplace"] is False and "triggers" not in job.inputs
+
+
 def test_job_id_is_stable(example_plan) -> None:
     assert example_plan.one(JOB).inputs["resourceId"] == backup.JOB_ID
 

@@ -171,6 +171,67 @@ def test_replacement_policy_options(example_plan) -> None:
     assert options["deleteBeforeReplace"] is False
 
 
+def test_the_vm_is_protected_and_retained_its_replaceable_children_are_not(example_plan) -> None:
+    """Destroy and replacements never delete the VM and its disks; the snippet and the image (which
+    hold no data and are delete-before-replace) must stay replaceable: protect is inherited, so it
+    is on the VM itself, not on the component."""
+    vm = example_plan.one(VM)
+    assert vm.options["protect"] is True and vm.options["retainOnDelete"] is True
+    assert vm.options["ignoreChanges"] == sorted(vm_module.IGNORED_AFTER_CREATE)  # still: no replace on these
+    assert vm.options["deleteBeforeReplace"] is False  # a retained VM is left in place while the new one comes up
+    component = example_plan.one("obsstack:proxmox:ProxmoxVm", vm.parent)
+    assert component.options["protect"] is False
+    for child in (example_plan.one(SNIPPET), example_plan.one(IMAGE)):
+        assert child.parent == vm.parent
+        assert child.options["deleteBeforeReplace"] is True
+        assert child.options["protect"] is False and child.options["retainOnDelete"] is False, child.name
+
+
+def rename_mon_1(sections: dict[str, Any], previous_name: bool = True) -> None:
+    sections["monitoring"]["hosts"][0].update(
+        {"name": "mon-a", **({"previous_name": "mon-1"} if previous_name else {})}
+    )
+
+
+def alias_names(resource: engine.Recorded) -> set[str]:
+    return {a["spec"]["name"] for a in resource.options.get("aliases", []) if a.get("spec", {}).get("name")}
+
+
+@pytest.mark.parametrize("template", [None, 9000], ids=["cloud-image", "template-clone"])
+def test_a_renamed_monitoring_host_aliases_its_vm_and_every_child_to_the_old_names(
+    run_program, example_sections, template: int | None
+) -> None:
+    example_sections["monitoring"]["vm"]["template_vmid"] = template
+    before = run_program(example_sections)
+    rename_mon_1(example_sections)
+    after = run_program(example_sections)
+    old_tree = [before.one("obsstack:proxmox:ProxmoxVm", "mon-1"), *before.children("mon-1")]
+    new_tree = [after.one("obsstack:proxmox:ProxmoxVm", "mon-a"), *after.children("mon-a")]
+    assert len(old_tree) == len(new_tree) == (3 if template else 4)
+    for old in old_tree:
+        (new,) = [r for r in new_tree if r.type == old.type]
+        assert new.name == "mon-a" + old.name.removeprefix("mon-1"), new.name
+        assert old.name in alias_names(new), f"{new.name} has no alias to {old.name}"
+    renamed_vm = after.one(VM)
+    assert renamed_vm.options["protect"] and renamed_vm.options["retainOnDelete"]
+    assert renamed_vm.inputs["vmId"] == before.one(VM).inputs["vmId"]  # the same VM, renamed in PVE
+    assert not after.find(name="mon-1")
+
+
+@pytest.mark.parametrize(
+    ("previous_name", "expected"),
+    [("mon-1", "is the current name: remove previous_name"), ("Mon 1", "is not a valid name")],
+    ids=["same-as-name", "not-a-name"],
+)
+def test_previous_name_is_checked(example_sections, previous_name: str, expected: str) -> None:
+    from components import config as stack_config
+
+    example_sections["monitoring"]["hosts"][0]["previous_name"] = previous_name
+    with pytest.raises(stack_config.ConfigError) as err:
+        stack_config.validate(example_sections)
+    assert "monitoring.hosts[0]" in str(err.value) and expected in str(err.value)
+
+
 def edit_cluster(s: dict[str, Any]) -> None:
     s["cluster"] = "basement"  # changes the VM's tags and description
 

@@ -2,8 +2,12 @@
 
     python -m tools.plan --stack prod [--out build/plan] [--secrets FILE] [--quiet]
 
-Exit codes: 0 ok, 2 invalid config (one message listing every problem), 1 anything else.
-Writes plan.json, plan.md, outputs.json and hosts/<host>/<path> for every file shipped to a host.
+Exit codes: 0 ok, 2 invalid config (one message listing every problem) or an --out this tool may
+not replace, 1 anything else.
+Writes plan.json, plan.md, outputs.json and hosts/<host>/<path> for every file shipped to a host,
+and the marker file .obsstack-plan: --out is replaced on every run only when it is new, empty or
+an earlier plan of this tool (the marker; or, written before the marker, only our files and our
+plan.json keys), never another directory (say one holding a Terraform plan.json) or a file.
 Secret values never reach the output: secret config becomes clearly-marked placeholders (or the
 values of --secrets, for tests) that stay secret Outputs and are printed as ``[secret]``.
 """
@@ -36,6 +40,56 @@ class PlanOutError(Exception):
 
 
 KEY_INPUTS = 4
+MARKER = ".obsstack-plan"
+MARKER_TEXT = "Written by `python -m tools.plan`; the next run replaces this directory entirely.\n"
+PLAN_KEYS = {"stack", "resources", "outputs"}  # plan.json's top level (a Terraform one has format_version)
+
+
+def earlier_plan(out: Path) -> dict[str, Any] | None:
+    """The plan.json of the plan already in ``out`` (``{}`` if unreadable), None if ``out`` is new or
+    empty. Raises PlanOutError for anything this tool did not write, which it must not replace."""
+    fix = "pass a new or empty directory, or the directory of an earlier plan"
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        kind = "a symbolic link" if out.is_symlink() else "a file"
+        raise PlanOutError(f"--out {out} is {kind}, not a directory: {fix}")
+    try:
+        entries = {p.name for p in out.iterdir()} if out.exists() else set()
+    except OSError as err:
+        raise PlanOutError(f"--out {out} cannot be read ({err.strerror}): {fix}") from None
+    if not entries:
+        return None
+    try:
+        plan = json.loads((out / "plan.json").read_text())
+    except (OSError, ValueError):
+        plan = None
+    ours = isinstance(plan, dict) and set(plan) == PLAN_KEYS
+    written = {MARKER, "plan.json", "plan.md", "outputs.json", "hosts", prune.CHART_NAME}
+    if (out / MARKER).is_file() or (ours and entries <= written):  # the latter: plans from before the marker
+        return plan if ours else {}
+    raise PlanOutError(
+        f"--out {out} is not empty and is not a plan written by this tool (no {MARKER} in it): "
+        f"refusing to replace it; {fix}"
+    )
+
+
+def dropped_protected(previous: Mapping[str, Any], result: engine.PlanResult) -> list[str]:
+    """Protected or retained resources of the earlier plan that this one neither has nor aliases:
+    what `pulumi up` would refuse to delete (protect) or forget without deleting (retainOnDelete)."""
+    kept = {(r.type, r.name) for r in result.resources}
+    for r in result.resources:
+        for alias in r.options.get("aliases", []):
+            if "urn" in alias:  # urn:pulumi:<stack>::<project>::<parent types$type>::<name>
+                parts = alias["urn"].split("::")
+                kept.add((parts[2].split("$")[-1], parts[3]))
+            else:
+                spec = alias.get("spec", {})
+                kept.add((spec.get("type") or r.type, spec.get("name") or r.name))
+    return sorted(
+        r["name"]
+        for r in previous.get("resources", [])
+        if ((r.get("options") or {}).get("protect") or (r.get("options") or {}).get("retainOnDelete"))
+        and (r.get("type"), r.get("name")) not in kept
+    )
 
 
 def secret_values(config: stack_config.StackConfig, secrets_file: Path | None) -> dict[str, str]:
@@ -89,9 +143,21 @@ def render_tree(result: engine.PlanResult) -> str:
 
 
 def render_markdown(
-    stack: str, result: engine.PlanResult, inventory: stack_inventory.Inventory, files: list[Any]
+    stack: str,
+    result: engine.PlanResult,
+    inventory: stack_inventory.Inventory,
+    files: list[Any],
+    dropped: list[str] | None = None,
 ) -> str:
+    """The summary; ``dropped``: protected resources gone since the earlier plan (None: none compared)."""
     protected = [r for r in result.resources if r.options["protect"] or r.options["retainOnDelete"]]
+    gone = []
+    if dropped is not None:
+        names = ", ".join(f"`{name}`" for name in dropped) or "none"
+        why = (
+            " (`pulumi up` refuses to delete a protected one and forgets a retained one, leaving it)" if dropped else ""
+        )
+        gone = [f"**Protected resources gone since the previous plan:** {names}{why}", ""]
     lines = [
         f"## obsstack plan: `{stack}`",
         "",
@@ -107,6 +173,7 @@ def render_markdown(
         "",
         "**Protected from deletion:** " + (", ".join(sorted(f"`{r.name}`" for r in protected)) or "none"),
         "",
+        *gone,
         "**Scrape jobs:** " + ", ".join(f"{j.name} ({len(j.targets)})" for j in inventory.scrape_jobs),
         "",
         "<details><summary>Files shipped to hosts</summary>",
@@ -127,11 +194,15 @@ def render_markdown(
 def write_plan(out: Path, stack: str, config: stack_config.StackConfig, result: engine.PlanResult) -> None:
     inventory = stack_inventory.build(config)
     files = host_files(config, inventory)
+    previous = earlier_plan(out)
+    dropped = dropped_protected(previous, result) if previous and previous.get("stack") == stack else None
     if out.exists():
-        if any(out.iterdir()) and not (out / "plan.json").exists():
-            raise PlanOutError(f"--out {out} is not empty and holds no plan.json: refusing to replace it")
         shutil.rmtree(out)
-    out.mkdir(parents=True)
+    try:
+        out.mkdir(parents=True)
+    except OSError as err:
+        raise PlanOutError(f"--out {out} cannot be created ({err.strerror}): pass a directory path") from None
+    (out / MARKER).write_text(MARKER_TEXT)
     plan = {
         "stack": stack,
         "resources": [r.as_plan() for _, r in _ordered(result.resources)],
@@ -139,7 +210,7 @@ def write_plan(out: Path, stack: str, config: stack_config.StackConfig, result: 
     }
     (out / "plan.json").write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n")
     (out / "outputs.json").write_text(json.dumps(result.outputs, indent=2, sort_keys=True) + "\n")
-    (out / "plan.md").write_text(render_markdown(stack, result, inventory, files) + prune.plan_report(config))
+    (out / "plan.md").write_text(render_markdown(stack, result, inventory, files, dropped) + prune.plan_report(config))
     prune.write_chart(config, out / prune.CHART_NAME)
     hosts = out / "hosts"
     for f in files:
@@ -167,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_ERROR
         sections, _ = stack_config.read_stack_file(stack_file)
         config = stack_config.validate(sections, source=stack_file.name)
+        earlier_plan(args.out)  # refuse a wrong --out before the run, not after it
         secrets = secret_values(config, args.secrets)
         result = engine.run(args.stack, sections, secrets)
         write_plan(args.out, args.stack, config, result)
@@ -175,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INVALID
     except PlanOutError as err:
         print(f"error: {err}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_INVALID
     except Exception:  # noqa: BLE001 - anything else is a bug: show it, exit 1
         traceback.print_exc()
         return EXIT_ERROR
