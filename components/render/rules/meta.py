@@ -105,7 +105,9 @@ def _silence_policy_violation(config: StackConfig) -> Rule:
     return alert(
         config,
         "SilencePolicyViolation",
-        "obs_silence_policy_violations > 0",
+        # Every monitoring host's check sees the cluster's shared silences: one alert per reason,
+        # not one per host (with two replicas `instance` would make it two pages).
+        "max without (instance, job, asset, service, tier) (obs_silence_policy_violations) > 0",
         hold="0s",
         severity="critical",
         service="monitoring",
