@@ -5,6 +5,9 @@ provider/pkg/provider/remote/commandOutputs.go) that every command here follows:
 - ``triggers`` is ``replaceOnChanges``: a changed trigger *replaces* the command, create-before-
   delete, so the old ``delete`` runs after the new ``create``. A command with a ``delete`` never
   has triggers; a changed ``create``/``update`` string already updates in place.
+- Should such a command ever be replaced anyway (the first ``up`` of a stack made while these
+  commands still had triggers: removing them is a change of a ``replaceOnChanges`` input), it is
+  deleted before it is replaced, so the job is written again last (``job_options``).
 - ``addPreviousOutputInEnv`` (default true) sends the previous stdout/stderr as
   ``PULUMI_COMMAND_STDOUT``/``_STDERR`` through SSH ``setenv``, which sshd refuses unless
   ``AcceptEnv`` lists them (Debian's default accepts only ``LANG LC_*``), and which would carry a
@@ -37,6 +40,11 @@ def connection(host: pulumi.Input[str], user: str, private_key: Any, port: int =
 def command_args(connection: remote.ConnectionArgs, **kwargs: Any) -> remote.CommandArgs:
     """``CommandArgs`` that push no environment at sshd (see the module doc)."""
     return remote.CommandArgs(connection=connection, add_previous_output_in_env=False, **kwargs)
+
+
+def job_options(opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
+    """Options of a command that writes a job or a hook and removes it on delete."""
+    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(delete_before_replace=True))
 
 
 def manifest(files: list[HostFile]) -> str:

@@ -112,7 +112,7 @@ class RestoreDrills(pulumi.ComponentResource):
                 delete=f"{_sudo(user)}systemctl disable --now obs-canary.timer || true",
                 logging=remote.Logging.STDOUT_AND_STDERR,
             ),
-            pulumi.ResourceOptions(parent=self, depends_on=[installed]),
+            ssh.job_options(pulumi.ResourceOptions(parent=self, depends_on=[installed])),
         )
 
     def _identity(
@@ -170,7 +170,9 @@ class RestoreDrills(pulumi.ComponentResource):
                 stdin=self.token,
                 logging=remote.Logging.NONE,
             ),
-            pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stdin", "stdout", "stderr"]),
+            ssh.job_options(
+                pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stdin", "stdout", "stderr"])
+            ),
         )
         py = f"{layout.DRILL_VENV}/bin/python"
         install = "\n".join(
@@ -199,5 +201,5 @@ class RestoreDrills(pulumi.ComponentResource):
                 delete=f"{sudo}systemctl disable --now obs-restore-drill.timer || true",
                 logging=remote.Logging.STDOUT_AND_STDERR,
             ),
-            pulumi.ResourceOptions(parent=self, depends_on=[token_file]),
+            ssh.job_options(pulumi.ResourceOptions(parent=self, depends_on=[token_file])),
         )

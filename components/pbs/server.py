@@ -112,5 +112,5 @@ class PbsServer(pulumi.ComponentResource):
             f"{self._name}-{role}",
             # A changed script re-runs in place (update): never a replacement, see the module doc.
             ssh.command_args(self._connection, create=create, update=create, delete=delete),
-            pulumi.ResourceOptions(parent=self, depends_on=after, additional_secret_outputs=secret),
+            ssh.job_options(pulumi.ResourceOptions(parent=self, depends_on=after, additional_secret_outputs=secret)),
         )

@@ -137,5 +137,5 @@ class BackupPlan(pulumi.ComponentResource):
             f"{name}-hook-{node.name}",
             # In place, no triggers: a replacement's delete would unhook it.
             ssh.command_args(connection, create=wire, update=wire, delete=vzdump_hook.uninstall_script(node.name)),
-            pulumi.ResourceOptions(parent=self, depends_on=[installed]),
+            ssh.job_options(pulumi.ResourceOptions(parent=self, depends_on=[installed])),
         )

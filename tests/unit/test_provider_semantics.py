@@ -46,6 +46,17 @@ def test_no_command_that_deletes_sets_an_input_that_replaces(example_plan: engin
     assert offenders == []
 
 
+def test_a_command_that_deletes_is_deleted_before_it_is_replaced(example_plan: engine.PlanResult) -> None:
+    """Stacks made while these commands had triggers see their removal as a replacing change once:
+    deleting first and creating last leaves the job written (protected datastores never replace)."""
+    offenders = [
+        r.name
+        for r in example_plan.find(COMMAND)
+        if r.inputs.get("delete") and not r.options["protect"] and not r.options["deleteBeforeReplace"]
+    ]
+    assert offenders == []
+
+
 def test_no_command_pushes_environment_at_sshd(example_plan: engine.PlanResult) -> None:
     commands = example_plan.find(COMMAND)
     assert commands
