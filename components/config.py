@@ -502,6 +502,18 @@ class PbsDatastore(Model):
     name: Name
     # It lands in shell scripts on the PBS host: an absolute path of plain characters only.
     path: str = Field(pattern=r"^/[A-Za-z0-9._/-]+$")
+    # The mount point of the disk the datastore lives on (a USB disk, an extra drive): the datastore
+    # is created only while that disk is mounted, never on the root filesystem underneath.
+    mounted_at: str | None = Field(default=None, pattern=r"^/[A-Za-z0-9._/-]+$")
+
+    @model_validator(mode="after")
+    def _path_on_its_disk(self) -> PbsDatastore:
+        if self.mounted_at is not None and not self.path.startswith(self.mounted_at.rstrip("/") + "/"):
+            raise ValueError(
+                f"path {self.path} is not under mounted_at {self.mounted_at}: put the datastore on that disk"
+            )
+        return self
+
     prune: Retention = Retention()
     prune_schedule: CalendarEvent = "daily"
     gc_schedule: CalendarEvent = "sat 03:30"

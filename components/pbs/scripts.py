@@ -48,21 +48,35 @@ def _upsert_job(kind: str, job_id: str, options: list[str], deletable: tuple[str
 
 
 def datastore_create(ds: PbsDatastore) -> str:
-    """Create the datastore if missing; refuse (exit 1, nothing touched) if it exists elsewhere."""
-    return _PRELUDE + (
-        f'current="$({PBM} datastore list --output-format json | jq -r --arg n {_q(ds.name)} '
-        "'.[] | select(.name == $n) | .path')\"\n"
-        'if [ -z "$current" ]; then\n'
-        f"    {PBM} datastore create {_q(ds.name)} {_q(ds.path)}\n"
-        f'    echo "datastore {ds.name} created at {ds.path}"\n'
-        f'elif [ "$current" != {_q(ds.path)} ]; then\n'
-        f'    echo "error: datastore {ds.name} already exists at $current, config says {ds.path}." >&2\n'
-        '    echo "obsstack never moves or recreates a datastore: set pbs.datastores[].path to $current, '
-        'or add a new datastore under a new name." >&2\n'
+    """Create the datastore if missing; refuse (exit 1, nothing touched) if it exists elsewhere, or
+    if the disk it belongs on is not mounted (it would land on the root filesystem and fill it)."""
+    mounted = (
+        f'if ! mountpoint -q "${{OBSSTACK_ROOT:-}}"{_q(ds.mounted_at)}; then\n'
+        f'    echo "error: {ds.mounted_at} is not mounted: datastore {ds.name} belongs on that disk, '
+        'not on the root filesystem. Mount it (or fix pbs.datastores[].mounted_at), then re-run." >&2\n'
         "    exit 1\n"
-        "else\n"
-        f'    echo "datastore {ds.name} exists at {ds.path}: unchanged"\n'
         "fi\n"
+        if ds.mounted_at
+        else ""
+    )
+    return (
+        _PRELUDE
+        + mounted
+        + (
+            f'current="$({PBM} datastore list --output-format json | jq -r --arg n {_q(ds.name)} '
+            "'.[] | select(.name == $n) | .path')\"\n"
+            'if [ -z "$current" ]; then\n'
+            f"    {PBM} datastore create {_q(ds.name)} {_q(ds.path)}\n"
+            f'    echo "datastore {ds.name} created at {ds.path}"\n'
+            f'elif [ "$current" != {_q(ds.path)} ]; then\n'
+            f'    echo "error: datastore {ds.name} already exists at $current, config says {ds.path}." >&2\n'
+            '    echo "obsstack never moves or recreates a datastore: set pbs.datastores[].path to $current, '
+            'or add a new datastore under a new name." >&2\n'
+            "    exit 1\n"
+            "else\n"
+            f'    echo "datastore {ds.name} exists at {ds.path}: unchanged"\n'
+            "fi\n"
+        )
     )
 
 

@@ -126,6 +126,9 @@ class FakePbm:
         wrapper = bin_dir / "proxmox-backup-manager"
         wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S -E "{impl}" "{self.state}" "{self.log}" "$@"\n')
         wrapper.chmod(0o755)
+        # mountpoint(1) for datastores on their own disk: mounted unless DIR/.unmounted exists.
+        (bin_dir / "mountpoint").write_text('#!/bin/sh\n[ ! -e "$2/.unmounted" ]\n')
+        (bin_dir / "mountpoint").chmod(0o755)
         self.path = f"{bin_dir}:{os.environ['PATH']}"
 
     def run(self, script: str) -> subprocess.CompletedProcess[str]:
@@ -295,3 +298,27 @@ def test_job_deletes_remove_configuration_only(pbm: FakePbm, example_config) -> 
     assert after["prune-job"] == {}
     assert {c[0] for c in pbm.mutations()} <= {"datastore", "prune-job"}
     assert not [c for c in pbm.mutations() if c[0] == "datastore" and c[1] != "update"]
+
+
+@pytest.mark.parametrize("mounted", [True, False], ids=["disk-mounted", "disk-absent"])
+def test_a_datastore_on_its_own_disk_is_created_only_while_that_disk_is_mounted(pbm: FakePbm, mounted: bool) -> None:
+    """An absent USB disk leaves an empty directory on the root filesystem: a datastore created
+    there fills the root disk and holds no offsite copy."""
+    disk = pbm.root / "mnt/usb-offsite"
+    disk.mkdir(parents=True)
+    if not mounted:
+        (disk / ".unmounted").touch()
+    ds = PbsDatastore(name="offsite-copy", path="/mnt/usb-offsite/offsite-copy", mounted_at="/mnt/usb-offsite")
+    result = pbm.run(scripts.datastore_create(ds))
+    if mounted:
+        assert result.returncode == 0, result.stderr
+        assert pbm.data()["datastores"]["offsite-copy"]["path"] == "/mnt/usb-offsite/offsite-copy"
+    else:
+        assert result.returncode == 1
+        assert "/mnt/usb-offsite is not mounted" in result.stderr
+        assert pbm.mutations() == []
+
+
+def test_a_datastore_outside_its_disk_is_refused() -> None:
+    with pytest.raises(ValueError, match="is not under mounted_at"):
+        PbsDatastore(name="x", path="/srv/x", mounted_at="/mnt/usb-offsite")
