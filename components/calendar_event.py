@@ -27,7 +27,14 @@ _COMPONENT = rf"(?:\*(?:/\d+)?|{_ITEM}(?:,{_ITEM})*)"
 _DATE = re.compile(rf"(?:(?P<year>{_COMPONENT})-)?(?P<month>{_COMPONENT})(?P<sep>[-~])(?P<day>{_COMPONENT})")
 _SECOND = r"(?:\*(?:/\d+)?|\d+(?:\.\d+)?(?:\.\.\d+)?(?:/\d+(?:\.\d+)?)?(?:,\d+(?:\.\d+)?(?:\.\.\d+)?)*)"
 _TIME = re.compile(rf"(?P<hour>{_COMPONENT}):(?P<minute>{_COMPONENT})(?::(?P<second>{_SECOND}))?")
-_BOUNDS = {"year": (1970, 2199), "month": (1, 12), "day": (1, 31), "hour": (0, 23), "minute": (0, 59)}
+_BOUNDS = {
+    "year": (1970, 2199),
+    "month": (1, 12),
+    "day": (1, 31),
+    "hour": (0, 23),
+    "minute": (0, 59),
+    "second": (0, 59.999999),
+}
 
 
 class CalendarError(ValueError):
@@ -37,11 +44,13 @@ class CalendarError(ValueError):
 def _within(component: str, name: str) -> None:
     low, high = _BOUNDS[name]
     for item in component.split(","):
-        if item.startswith("*"):
-            continue
         bounds, _, step = item.partition("/")
-        values = [int(v) for v in bounds.split("..")]
-        if any(not low <= v <= high for v in values) or values != sorted(values) or (step and int(step) == 0):
+        if step and float(step) == 0:
+            raise CalendarError(f"{name} {item!r} repeats every 0")
+        if bounds == "*":
+            continue
+        values = [float(v) for v in bounds.split("..")]
+        if any(not low <= v <= high for v in values) or values != sorted(values):
             raise CalendarError(f"{name} {item!r} is outside {low}..{high} (or runs backwards)")
 
 
@@ -67,6 +76,8 @@ def check(text: str) -> str:
     if words and (time := _TIME.fullmatch(words[0])):
         _within(time["hour"], "hour")
         _within(time["minute"], "minute")
+        if time["second"]:
+            _within(time["second"], "second")
         found.append(words.pop(0))
     if found and words and (words[0] == "UTC" or _is_zone(words[0])):
         words.pop(0)

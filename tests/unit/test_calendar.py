@@ -15,8 +15,20 @@ from components import calendar_event
 from tests.support.metric_names import require_binary
 
 WEEKDAYS = ["", "Mon", "sat", "Mon..Fri", "Tue,Thu", "Sunday", "Fri..Mon", "Mo", "Funday"]
-DATES = ["", "*-*-*", "*-*-01..07", "2030-01-01", "*-02~03", "*-*-1/2", "*-13-01", "*-02-30", "*-*-32", "1-1"]
-TIMES = ["", "02:00", "02:00:00", "*:0/15", "10:00:00.5", "25:00", "12:60", "0..23:00", "3"]
+DATES = [
+    "",
+    "*-*-*",
+    "*-*-01..07",
+    "2030-01-01",
+    "*-02~03",
+    "*-*-1/2",
+    "*-13-01",
+    "*-02-30",
+    "*-*-32",
+    "1-1",
+    "*-*-*/0",
+]
+TIMES = ["", "02:00", "02:00:00", "*:0/15", "10:00:00.5", "25:00", "12:60", "0..23:00", "3", "02:00:60", "*:*/0"]
 ZONES = ["", "UTC", "Europe/Berlin", "Mars/Base"]
 SPECIAL = [
     "daily",
@@ -33,7 +45,7 @@ SPECIAL = [
 ]
 
 
-def corpus(n: int = 400) -> list[str]:
+def corpus(n: int = 600) -> list[str]:
     parts = itertools.product(WEEKDAYS, DATES, TIMES, ZONES)
     every = [" ".join(p for p in combo if p) for combo in parts]
     random.Random(7).shuffle(every)
