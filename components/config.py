@@ -139,10 +139,15 @@ def _check_name(text: str) -> str:
 
 def _check_host(text: str) -> str:
     try:
-        ipaddress.ip_address(text)
-        return text
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(text)
     except ValueError:
-        pass
+        address = None
+    if address is not None:
+        if address.is_unspecified:
+            raise ValueError(f"'{text}' is the unspecified address: write the host's own address")
+        return text
+    if re.fullmatch(r"[0-9.]+", text):
+        raise ValueError(f"'{text}' looks like an IPv4 address but is not one (each part is 0..255)")
     if not re.fullmatch(r"(?=.{1,253}$)([a-zA-Z0-9-]{1,63}\.)*[a-zA-Z0-9-]{1,63}", text):
         raise ValueError(f"'{text}' is neither an IP address nor a DNS name")
     return text
@@ -167,6 +172,14 @@ def _check_url(text: str) -> str:
             "a URL must not carry credentials (user:password@): they would be written into the plan, "
             "the outputs and host files; put the secret in the field's *_secret key instead"
         )
+    return text
+
+
+def _check_host_port(text: str) -> str:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"'{text}' must be host:port with a port 1..65535 (e.g. smtp.example.net:587)")
+    _check_host(host)
     return text
 
 
@@ -223,7 +236,8 @@ def _check_calendar(text: str) -> str:
 
 # A systemd OnCalendar= value, or a PVE/PBS job schedule (the same syntax for what is used here).
 CalendarEvent = Annotated[str, AfterValidator(_check_calendar)]
-Port = Annotated[int, Field(ge=1, le=65535)]
+# Strict: YAML `true` is not port 1.
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
 Tier = Literal["critical", "important", "best-effort"]
 Severity = Literal["critical", "warning", "info"]
 
@@ -363,8 +377,15 @@ class Probe(Model):
     def _target_fits_module(self) -> Probe:
         if self.module == "http_2xx" and not self.target.startswith(("http://", "https://")):
             raise ValueError(f"http_2xx probe target '{self.target}' must be an http(s) URL")
-        if self.module == "tcp_connect" and not re.fullmatch(r"\S+:\d{1,5}", self.target):
-            raise ValueError(f"tcp_connect probe target '{self.target}' must be host:port")
+        if self.module == "tcp_connect":
+            host, _, port = self.target.rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"tcp_connect probe target '{self.target}' must be host:port, port 1..65535")
+            _check_host(host.strip("[]"))
+        if self.module == "icmp":
+            _check_host(self.target)
+        if self.module == "http_2xx" and not urllib.parse.urlsplit(self.target).hostname:
+            raise ValueError(f"http_2xx probe target '{self.target}' has no host")
         return self
 
 
@@ -676,6 +697,21 @@ class MonitoringHostEntry(Model):
             raise ValueError(f"previous_name: {self.name!r} is the current name: remove previous_name")
         return self
 
+    @model_validator(mode="after")
+    def _address_is_a_host_of_its_network(self) -> MonitoringHostEntry:
+        iface = ipaddress.ip_interface(self.address)
+        network = iface.network
+        if network.num_addresses > 2 and iface.ip in (network.network_address, network.broadcast_address):
+            raise ValueError(f"address {self.address} is the network's own or broadcast address: pick a host address")
+        if self.gateway is not None:
+            try:
+                gateway = ipaddress.ip_address(self.gateway)
+            except ValueError:
+                return self  # a DNS name: nothing more to check offline
+            if gateway not in network or gateway == iface.ip:
+                raise ValueError(f"gateway {self.gateway} must be another address inside {network}")
+        return self
+
 
 class VmShape(Model):
     cores: int = Field(default=4, ge=1, le=128)
@@ -684,7 +720,7 @@ class VmShape(Model):
     data_disk_gb: int = Field(default=200, ge=16, description="Prometheus TSDB and Loki chunks")
     storage: Name = "local-lvm"
     data_storage: Name | None = Field(default=None, description="durable storage for the data disk")
-    bridge: str = "vmbr0"
+    bridge: Name = "vmbr0"
     vlan: int | None = Field(default=None, ge=1, le=4094)
     dns: tuple[Host, ...] = ()
     template_vmid: int | None = Field(
@@ -733,6 +769,8 @@ class RemoteWrite(Model):
 class Versions(Model):
     """Pinned package versions on the managed hosts (Debian 12 + Grafana's APT repository)."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, str_min_length=1)
+
     prometheus: str = "2.42.0+ds-5+deb12u1"
     alertmanager: str = "0.25.0-1+b4"
     node_exporter: str = "1.5.0-1+b6"
@@ -779,7 +817,7 @@ class MonitoringSection(Model):
         description="the only keys of Grafana's key file apt is made to trust",
     )
     tls: Literal["internal_ca", "acme"] = "internal_ca"
-    domain: str = "lab.internal"
+    domain: Host = "lab.internal"
     ssh_user: UnixUser = "debian"
 
     @model_validator(mode="after")
@@ -948,7 +986,7 @@ class AlertingSection(Model):
         default="docs/runbooks",
         description="where alerts' runbook_url points: <base>/<AlertName>.md (e.g. your repository's docs URL)",
     )
-    smtp_smarthost: str | None = None
+    smtp_smarthost: Annotated[str, AfterValidator(_check_host_port)] | None = None
     smtp_from: Email | None = None
     smtp_username: str | None = None
     smtp_password_secret: SecretKey | None = None

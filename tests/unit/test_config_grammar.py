@@ -108,3 +108,81 @@ def test_ordinary_values_still_pass(edit: Edit, field: str) -> None:
     sections = load_sections()
     edit(sections)
     assert stack_config.validate(sections)
+
+
+def asset(s: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(a for a in s["inventory"]["assets"] if a["name"] == name)
+
+
+ADDRESSES: list[tuple[str, Edit, str, str]] = [
+    (
+        "unspecified-address",
+        lambda s: asset(s, "pve1").__setitem__("address", "0.0.0.0"),  # noqa: S104 (the value refused)
+        "assets[0].address",
+        "unspecified",
+    ),
+    (
+        "octet-256",
+        lambda s: asset(s, "pve1").__setitem__("address", "10.0.10.256"),
+        "assets[0].address",
+        "looks like an IPv4",
+    ),
+    (
+        "network-address",
+        lambda s: s["monitoring"]["hosts"][0].__setitem__("address", "10.0.20.0/24"),
+        "monitoring.hosts[0]",
+        "network's own or broadcast",
+    ),
+    (
+        "gateway-outside",
+        lambda s: s["monitoring"]["hosts"][0].__setitem__("gateway", "10.9.9.1"),
+        "monitoring.hosts[0]",
+        "must be another address inside",
+    ),
+    ("port-true", lambda s: s["pbs"].__setitem__("port", True), "pbs.port", "integer"),
+    (
+        "tcp-probe-port-99999",
+        lambda s: asset(s, "gitea").__setitem__("probes", [{"module": "tcp_connect", "target": "10.0.30.11:99999"}]),
+        "probes[0]",
+        "port 1..65535",
+    ),
+    (
+        "http-probe-without-host",
+        lambda s: asset(s, "gitea").__setitem__("probes", [{"module": "http_2xx", "target": "https:///x"}]),
+        "probes[0]",
+        "has no host",
+    ),
+    (
+        "empty-bridge",
+        lambda s: s["monitoring"]["vm"].__setitem__("bridge", ""),
+        "monitoring.vm.bridge",
+        "not a valid name",
+    ),
+    (
+        "empty-version",
+        lambda s: s["monitoring"].setdefault("versions", {}).__setitem__("loki", ""),
+        "versions.loki",
+        "at least 1",
+    ),
+    (
+        "smtp-port-70000",
+        lambda s: s["alerting"].__setitem__("smtp_smarthost", "smtp.lab.example.net:70000"),
+        "smtp_smarthost",
+        "1..65535",
+    ),
+    (
+        "smtp-no-port",
+        lambda s: s["alerting"].__setitem__("smtp_smarthost", "smtp.lab.example.net"),
+        "smtp_smarthost",
+        "host:port",
+    ),
+]
+
+
+@pytest.mark.parametrize(("edit", "path", "fragment"), [c[1:] for c in ADDRESSES], ids=[c[0] for c in ADDRESSES])
+def test_an_address_or_name_that_cannot_work_is_refused(edit: Edit, path: str, fragment: str) -> None:
+    sections = load_sections()
+    edit(sections)
+    with pytest.raises(stack_config.ConfigError) as caught:
+        stack_config.validate(sections)
+    assert path in str(caught.value) and fragment in str(caught.value), str(caught.value)
