@@ -769,7 +769,7 @@ class RemoteWrite(Model):
 class Versions(Model):
     """Pinned package versions on the managed hosts (Debian 12 + Grafana's APT repository)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, str_min_length=1)
+    model_config = ConfigDict(str_min_length=1)  # merged with Model's
 
     prometheus: str = "2.42.0+ds-5+deb12u1"
     alertmanager: str = "0.25.0-1+b4"

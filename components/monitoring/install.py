@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pulumi
@@ -67,9 +67,7 @@ def install_files(
     def no_secrets(secret: SecretFile) -> pulumi.Output[str]:
         raise ValueError(f"{secret.path}: plain-file installs carry no secrets")
 
-    only_files = InstallTarget(
-        target.name, target.ip, target.user, target.connection, target.files, (), ("files",), target.identity
-    )
+    only_files = replace(target, secrets=(), only=("files",))
     (applied,) = install(parent, config, only_files, no_secrets, depends_on)
     return applied
 
