@@ -17,8 +17,10 @@ from components.monitoring.host import MonitoringHost, MonitoringHostArgs
 from components.monitoring.pki import InternalCa, InternalCaArgs, cert_hosts
 from components.pbs.server import PbsServer, PbsServerArgs
 from components.proxmox.backup import BackupPlan, BackupPlanArgs
+from components.proxmox.exporter_token import PveExporterToken, PveExporterTokenArgs
 from components.proxmox.storage import BackupStorage, BackupStorageArgs
 from components.proxmox.vm import ProxmoxVm, ProxmoxVmArgs
+from components.render import pve_exporter
 
 # 1. Typed config, validated before anything is declared.
 try:
@@ -53,6 +55,9 @@ backups = BackupPlan(
 )
 
 # 3. The monitoring plane: its VMs, an internal CA, the services on them, agents everywhere.
+# prometheus-pve-exporter on every monitoring host reads PVE with a read-only token of its own.
+exporter_token = PveExporterToken("pve-exporter", PveExporterTokenArgs(), pve)
+monitoring_secrets = {**secrets, pve_exporter.TOKEN_KEY: exporter_token.value}
 pki = InternalCa("pki", InternalCaArgs(config.cluster, config.monitoring.domain, cert_hosts(inventory)))
 credentials = WebCredentials("credentials")
 endpoints = {}
@@ -64,7 +69,7 @@ for node in inventory.monitoring:
     vm = ProxmoxVm(node.name, vm_args, pve.merge(pulumi.ResourceOptions(depends_on=disk_storages)))
     host = MonitoringHost(
         f"{node.name}-services",
-        MonitoringHostArgs(config, inventory, node, vm.ip, secrets, pki, credentials),
+        MonitoringHostArgs(config, inventory, node, vm.ip, monitoring_secrets, pki, credentials),
         pulumi.ResourceOptions(depends_on=[vm, pki]),
     )
     hosts.append(host)

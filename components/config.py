@@ -766,6 +766,11 @@ class RemoteWrite(Model):
         return self
 
 
+# prometheus-pve-exporter is installed from PyPI with every wheel's hash (requirements-pve-exporter.txt);
+# the lock is for this version, so a different one is refused rather than installed unverified.
+PVE_EXPORTER_VERSION = "3.10.2"
+
+
 class Versions(Model):
     """Pinned package versions on the managed hosts (Debian 12 + Grafana's APT repository)."""
 
@@ -779,8 +784,18 @@ class Versions(Model):
     grafana: str = "11.3.1"
     loki: str = "3.3.2"
     alloy: str = "1.5.1"
-    pve_exporter: str = "3.4.5"
+    pve_exporter: str = PVE_EXPORTER_VERSION
     python3_requests: str = Field(default="2.28.1+dfsg-1", description="for tools/silences and tools/oncall_drill")
+    python3_venv: str = Field(default="3.11.2-1+b1", description="the venv prometheus-pve-exporter runs from")
+
+    @model_validator(mode="after")
+    def _pve_exporter_is_locked(self) -> Versions:
+        if self.pve_exporter != PVE_EXPORTER_VERSION:
+            raise ValueError(
+                f"pve_exporter: {self.pve_exporter!r} has no hash-pinned lock; only {PVE_EXPORTER_VERSION} is locked "
+                "in requirements-pve-exporter.txt (remove the setting, or regenerate the lock for the new version)"
+            )
+        return self
 
 
 def alertmanager_reads_webhook_url_file(version: str) -> bool:

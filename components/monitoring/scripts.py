@@ -464,8 +464,8 @@ def _consumed_function(spec: ServiceSpec) -> list[str]:
         return []
     return [
         "consumed() {",
-        "  local f",
-        f"  for f in {' '.join(q(p) for p in _secrets(spec))}; do",
+        f"  local f secrets=({' '.join(q(p) for p in _secrets(spec))})",
+        '  for f in "${secrets[@]}"; do',
         f'    if [ -f "$staging$f" ]; then rm -f "$staging$f"; : >"$staging$f{APPLIED_SUFFIX}"; fi',
         "  done",
         "}",
