@@ -556,7 +556,6 @@ class PbsSection(Model):
     )
     token_name: Name = Field(default="pve", description="the API token PVE uses: <token_user>!<token_name>")
     encryption_key_secret: SecretKey | None = "pbsEncryptionKey"
-    exporter_port: Port = 10019
 
     @model_validator(mode="after")
     def _datastore_exists(self) -> PbsSection:

@@ -21,6 +21,15 @@ Tasks are matched to the jobs this program creates (see :func:`maintenance_jobs`
   bare job id, and those have no prune jobs for this program to create).
 
 Only ``status == "OK"`` is a success: warnings and errors count as failures.
+
+It is also the PBS host's usage source: ``pbs_size``, ``pbs_used`` and ``pbs_available`` per
+datastore, under the names (and meaning) of natrontech/pbs-exporter's datastore gauges that the
+rules and dashboards use. PBS reports a datastore's total, used and available bytes from the
+filesystem statistics of the datastore's path (proxmox/proxmox-backup src/api2/status.rs,
+``datastore_status``, served as /status/datastore-usage), which is what ``df -B1`` prints for it.
+PBS 3.x/4.x serve no Prometheus endpoint of their own (their metric server only pushes to InfluxDB
+or Graphite), so there is no ``pbs`` scrape job: node_exporter's textfile collector on the PBS host
+carries these series, and the PBS host counts as covered by the ``node`` job.
 """
 
 from __future__ import annotations
@@ -103,6 +112,9 @@ STATE="$STATE_DIR/state.json"
 
 # job id, datastore, task worker type and worker id (as PBS records them), job_type label
 JOBS='{{ jobs_json }}'
+# datastore name, path, and the mount point its disk must be mounted at (null: none of its own)
+DATASTORES='{{ datastores_json }}'
+ROOT="${OBSSTACK_DATASTORE_ROOT:-}"
 
 mkdir -p "$STATE_DIR" "$TEXTFILE_DIR"
 tasks="$(mktemp "$STATE_DIR/.tasks.XXXXXX")"
@@ -146,6 +158,22 @@ jq --argjson jobs "$JOBS" --slurpfile previous "$STATE" '
     | (.key | split("/")) as $k
     | "obs_pbs_job_last_status{datastore=\"\($k[0])\",job_type=\"\($k[1])\"} \(.value.last_status)"' \
     "$state_tmp"
+  # Datastore usage as PBS reports it: the statfs of the datastore's base path. A datastore whose
+  # own disk is not mounted has no usage to report (the root filesystem's would be a lie).
+  echo "# HELP pbs_size Size of the datastore's filesystem in bytes."
+  echo "# TYPE pbs_size gauge"
+  echo "# HELP pbs_used Used bytes of the datastore's filesystem."
+  echo "# TYPE pbs_used gauge"
+  echo "# HELP pbs_available Bytes still available to the datastore."
+  echo "# TYPE pbs_available gauge"
+  while IFS=$'\t' read -r name path mounted_at; do
+    if [ -n "$mounted_at" ] && ! mountpoint -q "$ROOT$mounted_at"; then continue; fi
+    [ -d "$ROOT$path" ] || continue
+    read -r size used avail < <(df -B1 --output=size,used,avail "$ROOT$path" | tail -n 1)
+    echo "pbs_size{datastore=\"$name\"} $size"
+    echo "pbs_used{datastore=\"$name\"} $used"
+    echo "pbs_available{datastore=\"$name\"} $avail"
+  done < <(jq -r '.[] | [.name, .path, (.mounted_at // "")] | @tsv' <<<"$DATASTORES")
 } >"$prom_tmp"
 
 chmod 0644 "$prom_tmp"
@@ -229,8 +257,15 @@ def render_script(pbs: PbsSection) -> str:
         }
         for j in maintenance_jobs(pbs)
     ]
-    # Datastore names and job ids are [a-z0-9-] (config validation): safe inside single quotes.
-    return _SCRIPT.render(jobs_json=json.dumps(jobs, separators=(",", ":")), task_limit=TASK_LIMIT, **_values())
+    stores = [{"name": ds.name, "path": ds.path, "mounted_at": ds.mounted_at} for ds in pbs.datastores]
+    # Datastore names and job ids are [a-z0-9-], paths [A-Za-z0-9._/-] (config validation): safe
+    # inside single quotes.
+    return _SCRIPT.render(
+        jobs_json=json.dumps(jobs, separators=(",", ":")),
+        datastores_json=json.dumps(stores, separators=(",", ":")),
+        task_limit=TASK_LIMIT,
+        **_values(),
+    )
 
 
 def render_service() -> str:

@@ -121,12 +121,15 @@ class FakePbs:
             [str(self.bin / "proxmox-backup-manager"), *args], capture_output=True, text=True, timeout=30, check=False
         )
 
-    def run(self, script: Path, tasks: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, script: Path, tasks: list[dict[str, Any]], datastore_root: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         self.tasks_file.write_text(json.dumps(tasks))
         env = {
             "PATH": f"{self.bin}:{os.environ['PATH']}",
             "OBSSTACK_TEXTFILE_DIR": str(self.textfile),
             "OBSSTACK_STATE_DIR": str(self.state),
+            "OBSSTACK_DATASTORE_ROOT": str(datastore_root or self.root / "no-datastores"),
         }
         return subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=30, check=False)
 
@@ -343,3 +346,28 @@ def test_files_go_to_the_pbs_host(example_config, example_inventory) -> None:
     assert {f.host for f in shipped} == {example_config.pbs.host}
     expected = {pbs_collector.SCRIPT_PATH, pbs_collector.SERVICE_PATH, pbs_collector.TIMER_PATH}
     assert {f.path for f in shipped} == expected
+
+
+def test_datastore_usage_is_the_filesystem_of_its_path(tmp_path: Path, collector: Path, example_config) -> None:
+    """pbs_size/used/available per datastore (natrontech/pbs-exporter's names, which the rules use),
+    from df of the datastore's path; an offsite datastore whose disk is not mounted reports nothing
+    rather than the root filesystem's numbers."""
+    fake = FakePbs(tmp_path)
+    root = tmp_path / "root"
+    stores = {ds.name: ds for ds in example_config.pbs.datastores}
+    for ds in stores.values():
+        (root / ds.path.lstrip("/")).mkdir(parents=True)
+    assert stores["offsite-copy"].mounted_at is not None  # the example's USB disk, not mounted here
+    result = fake.run(collector, HISTORY, datastore_root=root)
+    assert result.returncode == 0, result.stderr
+    main = root / stores["main"].path.lstrip("/")
+    df = subprocess.run(
+        ["df", "-B1", "--output=size,used,avail", str(main)], capture_output=True, text=True, check=True
+    )
+    size, used, avail = (float(v) for v in df.stdout.splitlines()[-1].split())
+    samples = fake.samples()
+    assert samples['pbs_size{datastore="main"}'] == size
+    assert abs(samples['pbs_used{datastore="main"}'] - used) < 64 * 1024 * 1024  # the disk may move meanwhile
+    assert abs(samples['pbs_available{datastore="main"}'] - avail) < 64 * 1024 * 1024
+    assert not [k for k in samples if "offsite-copy" in k and k.startswith("pbs_")], "unmounted disk reported"
+    check_metrics(fake.prom)
