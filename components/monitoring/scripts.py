@@ -82,7 +82,8 @@ def packages_script(
     grafana: GrafanaRepo | None = None,
     units: Mapping[str, str] | None = None,
 ) -> str:
-    """Install ``packages`` (name -> exact version) and hold them; nothing runs twice.
+    """Install ``packages`` (name -> configured version, pinned by :func:`pin_pattern`); nothing
+    runs twice.
 
     Daemons do not start on install: policy-rc.d covers invoke-rc.d/deb-systemd-invoke, and
     ``units`` (package -> its systemd unit) get a start gate when their package is installed for
@@ -124,12 +125,13 @@ def _proxy_lines(apt_proxy: str | None) -> list[str]:
 def _apt_functions() -> list[str]:
     return [
         "",
-        "# pinned PACKAGE=VERSION pairs not installed at that version yet",
+        "# pinned PACKAGE=PIN pairs (PIN a version or a version glob) not installed at a matching version",
         "missing() {",
+        "  local pair have",
         '  for pair in "$@"; do',
-        '    if [ "$(dpkg-query -W -f=\'${Version}\' "${pair%%=*}" 2>/dev/null || true)" != "${pair#*=}" ]; then',
-        "      printf '%s\\n' \"$pair\"",
-        "    fi",
+        "    have=$(dpkg-query -W -f='${Version}' \"${pair%%=*}\" 2>/dev/null || true)",
+        "    # shellcheck disable=SC2254 # the pin is a glob on purpose",
+        '    case "$have" in ${pair#*=}) ;; *) printf \'%s\\n\' "$pair" ;; esac',
         "  done",
         "}",
         "",
@@ -149,18 +151,29 @@ def _apt_functions() -> list[str]:
         # inserts at the helper's ErrorType, which apt-cache show sets to GlobalError::NOTICE in
         # apt-private/private-show.cc ShowPackage; seen with apt 2.6.1 on Debian 12). madison
         # prints "NAME | VERSION | index" only for versions in the configured indexes
-        # (cmdline/apt-cache.cc Madison), never for dpkg's status file; deb-src lines end in
-        # "Sources" and are skipped.
-        "# known NAME[=VERSION]...: each package (at exactly that version) is in the package lists",
+        # (cmdline/apt-cache.cc Madison), never for dpkg's status file, walking the package's
+        # version list, which apt's cache keeps newest first (apt-pkg/pkgcachegen.cc NewVersion
+        # inserts by CompareVer); deb-src lines end in "Sources" and are skipped.
+        "# candidate NAME [PIN]: the newest version of NAME in the package lists matching PIN (a glob)",
+        "candidate() {",
+        "  local pin=${2:-*} ver index",
+        "  while IFS='|' read -r _ ver index; do",
+        "    ver=${ver//[[:space:]]/}",
+        '    case "$index" in *Sources*) continue ;; esac',
+        "    # shellcheck disable=SC2254 # the pin is a glob on purpose",
+        '    case "$ver" in $pin) printf \'%s\\n\' "$ver"; return 0 ;; esac',
+        '  done < <(apt-cache madison "$1" 2>/dev/null)',
+        "  return 1",
+        "}",
+        "",
+        "# known NAME[=PIN]...: each package (at a version matching its pin) is in the package lists",
         "known() {",
-        "  local pair want",
+        "  local pair",
         '  for pair in "$@"; do',
-        '    want=""',
-        '    case "$pair" in *=*) want=${pair#*=} ;; esac',
-        '    apt-cache madison "${pair%%=*}" 2>/dev/null | awk -F"|" -v want="$want" \'',
-        '      { gsub(/^[ \\t]+|[ \\t]+$/, "", $2); gsub(/[ \\t]+$/, "", $3) }',
-        '      $3 !~ /Sources$/ && (want == "" || $2 == want) { found = 1 }',
-        "      END { exit !found }' || return 1",
+        '    case "$pair" in',
+        '      *=*) candidate "${pair%%=*}" "${pair#*=}" >/dev/null || return 1 ;;',
+        '      *) candidate "$pair" >/dev/null || return 1 ;;',
+        "    esac",
         "  done",
         "}",
         "",
@@ -266,20 +279,56 @@ def _grafana_repository_lines(grafana: GrafanaRepo) -> list[str]:
     ]
 
 
+PREFERENCES = "/etc/apt/preferences.d/obsstack-pins"
+
+
+def pin_pattern(version: str) -> str:
+    """The apt pin for a configured version: its Debian revision left open (``1.5.0-1+b6`` pins
+    ``1.5.0-*``; ``2.42.0+ds-5+deb12u1`` pins ``2.42.0+ds-*``), a version without one (Grafana's
+    ``11.3.1``) exactly. A point release replaces a revision in the archive (``+deb12u1`` ->
+    ``+deb12u2``) and the old one is gone from the indexes: an exact pin then finds nothing to
+    install, while the upstream version, which is what was tested, stays the same. Debian
+    versions are ``[epoch:]upstream[-revision]`` with the revision after the last hyphen (Debian
+    Policy 5.6.12)."""
+    upstream, hyphen, _revision = version.rpartition("-")
+    return f"{upstream}-*" if hyphen else version
+
+
+def preferences(packages: Mapping[str, str]) -> str:
+    """apt_preferences(5) records holding each package at its pin: ``Pin: version`` takes a glob,
+    and a priority of 1000 or more makes that version the candidate even over a newer one (or as
+    a downgrade), so ``apt upgrade`` brings a pinned package only the Debian revisions of its
+    upstream version (security and point-release fixes), never another upstream version."""
+    stanzas = [
+        f"Package: {name}\nPin: version {pin_pattern(version)}\nPin-Priority: 1001"
+        for name, version in sorted(packages.items())
+    ]
+    return "# Managed by obsstack: the versions monitoring.versions pins.\n\n" + "\n\n".join(stanzas)
+
+
 def _install_pinned_lines(packages: Mapping[str, str], units: Mapping[str, str]) -> list[str]:
-    pairs = " ".join(q(f"{name}={version}") for name, version in sorted(packages.items()))
+    pairs = " ".join(q(f"{name}={pin_pattern(version)}") for name, version in sorted(packages.items()))
     names = " ".join(q(name) for name in sorted(packages))
     holds = [f"  hold_if_new {q(name)} {q(units[name])}" for name in sorted(packages) if name in units]
     return [
+        # The pins replace the holds earlier runs set: held packages got no security revisions.
+        f"write_if_changed {q(PREFERENCES)} {q(preferences(packages))} || :",
+        f"apt-mark unhold {names} >/dev/null",
         f"mapfile -t todo < <(missing {pairs})",
         'if [ "${#todo[@]}" -gt 0 ]; then',
         '  refresh_if_needed "${todo[@]}"',
+        "  resolved=()",
+        '  for pair in "${todo[@]}"; do',
+        '    if ! version=$(candidate "${pair%%=*}" "${pair#*=}"); then',
+        '      echo "obsstack: no ${pair%%=*} matching ${pair#*=} in the package lists (monitoring.versions)" >&2',
+        "      exit 1",
+        "    fi",
+        '    resolved+=("${pair%%=*}=$version")',
+        "  done",
         *holds,
-        '  apt_install "${todo[@]}"',
-        f"  apt-mark hold {names} >/dev/null",
-        '  echo "obsstack: installed ${todo[*]}"',
+        '  apt_install "${resolved[@]}"',
+        '  echo "obsstack: installed ${resolved[*]}"',
         "else",
-        f"  apt-mark hold {names} >/dev/null",
         '  echo "obsstack: packages already at their pinned versions"',
         "fi",
     ]
