@@ -770,6 +770,16 @@ class RemoteWrite(Model):
 PVE_EXPORTER_VERSION = "3.10.2"
 
 
+class Debian13Versions(Model):
+    """Debian 13 (trixie) versions of the packages agents install: PVE 9 and PBS 4 nodes run
+    trixie, PVE 8, PBS 3 and the monitoring VMs bookworm. The packages step reads the host's
+    /etc/os-release and pins these there (components/monitoring/scripts.py)."""
+
+    model_config = ConfigDict(str_min_length=1)  # merged with Model's
+
+    node_exporter: str = "1.9.0-1+b4"  # trixie/main, apt-cache madison prometheus-node-exporter
+
+
 class Versions(Model):
     """Pinned package versions on the managed hosts (Debian 12 + Grafana's APT repository)."""
 
@@ -786,6 +796,7 @@ class Versions(Model):
     pve_exporter: str = PVE_EXPORTER_VERSION
     python3_requests: str = Field(default="2.28.1+dfsg-1", description="for tools/silences and tools/oncall_drill")
     python3_venv: str = Field(default="3.11.2-1+b1", description="the venv prometheus-pve-exporter runs from")
+    debian13: Debian13Versions = Debian13Versions()
 
     @model_validator(mode="after")
     def _pve_exporter_is_locked(self) -> Versions:

@@ -110,7 +110,7 @@ class _Steps:
         if pkgs:
             # A unit whose package is installed for the first time is held until its apply step.
             units = {s.package: s.unit for s in specs if s.package and s.unit}
-            script = scripts.packages_script(pkgs, mon.apt_proxy, repo, units)
+            script = scripts.packages_script(pkgs, mon.apt_proxy, repo, units, services.release_packages(config, specs))
             after = [self.command("packages", script, depends_on, triggers=self.identity)]
         layout = scripts.layout_script(
             services.directories(specs), self.target.user, scripts.staging_dirs(specs), services.group_members(specs)

@@ -81,6 +81,7 @@ def packages_script(
     apt_proxy: str | None = None,
     grafana: GrafanaRepo | None = None,
     units: Mapping[str, str] | None = None,
+    releases: Mapping[str, Mapping[str, str]] | None = None,
 ) -> str:
     """Install ``packages`` (name -> configured version, pinned by :func:`pin_pattern`); nothing
     runs twice.
@@ -88,14 +89,15 @@ def packages_script(
     Daemons do not start on install: policy-rc.d covers invoke-rc.d/deb-systemd-invoke, and
     ``units`` (package -> its systemd unit) get a start gate when their package is installed for
     the first time, because Loki's postinst calls ``systemctl restart`` itself (see
-    :func:`_write_gate`). The apply step's first activation lifts the gate. ``apt-get update``
+    :func:`_write_gate`). The apply step's first activation lifts the gate. ``releases`` (Debian
+    VERSION_ID -> packages) pins other versions on hosts of that release. ``apt-get update``
     runs only when a source changed or a pinned version is not in the package lists.
     """
     lines = [HEADER, "export DEBIAN_FRONTEND=noninteractive", "sources_changed=0", ""]
     lines += _write_if_changed_function() + _proxy_lines(apt_proxy) + _apt_functions() + _bootstrap_lines()
     if grafana:
         lines += _grafana_repository_lines(grafana)
-    lines += _install_pinned_lines(packages, units or {})
+    lines += _install_pinned_lines(packages, units or {}, releases or {})
     return "\n".join(lines) + "\n"
 
 
@@ -306,15 +308,48 @@ def preferences(packages: Mapping[str, str]) -> str:
     return "# Managed by obsstack: the versions monitoring.versions pins.\n\n" + "\n\n".join(stanzas)
 
 
-def _install_pinned_lines(packages: Mapping[str, str], units: Mapping[str, str]) -> list[str]:
-    pairs = " ".join(q(f"{name}={pin_pattern(version)}") for name, version in sorted(packages.items()))
+def _pin_lines(packages: Mapping[str, str], indent: str) -> list[str]:
+    pins = " ".join(q(f"{name}={pin_pattern(version)}") for name, version in sorted(packages.items()))
+    return [f"{indent}pins=({pins})", f"{indent}prefs={q(preferences(packages))}"]
+
+
+def _release_lines(packages: Mapping[str, str], releases: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """The pins for this host's Debian release (VERSION_ID of /etc/os-release): ``packages`` on
+    Debian 12, ``releases[<id>]`` on the others listed."""
+    if not releases:
+        return _pin_lines(packages, "")
+    supported = ", ".join(["12", *sorted(releases)])
+    lines = [
+        "# shellcheck source=/dev/null",
+        "release=$(. /etc/os-release && printf '%s' \"${VERSION_ID:-}\")",
+        'case "$release" in',
+        "  12)",
+        *_pin_lines(packages, "    "),
+        "    ;;",
+    ]
+    for release, pinned in sorted(releases.items()):
+        lines += [f"  {release})", *_pin_lines(pinned, "    "), "    ;;"]
+    return [
+        *lines,
+        "  *)",
+        f'    echo "obsstack: Debian ${{release:-(unknown)}} has no pinned versions (supported: {supported})" >&2',
+        "    exit 1",
+        "    ;;",
+        "esac",
+    ]
+
+
+def _install_pinned_lines(
+    packages: Mapping[str, str], units: Mapping[str, str], releases: Mapping[str, Mapping[str, str]]
+) -> list[str]:
     names = " ".join(q(name) for name in sorted(packages))
     holds = [f"  hold_if_new {q(name)} {q(units[name])}" for name in sorted(packages) if name in units]
     return [
+        *_release_lines(packages, releases),
         # The pins replace the holds earlier runs set: held packages got no security revisions.
-        f"write_if_changed {q(PREFERENCES)} {q(preferences(packages))} || :",
+        f'write_if_changed {q(PREFERENCES)} "$prefs" || :',
         f"apt-mark unhold {names} >/dev/null",
-        f"mapfile -t todo < <(missing {pairs})",
+        'mapfile -t todo < <(missing "${pins[@]}")',
         'if [ "${#todo[@]}" -gt 0 ]; then',
         '  refresh_if_needed "${todo[@]}"',
         "  resolved=()",

@@ -382,6 +382,19 @@ def packages(config: StackConfig, services: Iterable[ServiceSpec]) -> dict[str, 
     return pinned
 
 
+# Packages whose Debian 13 version differs, by the Debian13Versions field pinning it there.
+DEBIAN13_VERSIONS = {"prometheus-node-exporter": "node_exporter"}
+
+
+def release_packages(config: StackConfig, services: Iterable[ServiceSpec]) -> dict[str, dict[str, str]]:
+    """Debian VERSION_ID -> package -> version where a release differs from ``packages()``: agents
+    go to PVE 8/PBS 3 (Debian 12) and PVE 9/PBS 4 (Debian 13) nodes alike."""
+    bookworm = packages(config, services)
+    trixie = config.monitoring.versions.debian13
+    overrides = {name: getattr(trixie, field) for name, field in DEBIAN13_VERSIONS.items() if name in bookworm}
+    return {"13": {**bookworm, **overrides}} if overrides else {}
+
+
 def directories(services: Iterable[ServiceSpec]) -> list[Directory]:
     return [d for s in services for d in DIRECTORIES.get(s.name, ())]
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from components.monitoring import scripts
+from components.monitoring import scripts, services
+from components.render import files_for
 from tests.unit.test_monitoring_scripts import fake_host, madison, rooted, run_script
 
 DEBIAN_INDEX = "http://deb.debian.org/debian bookworm/main amd64 Packages"
@@ -118,3 +119,37 @@ def test_no_matching_version_names_the_setting(tmp_path: Path) -> None:
     done = run_script(rooted(scripts.packages_script({"prometheus-node-exporter": "1.5.0-1+b6"}), root), env)
     assert done.returncode == 1
     assert "no prometheus-node-exporter matching 1.5.0-* in the package lists (monitoring.versions)" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("version_id", "installed"),
+    [("12", "prometheus-node-exporter=1.5.0-1+b6"), ("13", "prometheus-node-exporter=1.9.0-1+b4")],
+    ids=["pve8-bookworm", "pve9-trixie"],
+)
+def test_agents_pin_the_versions_of_the_hosts_debian_release(
+    tmp_path: Path, example_config, example_inventory, version_id: str, installed: str
+) -> None:
+    """PVE 8 and PBS 3 run Debian 12, PVE 9 and PBS 4 Debian 13: the packages step reads the
+    host's /etc/os-release and pins that release's versions."""
+    node = next(a for a in example_inventory.managed_hosts if a.kind == "pve_node")
+    files, secrets = files_for(example_config, example_inventory, node.name)
+    specs = services.specs(example_config, str(node.address), files, secrets, only=services.AGENT_SERVICES)
+    node_exporter = [s for s in specs if s.name == "node_exporter"]
+    packages = services.packages(example_config, node_exporter)
+    releases = services.release_packages(example_config, node_exporter)
+    listed = madison("1.9.0-1+b4", "1.5.0-1+b6", index=DEBIAN_INDEX)
+    root, log, env = fake_host(tmp_path, **{"apt-cache": listed})
+    (root / "etc/os-release").write_text(f'VERSION_ID="{version_id}"\n')
+    done = run_script(rooted(scripts.packages_script(packages, None, None, None, releases), root), env)
+    assert done.returncode == 0, done.stderr
+    (install,) = [c for c in log.read_text().splitlines() if c.startswith("apt-get install")]
+    assert install.endswith(installed)
+
+
+def test_an_unknown_debian_release_is_refused(tmp_path: Path) -> None:
+    root, _, env = fake_host(tmp_path, **{"apt-cache": madison("1.5.0-1+b6", index=DEBIAN_INDEX)})
+    (root / "etc/os-release").write_text('VERSION_ID="11"\n')
+    script = scripts.packages_script({"prometheus-node-exporter": "1.5.0-1+b6"}, releases={"13": {}})
+    done = run_script(rooted(script, root), env)
+    assert done.returncode == 1
+    assert "Debian 11 has no pinned versions (supported: 12, 13)" in done.stderr

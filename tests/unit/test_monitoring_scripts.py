@@ -63,6 +63,8 @@ def all_scripts() -> list[tuple[str, str]]:
         units = {spec.package: spec.unit for spec in specs if spec.package and spec.unit}
         found.append((f"{host}-packages-held", scripts.packages_script(packages, None, repo, units)))
         found.append((f"{host}-packages-proxy", scripts.packages_script(packages, "http://10.0.10.5:3142", None)))
+        releases = services.release_packages(config, specs)
+        found.append((f"{host}-packages-releases", scripts.packages_script(packages, None, repo, units, releases)))
     with_rules = services.ServiceSpec(
         "prometheus",
         "prometheus",
@@ -260,6 +262,7 @@ def host_dirs(root: Path) -> None:
         "etc/systemd/system",
     ):
         (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / "etc/os-release").write_text('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_ID="12"\n')
     Path(f"{root}{layout.STAGING_DIR}").mkdir(parents=True, exist_ok=True)
 
 
