@@ -451,6 +451,12 @@ class Asset(Model):
             col.add("address", f"a {self.kind} needs `address: <ip or dns name>` to be scraped")
         if self.kind == "service" and not self.probes:
             col.add("probes", "a service asset needs at least one probe (http_2xx, tcp_connect, icmp)")
+        if self.kind == "lxc" and self.ssh_user is not None:
+            col.add(
+                "ssh_user",
+                "an LXC guest is reached through its node (`pct exec` over the node's SSH, no sshd or sudo "
+                "in the container): remove ssh_user here, or set it on the pve_node",
+            )
         if self.drill is not None and self.kind != "vm":
             col.add("drill", "restore drills restore qemu VMs only: remove `drill` or use kind: vm")
         if self.drill is not None and self.backup is False:

@@ -34,6 +34,8 @@ class InstallTarget:
     secrets: tuple[SecretFile, ...] = ()
     only: tuple[str, ...] = services.ORDER
     identity: pulumi.Input[str] | None = None
+    # An LXC guest: SSH reaches its PVE node, every script runs in the container by `pct exec`.
+    container: int | None = None
 
 
 def sha256(text: str) -> str:
@@ -84,7 +86,7 @@ class _Steps:
         self, role: str, script: str, deps: Sequence[pulumi.Resource], manifest: str = "", **kwargs: Any
     ) -> remote.Command:
         extra_secret = kwargs.pop("secret_outputs", [])
-        create = scripts.as_root(script, self.target.user)
+        create = scripts.as_root(script, self.target.user, self.target.container)
         return remote.Command(
             f"{self.target.name}-{role}",
             ssh.command_args(self.target.connection, create=f"{manifest}\n{create}" if manifest else create, **kwargs),

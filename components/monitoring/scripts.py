@@ -28,10 +28,25 @@ def q(value: str) -> str:
     return shlex.quote(value)
 
 
-def as_root(script: str, user: str) -> str:
-    """The command line that runs a script as root over SSH (sudo unless already root)."""
-    runner = "bash -c" if user == "root" else "sudo -n bash -c"
-    return f"{runner} {q(script)}"
+# What a command inside a container starts with: no environment from the node's SSH session
+# (`pct exec` keeps it by default on PVE 8, and PVE 9 changes that default: pve-container
+# src/PVE/CLI/pct.pm, exec, `keep-env` "will be disabled by default with PVE 9"), a PATH of its own.
+CONTAINER_ENV = "env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def as_root(script: str, user: str, container: int | None = None) -> str:
+    """The command line that runs a script as root over SSH (sudo unless already root).
+
+    ``container``: the VMID of an LXC guest on the host SSH reaches (its PVE node), the way
+    Proxmox users run commands in containers: ``pct exec <vmid> -- <command>``, which is
+    ``lxc-attach -n <vmid> -- <command>`` (pve-container src/PVE/CLI/pct.pm, exec), so the guest
+    needs neither sshd nor sudo. Its stdin (the staged payloads) reaches the command: lxc-attach
+    allocates no pseudo terminal when no standard descriptor is a terminal and attaches them as they
+    are (lxc-attach(1)), and an SSH command without a TTY has pipes."""
+    sudo = "" if user == "root" else "sudo -n "
+    if container is not None:
+        return f"{sudo}pct exec {int(container)} -- {CONTAINER_ENV} bash -c {q(script)}"
+    return f"{sudo}bash -c {q(script)}"
 
 
 @dataclass(frozen=True)
