@@ -83,13 +83,18 @@ agents = [
     for asset in inventory.managed_hosts
 ]
 
-# 4. Grafana as code, pointed at the Grafana the first monitoring host runs.
-grafana = GrafanaConfig(
-    "grafana",
-    GrafanaConfigArgs.on_host(
-        config, secrets, hosts[0], inventory.monitoring[0], (pki, credentials), boards=dashboards.render(config)
-    ),
-)
+# 4. Grafana as code on every monitoring host: the same datasources (each Grafana reads its own
+# host's Prometheus, Alertmanager and Loki, so it outlives its peer) and dashboards everywhere;
+# contact points and the notification policy only on the first (primary) host, so a
+# Grafana-managed alert someone adds notifies once. The primary keeps the name `grafana`.
+boards = dashboards.render(config)
+grafanas = [
+    GrafanaConfig(
+        "grafana" if index == 0 else f"grafana-{node.name}",
+        GrafanaConfigArgs.on_host(config, secrets, host, node, (pki, credentials), boards=boards, alerting=index == 0),
+    )
+    for index, (host, node) in enumerate(zip(hosts, inventory.monitoring, strict=True))
+]
 
 # 5. Restore drills that prove the backups restore.
 drills = RestoreDrills(
