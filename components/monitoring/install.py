@@ -50,7 +50,10 @@ def install(
     depends_on: Sequence[pulumi.Resource] = (),
 ) -> list[remote.Command]:
     """Declare every command for ``target``; returns the per-service apply steps (in order)."""
-    specs = services.specs(config, target.ip, target.files, target.secrets, only=target.only)
+    specs = [
+        replace(s, units_manifest=scripts.units_manifest(target.name)) if s.name == "files" else s
+        for s in services.specs(config, target.ip, target.files, target.secrets, only=target.only)
+    ]
     steps = _Steps(parent, target)
     layout_step = steps.prepare(config, specs, depends_on)
     staged, secret_digests = steps.stage(specs, resolve, layout_step)

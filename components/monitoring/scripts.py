@@ -541,7 +541,7 @@ def apply_script(spec: ServiceSpec) -> str:
     """
     lines = [HEADER, f"staging={q(layout.STAGING_DIR)}"]
     lines += _candidate_lines(spec) + _validate_lines(spec) + _health_function(spec.health, spec.unit)
-    lines += _consumed_function(spec) + _changed_lines(spec) + _swap_lines(spec)
+    lines += _consumed_function(spec) + _changed_lines(spec) + _stale_lines(spec) + _swap_lines(spec)
     lines += _activate_lines(spec) if spec.unit else _plain_files_lines(spec)
     return "\n".join(lines) + "\n"
 
@@ -654,6 +654,8 @@ def _changed_lines(spec: ServiceSpec) -> list[str]:
 def _swap_lines(spec: ServiceSpec) -> list[str]:
     """Step 3: nothing to do, or each changed file swapped in by rename, the old one kept aside."""
     active = f"systemctl is-active --quiet {q(spec.unit)}" if spec.unit else "true"
+    if _shipped_units(spec):
+        active = f'[ "${{#stale[@]}}" -eq 0 ] && [ -f {q(str(spec.units_manifest))} ]'
     return [
         f'if [ "${{#changed[@]}}" -eq 0 ] && {active}; then',
         *_consumed_call(spec, "  "),
@@ -737,15 +739,93 @@ def _reload_lines(spec: ServiceSpec) -> list[str]:
 
 
 def _plain_files_lines(spec: ServiceSpec) -> list[str]:
-    """Plain files may include systemd units and timers (other parts' jobs): load and enable them."""
+    """Plain files may include systemd units and timers (other parts' jobs): load and enable them,
+    and remove the ones this target shipped before and ships no more."""
     timers = [m.path for m in spec.files if re.fullmatch(r"/etc/systemd/system/[^/]+\.timer", m.path)]
     return [
+        *_remove_stale_lines(spec),
         'for f in "${changed[@]}"; do',
         '  case "$f" in /etc/systemd/system/*) systemctl daemon-reload; break ;; esac',
         "done",
         *[f"systemctl enable --now --quiet {q(t.rsplit('/', 1)[1])}" for t in timers],
+        *_record_units_lines(spec),
         *_consumed_call(spec),
         'echo "obsstack: updated ${changed[*]}"',
+    ]
+
+
+UNITS_DIR = "/var/lib/obsstack/units"
+# The names of the units the plain-files step ships (tests/unit/test_stale_units.py holds every
+# shipped one to them): with no manifest yet, installed units of these names that are not shipped
+# are the ones an earlier version left.
+OWN_UNIT_GLOBS = ("obs-*.service", "obs-*.timer", "obsstack-*.service", "obsstack-*.timer")
+
+
+def units_manifest(target: str) -> str:
+    """The manifest of the units one install target put on its host."""
+    return f"{UNITS_DIR}/{target}.list"
+
+
+def _shipped_units(spec: ServiceSpec) -> list[str]:
+    if spec.units_manifest is None:
+        return []
+    return sorted(
+        m.path.rsplit("/", 1)[1]
+        for m in spec.files
+        if re.fullmatch(r"/etc/systemd/system/[^/]+\.(service|timer)", m.path)
+    )
+
+
+def _stale_lines(spec: ServiceSpec) -> list[str]:
+    """``stale``: units in the previous manifest (or, before the first one, installed units of
+    obsstack's names) that this target no longer ships."""
+    if not _shipped_units(spec):
+        return []
+    manifest = q(str(spec.units_manifest))
+    globs = " ".join(f"/etc/systemd/system/{g}" for g in OWN_UNIT_GLOBS)
+    return [
+        f"shipped_units=({' '.join(q(u) for u in _shipped_units(spec))})",
+        "stale=()",
+        f"if [ -f {manifest} ]; then",
+        f"  mapfile -t previous <{manifest}",
+        "else",
+        "  previous=()",
+        f'  for f in {globs}; do [ -e "$f" ] && previous+=("${{f##*/}}"); done',
+        "fi",
+        'for unit in "${previous[@]}"; do',
+        '  [ -n "$unit" ] || continue',
+        '  case " ${shipped_units[*]} " in *" $unit "*) ;; *) stale+=("$unit") ;; esac',
+        "done",
+    ]
+
+
+def _remove_stale_lines(spec: ServiceSpec) -> list[str]:
+    """Timers first (they would start their service again), then the services: stopped, disabled,
+    their unit files removed and systemd reloaded."""
+    if not _shipped_units(spec):
+        return []
+    return [
+        'if [ "${#stale[@]}" -gt 0 ]; then',
+        "  mapfile -t stale < <(printf '%s\\n' \"${stale[@]}\" | sort -t. -k2,2r)",
+        '  for unit in "${stale[@]}"; do',
+        '    systemctl disable --now --quiet "$unit" || true',
+        '    rm -f "/etc/systemd/system/$unit"',
+        '    echo "obsstack: removed $unit (no longer shipped)"',
+        "  done",
+        "  systemctl daemon-reload",
+        "  systemctl reset-failed || true",
+        "fi",
+    ]
+
+
+def _record_units_lines(spec: ServiceSpec) -> list[str]:
+    if not _shipped_units(spec):
+        return []
+    manifest = q(str(spec.units_manifest))
+    return [
+        f'install -d -m 0755 "$(dirname {manifest})"',
+        f"printf '%s\\n' \"${{shipped_units[@]}}\" >{manifest}.new",
+        f"mv -f {manifest}.new {manifest}",
     ]
 
 

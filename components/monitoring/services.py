@@ -57,6 +57,9 @@ class ServiceSpec:
     prune_dirs: tuple[tuple[str, str], ...] = ()
     # An HTTP endpoint that reloads the daemon and answers 200 only when it took the new config.
     reload_url: str | None = None
+    # Where the plain-files step records the units it installed, so a unit it no longer ships is
+    # stopped, disabled and removed (set per install target by components/monitoring/install.py).
+    units_manifest: str | None = None
 
     def restart_needed_for(self, path: str) -> bool:
         """Unit arguments and drop-ins only take effect on a restart."""
