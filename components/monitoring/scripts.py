@@ -361,9 +361,13 @@ def _install_pinned_lines(
     holds = [f"  hold_if_new {q(name)} {q(units[name])}" for name in sorted(packages) if name in units]
     return [
         *_release_lines(packages, releases),
-        # The pins replace the holds earlier runs set: held packages got no security revisions.
         f'write_if_changed {q(PREFERENCES)} "$prefs" || :',
-        f"apt-mark unhold {names} >/dev/null",
+        # The pins replace the holds earlier runs set (held packages got no security revisions).
+        # Only held ones: apt-mark refuses a package the lists do not know yet.
+        "mapfile -t held < <(apt-mark showhold 2>/dev/null || true)",
+        f"for name in {names}; do",
+        '  case " ${held[*]} " in *" $name "*) apt-mark unhold "$name" >/dev/null ;; esac',
+        "done",
         'mapfile -t todo < <(missing "${pins[@]}")',
         'if [ "${#todo[@]}" -gt 0 ]; then',
         '  refresh_if_needed "${todo[@]}"',

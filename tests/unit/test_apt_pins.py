@@ -153,3 +153,16 @@ def test_an_unknown_debian_release_is_refused(tmp_path: Path) -> None:
     done = run_script(rooted(script, root), env)
     assert done.returncode == 1
     assert "Debian 11 has no pinned versions (supported: 12, 13)" in done.stderr
+
+
+def test_holds_of_earlier_runs_are_lifted_and_unknown_packages_are_not_touched(tmp_path: Path) -> None:
+    """apt-mark exits non-zero for a package the lists do not know yet (a first install from a
+    repository just added), so only the packages it reports held are unheld."""
+    listed = madison("1.5.0-1+b6", "11.3.1", index=DEBIAN_INDEX)
+    held = 'echo "apt-mark $*" >>"$LOG"; [ "$1" = showhold ] && echo prometheus-node-exporter; :'
+    root, log, env = fake_host(tmp_path, **{"apt-cache": listed, "apt-mark": held})
+    packages = {"prometheus-node-exporter": "1.5.0-1+b6", "grafana": "11.3.1"}
+    done = run_script(rooted(scripts.packages_script(packages), root), env)
+    assert done.returncode == 0, done.stderr
+    marks = [c for c in log.read_text().splitlines() if c.startswith("apt-mark")]
+    assert marks == ["apt-mark showhold", "apt-mark unhold prometheus-node-exporter"]
