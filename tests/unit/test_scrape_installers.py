@@ -25,7 +25,9 @@ JOB_SERVICE = {
 
 
 def _service_of(job: str) -> str:
-    return "blackbox" if job.startswith("blackbox_") else JOB_SERVICE[job]
+    service = "blackbox" if job.startswith("blackbox_") else JOB_SERVICE.get(job)
+    assert service, f"job {job}: no service of the stack serves it"
+    return service
 
 
 def _installed(config, inventory, host: str, ip: str) -> set[str]:
