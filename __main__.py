@@ -17,8 +17,10 @@ from components.monitoring.host import MonitoringHost, MonitoringHostArgs
 from components.monitoring.pki import InternalCa, InternalCaArgs, cert_hosts
 from components.pbs.server import PbsServer, PbsServerArgs
 from components.proxmox.backup import BackupPlan, BackupPlanArgs
+from components.proxmox.exporter_token import PveExporterToken, PveExporterTokenArgs
 from components.proxmox.storage import BackupStorage, BackupStorageArgs
 from components.proxmox.vm import ProxmoxVm, ProxmoxVmArgs
+from components.render import pve_exporter
 
 # 1. Typed config, validated before anything is declared.
 try:
@@ -53,6 +55,9 @@ backups = BackupPlan(
 )
 
 # 3. The monitoring plane: its VMs, an internal CA, the services on them, agents everywhere.
+# prometheus-pve-exporter on every monitoring host reads PVE with a read-only token of its own.
+exporter_token = PveExporterToken("pve-exporter", PveExporterTokenArgs(), pve)
+monitoring_secrets = {**secrets, pve_exporter.TOKEN_KEY: exporter_token.value}
 pki = InternalCa("pki", InternalCaArgs(config.cluster, config.monitoring.domain, cert_hosts(inventory)))
 credentials = WebCredentials("credentials")
 endpoints = {}
@@ -64,7 +69,7 @@ for node in inventory.monitoring:
     vm = ProxmoxVm(node.name, vm_args, pve.merge(pulumi.ResourceOptions(depends_on=disk_storages)))
     host = MonitoringHost(
         f"{node.name}-services",
-        MonitoringHostArgs(config, inventory, node, vm.ip, secrets, pki, credentials),
+        MonitoringHostArgs(config, inventory, node, vm.ip, monitoring_secrets, pki, credentials),
         pulumi.ResourceOptions(depends_on=[vm, pki]),
     )
     hosts.append(host)
@@ -78,13 +83,18 @@ agents = [
     for asset in inventory.managed_hosts
 ]
 
-# 4. Grafana as code, pointed at the Grafana the first monitoring host runs.
-grafana = GrafanaConfig(
-    "grafana",
-    GrafanaConfigArgs.on_host(
-        config, secrets, hosts[0], inventory.monitoring[0], (pki, credentials), boards=dashboards.render(config)
-    ),
-)
+# 4. Grafana as code on every monitoring host: the same datasources (each Grafana reads its own
+# host's Prometheus, Alertmanager and Loki, so it outlives its peer) and dashboards everywhere;
+# contact points and the notification policy only on the first (primary) host, so a
+# Grafana-managed alert someone adds notifies once. The primary keeps the name `grafana`.
+boards = dashboards.render(config)
+grafanas = [
+    GrafanaConfig(
+        "grafana" if index == 0 else f"grafana-{node.name}",
+        GrafanaConfigArgs.on_host(config, secrets, host, node, (pki, credentials), boards=boards, alerting=index == 0),
+    )
+    for index, (host, node) in enumerate(zip(hosts, inventory.monitoring, strict=True))
+]
 
 # 5. Restore drills that prove the backups restore.
 drills = RestoreDrills(

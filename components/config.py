@@ -451,6 +451,12 @@ class Asset(Model):
             col.add("address", f"a {self.kind} needs `address: <ip or dns name>` to be scraped")
         if self.kind == "service" and not self.probes:
             col.add("probes", "a service asset needs at least one probe (http_2xx, tcp_connect, icmp)")
+        if self.kind == "lxc" and self.ssh_user is not None:
+            col.add(
+                "ssh_user",
+                "an LXC guest is reached through its node (`pct exec` over the node's SSH, no sshd or sudo "
+                "in the container): remove ssh_user here, or set it on the pve_node",
+            )
         if self.drill is not None and self.kind != "vm":
             col.add("drill", "restore drills restore qemu VMs only: remove `drill` or use kind: vm")
         if self.drill is not None and self.backup is False:
@@ -556,7 +562,6 @@ class PbsSection(Model):
     )
     token_name: Name = Field(default="pve", description="the API token PVE uses: <token_user>!<token_name>")
     encryption_key_secret: SecretKey | None = "pbsEncryptionKey"
-    exporter_port: Port = 10019
 
     @model_validator(mode="after")
     def _datastore_exists(self) -> PbsSection:
@@ -766,6 +771,21 @@ class RemoteWrite(Model):
         return self
 
 
+# prometheus-pve-exporter is installed from PyPI with every wheel's hash (requirements-pve-exporter.txt);
+# the lock is for this version, so a different one is refused rather than installed unverified.
+PVE_EXPORTER_VERSION = "3.10.2"
+
+
+class Debian13Versions(Model):
+    """Debian 13 (trixie) versions of the packages agents install: PVE 9 and PBS 4 nodes run
+    trixie, PVE 8, PBS 3 and the monitoring VMs bookworm. The packages step reads the host's
+    /etc/os-release and pins these there (components/monitoring/scripts.py)."""
+
+    model_config = ConfigDict(str_min_length=1)  # merged with Model's
+
+    node_exporter: str = "1.9.0-1+b4"  # trixie/main, apt-cache madison prometheus-node-exporter
+
+
 class Versions(Model):
     """Pinned package versions on the managed hosts (Debian 12 + Grafana's APT repository)."""
 
@@ -779,8 +799,19 @@ class Versions(Model):
     grafana: str = "11.3.1"
     loki: str = "3.3.2"
     alloy: str = "1.5.1"
-    pve_exporter: str = "3.4.5"
+    pve_exporter: str = PVE_EXPORTER_VERSION
     python3_requests: str = Field(default="2.28.1+dfsg-1", description="for tools/silences and tools/oncall_drill")
+    python3_venv: str = Field(default="3.11.2-1+b1", description="the venv prometheus-pve-exporter runs from")
+    debian13: Debian13Versions = Debian13Versions()
+
+    @model_validator(mode="after")
+    def _pve_exporter_is_locked(self) -> Versions:
+        if self.pve_exporter != PVE_EXPORTER_VERSION:
+            raise ValueError(
+                f"pve_exporter: {self.pve_exporter!r} has no hash-pinned lock; only {PVE_EXPORTER_VERSION} is locked "
+                "in requirements-pve-exporter.txt (remove the setting, or regenerate the lock for the new version)"
+            )
+        return self
 
 
 def alertmanager_reads_webhook_url_file(version: str) -> bool:

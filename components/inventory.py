@@ -184,7 +184,7 @@ def _probe_jobs(config: StackConfig) -> list[ScrapeJob]:
 
 
 def _proxmox_jobs(config: StackConfig) -> list[ScrapeJob]:
-    """pve-exporter (multi-target, one per PVE node) and the PBS exporter."""
+    """pve-exporter (multi-target, one per PVE node)."""
     jobs = []
     pve_nodes = config.pve_nodes()
     if pve_nodes:
@@ -197,10 +197,8 @@ def _proxmox_jobs(config: StackConfig) -> list[ScrapeJob]:
                 params=(("cluster", "1"), ("node", "1")),
             )
         )
-    pbs = config.pbs_host()
-    jobs.append(
-        ScrapeJob("pbs", (Target(f"{pbs.address}:{config.pbs.exporter_port}", pbs.name, pbs.service, pbs.tier),))
-    )
+    # No `pbs` job: PBS serves no Prometheus endpoint; its metrics come through the PBS host's
+    # node_exporter textfile collector (components/render/pbs_collector.py).
     return jobs
 
 

@@ -71,6 +71,8 @@ class GrafanaConfigArgs:
     boards: Sequence[Board] = ()
     # The CA that signed the monitoring plane's certificates (Grafana's own and its backends').
     ca_cert_pem: pulumi.Input[str] | None = None
+    # Contact points, mute timings and the policy go to the primary Grafana only (see __main__.py).
+    alerting: bool = True
 
     @classmethod
     def on_host(
@@ -82,6 +84,7 @@ class GrafanaConfigArgs:
         security: tuple[InternalCa, WebCredentials],
         *,
         boards: Sequence[Board],
+        alerting: bool = True,
     ) -> GrafanaConfigArgs:
         """Grafana on a monitoring host and its backends there: Prometheus and Alertmanager over
         HTTPS with the API user's basic auth, Loki over mutual TLS with the host's certificate."""
@@ -101,6 +104,7 @@ class GrafanaConfigArgs:
             install=[host],
             ca_cert_pem=pki.ca_cert,
             boards=boards,
+            alerting=alerting,
         )
 
 
@@ -188,7 +192,7 @@ class GrafanaConfig(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, provider=provider)
         self.datasources = self._datasources(name, args, child)
         self.dashboard_uids = self._dashboards(name, args.boards, child)
-        self.contact_points = self._alerting(name, args, child)
+        self.contact_points = self._alerting(name, args, child) if args.alerting else []
         self.register_outputs(
             {"url": self.url, "dashboardUids": self.dashboard_uids, "contactPoints": self.contact_points}
         )

@@ -16,7 +16,7 @@ from components.inventory import Inventory, MonitoringNode
 from components.monitoring import install
 from components.monitoring.credentials import WebCredentials
 from components.monitoring.pki import InternalCa
-from components.render import SecretFile, files_for, webconfig
+from components.render import SecretFile, files_for, pve_exporter, webconfig
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ def secret_resolver(secrets: Mapping[str, Any], pki: InternalCa, credentials: We
             value = credentials.hashes[rest].apply(lambda hashed: webconfig.render({user: hashed}))
         elif kind == "loki-env":
             value = pulumi.Output.from_input(secrets[rest]).apply(lambda v: f"LOKI_S3_SECRET_ACCESS_KEY={v}\n")
+        elif kind == "pve-exporter-env":
+            value = pulumi.Output.from_input(secrets[rest]).apply(pve_exporter.token_env)
         else:
             value = pulumi.Output.from_input(secrets[item.source])
         return pulumi.Output.secret(value)

@@ -34,6 +34,8 @@ class InstallTarget:
     secrets: tuple[SecretFile, ...] = ()
     only: tuple[str, ...] = services.ORDER
     identity: pulumi.Input[str] | None = None
+    # An LXC guest: SSH reaches its PVE node, every script runs in the container by `pct exec`.
+    container: int | None = None
 
 
 def sha256(text: str) -> str:
@@ -48,7 +50,10 @@ def install(
     depends_on: Sequence[pulumi.Resource] = (),
 ) -> list[remote.Command]:
     """Declare every command for ``target``; returns the per-service apply steps (in order)."""
-    specs = services.specs(config, target.ip, target.files, target.secrets, only=target.only)
+    specs = [
+        replace(s, units_manifest=scripts.units_manifest(target.name)) if s.name == "files" else s
+        for s in services.specs(config, target.ip, target.files, target.secrets, only=target.only)
+    ]
     steps = _Steps(parent, target)
     layout_step = steps.prepare(config, specs, depends_on)
     staged, secret_digests = steps.stage(specs, resolve, layout_step)
@@ -84,7 +89,7 @@ class _Steps:
         self, role: str, script: str, deps: Sequence[pulumi.Resource], manifest: str = "", **kwargs: Any
     ) -> remote.Command:
         extra_secret = kwargs.pop("secret_outputs", [])
-        create = scripts.as_root(script, self.target.user)
+        create = scripts.as_root(script, self.target.user, self.target.container)
         return remote.Command(
             f"{self.target.name}-{role}",
             ssh.command_args(self.target.connection, create=f"{manifest}\n{create}" if manifest else create, **kwargs),
@@ -110,7 +115,7 @@ class _Steps:
         if pkgs:
             # A unit whose package is installed for the first time is held until its apply step.
             units = {s.package: s.unit for s in specs if s.package and s.unit}
-            script = scripts.packages_script(pkgs, mon.apt_proxy, repo, units)
+            script = scripts.packages_script(pkgs, mon.apt_proxy, repo, units, services.release_packages(config, specs))
             after = [self.command("packages", script, depends_on, triggers=self.identity)]
         layout = scripts.layout_script(
             services.directories(specs), self.target.user, scripts.staging_dirs(specs), services.group_members(specs)

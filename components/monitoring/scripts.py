@@ -28,10 +28,25 @@ def q(value: str) -> str:
     return shlex.quote(value)
 
 
-def as_root(script: str, user: str) -> str:
-    """The command line that runs a script as root over SSH (sudo unless already root)."""
-    runner = "bash -c" if user == "root" else "sudo -n bash -c"
-    return f"{runner} {q(script)}"
+# What a command inside a container starts with: no environment from the node's SSH session
+# (`pct exec` keeps it by default on PVE 8, and PVE 9 changes that default: pve-container
+# src/PVE/CLI/pct.pm, exec, `keep-env` "will be disabled by default with PVE 9"), a PATH of its own.
+CONTAINER_ENV = "env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def as_root(script: str, user: str, container: int | None = None) -> str:
+    """The command line that runs a script as root over SSH (sudo unless already root).
+
+    ``container``: the VMID of an LXC guest on the host SSH reaches (its PVE node), the way
+    Proxmox users run commands in containers: ``pct exec <vmid> -- <command>``, which is
+    ``lxc-attach -n <vmid> -- <command>`` (pve-container src/PVE/CLI/pct.pm, exec), so the guest
+    needs neither sshd nor sudo. Its stdin (the staged payloads) reaches the command: lxc-attach
+    allocates no pseudo terminal when no standard descriptor is a terminal and attaches them as they
+    are (lxc-attach(1)), and an SSH command without a TTY has pipes."""
+    sudo = "" if user == "root" else "sudo -n "
+    if container is not None:
+        return f"{sudo}pct exec {int(container)} -- {CONTAINER_ENV} bash -c {q(script)}"
+    return f"{sudo}bash -c {q(script)}"
 
 
 @dataclass(frozen=True)
@@ -81,20 +96,23 @@ def packages_script(
     apt_proxy: str | None = None,
     grafana: GrafanaRepo | None = None,
     units: Mapping[str, str] | None = None,
+    releases: Mapping[str, Mapping[str, str]] | None = None,
 ) -> str:
-    """Install ``packages`` (name -> exact version) and hold them; nothing runs twice.
+    """Install ``packages`` (name -> configured version, pinned by :func:`pin_pattern`); nothing
+    runs twice.
 
     Daemons do not start on install: policy-rc.d covers invoke-rc.d/deb-systemd-invoke, and
     ``units`` (package -> its systemd unit) get a start gate when their package is installed for
     the first time, because Loki's postinst calls ``systemctl restart`` itself (see
-    :func:`_write_gate`). The apply step's first activation lifts the gate. ``apt-get update``
+    :func:`_write_gate`). The apply step's first activation lifts the gate. ``releases`` (Debian
+    VERSION_ID -> packages) pins other versions on hosts of that release. ``apt-get update``
     runs only when a source changed or a pinned version is not in the package lists.
     """
     lines = [HEADER, "export DEBIAN_FRONTEND=noninteractive", "sources_changed=0", ""]
     lines += _write_if_changed_function() + _proxy_lines(apt_proxy) + _apt_functions() + _bootstrap_lines()
     if grafana:
         lines += _grafana_repository_lines(grafana)
-    lines += _install_pinned_lines(packages, units or {})
+    lines += _install_pinned_lines(packages, units or {}, releases or {})
     return "\n".join(lines) + "\n"
 
 
@@ -124,12 +142,13 @@ def _proxy_lines(apt_proxy: str | None) -> list[str]:
 def _apt_functions() -> list[str]:
     return [
         "",
-        "# pinned PACKAGE=VERSION pairs not installed at that version yet",
+        "# pinned PACKAGE=PIN pairs (PIN a version or a version glob) not installed at a matching version",
         "missing() {",
+        "  local pair have",
         '  for pair in "$@"; do',
-        '    if [ "$(dpkg-query -W -f=\'${Version}\' "${pair%%=*}" 2>/dev/null || true)" != "${pair#*=}" ]; then',
-        "      printf '%s\\n' \"$pair\"",
-        "    fi",
+        "    have=$(dpkg-query -W -f='${Version}' \"${pair%%=*}\" 2>/dev/null || true)",
+        "    # shellcheck disable=SC2254 # the pin is a glob on purpose",
+        '    case "$have" in ${pair#*=}) ;; *) printf \'%s\\n\' "$pair" ;; esac',
         "  done",
         "}",
         "",
@@ -149,18 +168,29 @@ def _apt_functions() -> list[str]:
         # inserts at the helper's ErrorType, which apt-cache show sets to GlobalError::NOTICE in
         # apt-private/private-show.cc ShowPackage; seen with apt 2.6.1 on Debian 12). madison
         # prints "NAME | VERSION | index" only for versions in the configured indexes
-        # (cmdline/apt-cache.cc Madison), never for dpkg's status file; deb-src lines end in
-        # "Sources" and are skipped.
-        "# known NAME[=VERSION]...: each package (at exactly that version) is in the package lists",
+        # (cmdline/apt-cache.cc Madison), never for dpkg's status file, walking the package's
+        # version list, which apt's cache keeps newest first (apt-pkg/pkgcachegen.cc NewVersion
+        # inserts by CompareVer); deb-src lines end in "Sources" and are skipped.
+        "# candidate NAME [PIN]: the newest version of NAME in the package lists matching PIN (a glob)",
+        "candidate() {",
+        "  local pin=${2:-*} ver index",
+        "  while IFS='|' read -r _ ver index; do",
+        "    ver=${ver//[[:space:]]/}",
+        '    case "$index" in *Sources*) continue ;; esac',
+        "    # shellcheck disable=SC2254 # the pin is a glob on purpose",
+        '    case "$ver" in $pin) printf \'%s\\n\' "$ver"; return 0 ;; esac',
+        '  done < <(apt-cache madison "$1" 2>/dev/null)',
+        "  return 1",
+        "}",
+        "",
+        "# known NAME[=PIN]...: each package (at a version matching its pin) is in the package lists",
         "known() {",
-        "  local pair want",
+        "  local pair",
         '  for pair in "$@"; do',
-        '    want=""',
-        '    case "$pair" in *=*) want=${pair#*=} ;; esac',
-        '    apt-cache madison "${pair%%=*}" 2>/dev/null | awk -F"|" -v want="$want" \'',
-        '      { gsub(/^[ \\t]+|[ \\t]+$/, "", $2); gsub(/[ \\t]+$/, "", $3) }',
-        '      $3 !~ /Sources$/ && (want == "" || $2 == want) { found = 1 }',
-        "      END { exit !found }' || return 1",
+        '    case "$pair" in',
+        '      *=*) candidate "${pair%%=*}" "${pair#*=}" >/dev/null || return 1 ;;',
+        '      *) candidate "$pair" >/dev/null || return 1 ;;',
+        "    esac",
         "  done",
         "}",
         "",
@@ -266,20 +296,93 @@ def _grafana_repository_lines(grafana: GrafanaRepo) -> list[str]:
     ]
 
 
-def _install_pinned_lines(packages: Mapping[str, str], units: Mapping[str, str]) -> list[str]:
-    pairs = " ".join(q(f"{name}={version}") for name, version in sorted(packages.items()))
+PREFERENCES = "/etc/apt/preferences.d/obsstack-pins"
+
+
+def pin_pattern(version: str) -> str:
+    """The apt pin for a configured version: its Debian revision left open (``1.5.0-1+b6`` pins
+    ``1.5.0-*``; ``2.42.0+ds-5+deb12u1`` pins ``2.42.0+ds-*``), a version without one (Grafana's
+    ``11.3.1``) exactly. A point release replaces a revision in the archive (``+deb12u1`` ->
+    ``+deb12u2``) and the old one is gone from the indexes: an exact pin then finds nothing to
+    install, while the upstream version, which is what was tested, stays the same. Debian
+    versions are ``[epoch:]upstream[-revision]`` with the revision after the last hyphen (Debian
+    Policy 5.6.12)."""
+    upstream, hyphen, _revision = version.rpartition("-")
+    return f"{upstream}-*" if hyphen else version
+
+
+def preferences(packages: Mapping[str, str]) -> str:
+    """apt_preferences(5) records holding each package at its pin: ``Pin: version`` takes a glob,
+    and a priority of 1000 or more makes that version the candidate even over a newer one (or as
+    a downgrade), so ``apt upgrade`` brings a pinned package only the Debian revisions of its
+    upstream version (security and point-release fixes), never another upstream version."""
+    stanzas = [
+        f"Package: {name}\nPin: version {pin_pattern(version)}\nPin-Priority: 1001"
+        for name, version in sorted(packages.items())
+    ]
+    return "# Managed by obsstack: the versions monitoring.versions pins.\n\n" + "\n\n".join(stanzas)
+
+
+def _pin_lines(packages: Mapping[str, str], indent: str) -> list[str]:
+    pins = " ".join(q(f"{name}={pin_pattern(version)}") for name, version in sorted(packages.items()))
+    return [f"{indent}pins=({pins})", f"{indent}prefs={q(preferences(packages))}"]
+
+
+def _release_lines(packages: Mapping[str, str], releases: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """The pins for this host's Debian release (VERSION_ID of /etc/os-release): ``packages`` on
+    Debian 12, ``releases[<id>]`` on the others listed."""
+    if not releases:
+        return _pin_lines(packages, "")
+    supported = ", ".join(["12", *sorted(releases)])
+    lines = [
+        "# shellcheck source=/dev/null",
+        "release=$(. /etc/os-release && printf '%s' \"${VERSION_ID:-}\")",
+        'case "$release" in',
+        "  12)",
+        *_pin_lines(packages, "    "),
+        "    ;;",
+    ]
+    for release, pinned in sorted(releases.items()):
+        lines += [f"  {release})", *_pin_lines(pinned, "    "), "    ;;"]
+    return [
+        *lines,
+        "  *)",
+        f'    echo "obsstack: Debian ${{release:-(unknown)}} has no pinned versions (supported: {supported})" >&2',
+        "    exit 1",
+        "    ;;",
+        "esac",
+    ]
+
+
+def _install_pinned_lines(
+    packages: Mapping[str, str], units: Mapping[str, str], releases: Mapping[str, Mapping[str, str]]
+) -> list[str]:
     names = " ".join(q(name) for name in sorted(packages))
     holds = [f"  hold_if_new {q(name)} {q(units[name])}" for name in sorted(packages) if name in units]
     return [
-        f"mapfile -t todo < <(missing {pairs})",
+        *_release_lines(packages, releases),
+        f'write_if_changed {q(PREFERENCES)} "$prefs" || :',
+        # The pins replace the holds earlier runs set (held packages got no security revisions).
+        # Only held ones: apt-mark refuses a package the lists do not know yet.
+        "mapfile -t held < <(apt-mark showhold 2>/dev/null || true)",
+        f"for name in {names}; do",
+        '  case " ${held[*]} " in *" $name "*) apt-mark unhold "$name" >/dev/null ;; esac',
+        "done",
+        'mapfile -t todo < <(missing "${pins[@]}")',
         'if [ "${#todo[@]}" -gt 0 ]; then',
         '  refresh_if_needed "${todo[@]}"',
+        "  resolved=()",
+        '  for pair in "${todo[@]}"; do',
+        '    if ! version=$(candidate "${pair%%=*}" "${pair#*=}"); then',
+        '      echo "obsstack: no ${pair%%=*} matching ${pair#*=} in the package lists (monitoring.versions)" >&2',
+        "      exit 1",
+        "    fi",
+        '    resolved+=("${pair%%=*}=$version")',
+        "  done",
         *holds,
-        '  apt_install "${todo[@]}"',
-        f"  apt-mark hold {names} >/dev/null",
-        '  echo "obsstack: installed ${todo[*]}"',
+        '  apt_install "${resolved[@]}"',
+        '  echo "obsstack: installed ${resolved[*]}"',
         "else",
-        f"  apt-mark hold {names} >/dev/null",
         '  echo "obsstack: packages already at their pinned versions"',
         "fi",
     ]
@@ -442,7 +545,7 @@ def apply_script(spec: ServiceSpec) -> str:
     """
     lines = [HEADER, f"staging={q(layout.STAGING_DIR)}"]
     lines += _candidate_lines(spec) + _validate_lines(spec) + _health_function(spec.health, spec.unit)
-    lines += _consumed_function(spec) + _changed_lines(spec) + _swap_lines(spec)
+    lines += _consumed_function(spec) + _changed_lines(spec) + _stale_lines(spec) + _swap_lines(spec)
     lines += _activate_lines(spec) if spec.unit else _plain_files_lines(spec)
     return "\n".join(lines) + "\n"
 
@@ -464,8 +567,8 @@ def _consumed_function(spec: ServiceSpec) -> list[str]:
         return []
     return [
         "consumed() {",
-        "  local f",
-        f"  for f in {' '.join(q(p) for p in _secrets(spec))}; do",
+        f"  local f secrets=({' '.join(q(p) for p in _secrets(spec))})",
+        '  for f in "${secrets[@]}"; do',
         f'    if [ -f "$staging$f" ]; then rm -f "$staging$f"; : >"$staging$f{APPLIED_SUFFIX}"; fi',
         "  done",
         "}",
@@ -555,6 +658,8 @@ def _changed_lines(spec: ServiceSpec) -> list[str]:
 def _swap_lines(spec: ServiceSpec) -> list[str]:
     """Step 3: nothing to do, or each changed file swapped in by rename, the old one kept aside."""
     active = f"systemctl is-active --quiet {q(spec.unit)}" if spec.unit else "true"
+    if _shipped_units(spec):
+        active = f'[ "${{#stale[@]}}" -eq 0 ] && [ -f {q(str(spec.units_manifest))} ]'
     return [
         f'if [ "${{#changed[@]}}" -eq 0 ] && {active}; then',
         *_consumed_call(spec, "  "),
@@ -638,15 +743,93 @@ def _reload_lines(spec: ServiceSpec) -> list[str]:
 
 
 def _plain_files_lines(spec: ServiceSpec) -> list[str]:
-    """Plain files may include systemd units and timers (other parts' jobs): load and enable them."""
+    """Plain files may include systemd units and timers (other parts' jobs): load and enable them,
+    and remove the ones this target shipped before and ships no more."""
     timers = [m.path for m in spec.files if re.fullmatch(r"/etc/systemd/system/[^/]+\.timer", m.path)]
     return [
+        *_remove_stale_lines(spec),
         'for f in "${changed[@]}"; do',
         '  case "$f" in /etc/systemd/system/*) systemctl daemon-reload; break ;; esac',
         "done",
         *[f"systemctl enable --now --quiet {q(t.rsplit('/', 1)[1])}" for t in timers],
+        *_record_units_lines(spec),
         *_consumed_call(spec),
         'echo "obsstack: updated ${changed[*]}"',
+    ]
+
+
+UNITS_DIR = "/var/lib/obsstack/units"
+# The names of the units the plain-files step ships (tests/unit/test_stale_units.py holds every
+# shipped one to them): with no manifest yet, installed units of these names that are not shipped
+# are the ones an earlier version left.
+OWN_UNIT_GLOBS = ("obs-*.service", "obs-*.timer", "obsstack-*.service", "obsstack-*.timer")
+
+
+def units_manifest(target: str) -> str:
+    """The manifest of the units one install target put on its host."""
+    return f"{UNITS_DIR}/{target}.list"
+
+
+def _shipped_units(spec: ServiceSpec) -> list[str]:
+    if spec.units_manifest is None:
+        return []
+    return sorted(
+        m.path.rsplit("/", 1)[1]
+        for m in spec.files
+        if re.fullmatch(r"/etc/systemd/system/[^/]+\.(service|timer)", m.path)
+    )
+
+
+def _stale_lines(spec: ServiceSpec) -> list[str]:
+    """``stale``: units in the previous manifest (or, before the first one, installed units of
+    obsstack's names) that this target no longer ships."""
+    if not _shipped_units(spec):
+        return []
+    manifest = q(str(spec.units_manifest))
+    globs = " ".join(f"/etc/systemd/system/{g}" for g in OWN_UNIT_GLOBS)
+    return [
+        f"shipped_units=({' '.join(q(u) for u in _shipped_units(spec))})",
+        "stale=()",
+        f"if [ -f {manifest} ]; then",
+        f"  mapfile -t previous <{manifest}",
+        "else",
+        "  previous=()",
+        f'  for f in {globs}; do [ -e "$f" ] && previous+=("${{f##*/}}"); done',
+        "fi",
+        'for unit in "${previous[@]}"; do',
+        '  [ -n "$unit" ] || continue',
+        '  case " ${shipped_units[*]} " in *" $unit "*) ;; *) stale+=("$unit") ;; esac',
+        "done",
+    ]
+
+
+def _remove_stale_lines(spec: ServiceSpec) -> list[str]:
+    """Timers first (they would start their service again), then the services: stopped, disabled,
+    their unit files removed and systemd reloaded."""
+    if not _shipped_units(spec):
+        return []
+    return [
+        'if [ "${#stale[@]}" -gt 0 ]; then',
+        "  mapfile -t stale < <(printf '%s\\n' \"${stale[@]}\" | sort -t. -k2,2r)",
+        '  for unit in "${stale[@]}"; do',
+        '    systemctl disable --now --quiet "$unit" || true',
+        '    rm -f "/etc/systemd/system/$unit"',
+        '    echo "obsstack: removed $unit (no longer shipped)"',
+        "  done",
+        "  systemctl daemon-reload",
+        "  systemctl reset-failed || true",
+        "fi",
+    ]
+
+
+def _record_units_lines(spec: ServiceSpec) -> list[str]:
+    if not _shipped_units(spec):
+        return []
+    manifest = q(str(spec.units_manifest))
+    return [
+        f'install -d -m 0755 "$(dirname {manifest})"',
+        f"printf '%s\\n' \"${{shipped_units[@]}}\" >{manifest}.new",
+        f"mv -f {manifest}.new {manifest}",
     ]
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from components.config import StackConfig
-from components.render import HostFile, SecretFile, alloy, cloud_init, layout
+from components.render import HostFile, SecretFile, alloy, cloud_init, layout, pve_exporter
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,9 @@ class ServiceSpec:
     prune_dirs: tuple[tuple[str, str], ...] = ()
     # An HTTP endpoint that reloads the daemon and answers 200 only when it took the new config.
     reload_url: str | None = None
+    # Where the plain-files step records the units it installed, so a unit it no longer ships is
+    # stopped, disabled and removed (set per install target by components/monitoring/install.py).
+    units_manifest: str | None = None
 
     def restart_needed_for(self, path: str) -> bool:
         """Unit arguments and drop-ins only take effect on a restart."""
@@ -74,6 +77,9 @@ OWNERS: tuple[tuple[str, str], ...] = (
     (layout.dropin("prometheus-blackbox-exporter"), "blackbox"),
     (layout.defaults_file("prometheus-pushgateway"), "pushgateway"),
     (layout.dropin("prometheus-pushgateway"), "pushgateway"),
+    (pve_exporter.HOME + "/", "pve_exporter"),
+    (pve_exporter.CONFIG_DIR + "/", "pve_exporter"),
+    (pve_exporter.UNIT_PATH, "pve_exporter"),
     (layout.PROMETHEUS_DIR + "/alertmanager", "alertmanager"),
     (layout.defaults_file("prometheus-alertmanager"), "alertmanager"),
     (layout.dropin("prometheus-alertmanager"), "alertmanager"),
@@ -91,7 +97,18 @@ OWNERS: tuple[tuple[str, str], ...] = (
 
 # Order of application on a host: exporters first, Prometheus before Alertmanager (its health
 # check reads the API password Prometheus' step installs), Alloy last (it ships to Loki).
-ORDER = ("node_exporter", "blackbox", "pushgateway", "prometheus", "alertmanager", "loki", "grafana", "alloy", "files")
+ORDER = (
+    "node_exporter",
+    "blackbox",
+    "pushgateway",
+    "pve_exporter",
+    "prometheus",
+    "alertmanager",
+    "loki",
+    "grafana",
+    "alloy",
+    "files",
+)
 AGENT_SERVICES = ("node_exporter", "alloy")
 
 
@@ -149,6 +166,16 @@ def _exporter_bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
             "prometheus-pushgateway",
             reloadable=False,  # nothing to reload: its only inputs are unit arguments
             health=HealthCheck(url=f"http://{_host(ip)}:{ports.pushgateway}/-/ready"),
+        ),
+        # From PyPI into a venv (no Debian package): the validator installs the candidate lock's
+        # venv, so a failed install leaves the running exporter as it is.
+        "pve_exporter": ServiceSpec(
+            "pve_exporter",
+            pve_exporter.UNIT,
+            None,
+            validators=(pve_exporter.install_command(config),),
+            reloadable=False,  # it reads its configuration once, at start
+            health=HealthCheck(url=f"http://127.0.0.1:{ports.pve_exporter}/metrics"),
         ),
     }
 
@@ -320,6 +347,7 @@ DIRECTORIES: dict[str, tuple[Directory, ...]] = {
         Directory(layout.SECRETS_DIR, "0750", "root", "prometheus"),
         Directory(layout.RULES_DIR),
     ),
+    "pve_exporter": (Directory(pve_exporter.HOME), Directory(pve_exporter.CONFIG_DIR, "0750")),
     "alertmanager": (Directory(layout.ALERTMANAGER_DATA, "0750", "prometheus", "prometheus"),),
     "loki": (
         Directory(layout.LOKI_TLS_DIR, "0750", "root", "loki"),
@@ -347,11 +375,27 @@ GROUP_MEMBERS: dict[str, dict[str, tuple[str, ...]]] = {
 def packages(config: StackConfig, services: Iterable[ServiceSpec]) -> dict[str, str]:
     """Package name -> pinned version for these services."""
     versions = config.monitoring.versions
+    services = list(services)
     pinned = {s.package: getattr(versions, PACKAGE_VERSIONS[s.package]) for s in services if s.package}
     if "prometheus-alertmanager" in pinned:
         # tools/silences and tools/oncall_drill run on the Alertmanager hosts with Debian's python3.
         pinned["python3-requests"] = versions.python3_requests
+    if any(s.name == "pve_exporter" for s in services):
+        pinned["python3-venv"] = versions.python3_venv
     return pinned
+
+
+# Packages whose Debian 13 version differs, by the Debian13Versions field pinning it there.
+DEBIAN13_VERSIONS = {"prometheus-node-exporter": "node_exporter"}
+
+
+def release_packages(config: StackConfig, services: Iterable[ServiceSpec]) -> dict[str, dict[str, str]]:
+    """Debian VERSION_ID -> package -> version where a release differs from ``packages()``: agents
+    go to PVE 8/PBS 3 (Debian 12) and PVE 9/PBS 4 (Debian 13) nodes alike."""
+    bookworm = packages(config, services)
+    trixie = config.monitoring.versions.debian13
+    overrides = {name: getattr(trixie, field) for name, field in DEBIAN13_VERSIONS.items() if name in bookworm}
+    return {"13": {**bookworm, **overrides}} if overrides else {}
 
 
 def directories(services: Iterable[ServiceSpec]) -> list[Directory]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shlex
 
 from components.config import PbsDatastore, PbsSection, Retention
+from components.render import pbs_collector
 from components.render.pbs_collector import prune_job_id, verify_job_ids
 
 PBM = "proxmox-backup-manager"
@@ -196,4 +197,49 @@ def api_token_delete(pbs: PbsSection) -> str:
     return (
         f'echo "obsstack: API token {token} left in place (PVE may still back up with it); '
         f'remove it with: {PBM} user delete-token {pbs.token_user} {pbs.token_name}"\n'
+    )
+
+
+_HAS_TOKEN = "any(.[]; .tokenid == $t)"
+
+
+def metrics_token(pbs: PbsSection) -> str:
+    """The collector's read-only identity: a user and token with DatastoreAudit on each datastore
+    (PBS's role for "view datastore settings and list content, but not read the actual data",
+    proxmox/proxmox-backup docs/user-management.rst, Access Control), so it may list snapshots and
+    nothing more. The secret never leaves the PBS host: it goes from ``generate-token`` straight to
+    a root-only file the collector reads; a lost file gets a new token, since PBS shows a secret
+    only once."""
+    user, name, token = pbs_collector.METRICS_USER, pbs_collector.METRICS_TOKEN, pbs_collector.METRICS_TOKEN_ID
+    secret = f'"${{OBSSTACK_ROOT:-}}"{_q(pbs_collector.METRICS_TOKEN_FILE)}'
+    lists = f"{PBM} user list-tokens {_q(user)} --output-format json | jq -e --arg t {_q(token)} {_q(_HAS_TOKEN)}"
+    acls = "".join(
+        f"{PBM} acl update {_q(f'/datastore/{ds.name}')} DatastoreAudit --auth-id {_q(who)}\n"
+        for ds in pbs.datastores
+        for who in (user, token)
+    )
+    return _PRELUDE + (
+        f"if ! {PBM} user list --output-format json | jq -e --arg u {_q(user)} 'any(.[]; .userid == $u)' >/dev/null; "
+        "then\n"
+        f"    {PBM} user create {_q(user)} --comment 'obsstack: PBS collector, lists snapshots (read-only token)'\n"
+        "fi\n"
+        f"if [ ! -s {secret} ]; then\n"
+        f"    if {lists} >/dev/null; then {PBM} user delete-token {_q(user)} {_q(name)}; fi\n"
+        f'    install -d -m 0700 "$(dirname {secret})"\n'
+        "    umask 077\n"
+        f"    {PBM} user generate-token {_q(user)} {_q(name)} --output-format json | jq -r .value >{secret}.new\n"
+        f"    mv -f {secret}.new {secret}\n"
+        f'    echo "created API token {token} for the collector (its secret stays on this host)"\n'
+        "fi\n"
+        f"{acls}"
+        f'echo "{token}: DatastoreAudit on {" ".join(f"/datastore/{ds.name}" for ds in pbs.datastores)}"\n'
+    )
+
+
+def metrics_token_delete(pbs: PbsSection) -> str:
+    """Configuration only: the collector's token and its file (no backup data)."""
+    user, name = pbs_collector.METRICS_USER, pbs_collector.METRICS_TOKEN
+    return (
+        f"{PBM} user delete-token {_q(user)} {_q(name)} || true\n"
+        f'rm -f "${{OBSSTACK_ROOT:-}}"{_q(pbs_collector.METRICS_TOKEN_FILE)}\n'
     )

@@ -78,8 +78,15 @@ class PbsServer(pulumi.ComponentResource):
             [stores[pbs.datastore]],
             secret_output=True,
         )
+        metrics_token = self._command(
+            "metrics-token",
+            scripts.metrics_token(pbs),
+            scripts.metrics_token_delete(pbs),
+            list(stores.values()),
+            secret_output=True,
+        )
         self.collector = self._command(
-            "collector", pbs_collector.prerequisites_script(), pbs_collector.uninstall_script(), list(stores.values())
+            "collector", pbs_collector.prerequisites_script(), pbs_collector.uninstall_script(), [metrics_token]
         )
         collector_files = install.InstallTarget(
             name=f"{name}-collector",

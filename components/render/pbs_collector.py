@@ -21,6 +21,15 @@ Tasks are matched to the jobs this program creates (see :func:`maintenance_jobs`
   bare job id, and those have no prune jobs for this program to create).
 
 Only ``status == "OK"`` is a success: warnings and errors count as failures.
+
+It is also the PBS host's usage source: ``pbs_size``, ``pbs_used`` and ``pbs_available`` per
+datastore, under the names (and meaning) of natrontech/pbs-exporter's datastore gauges that the
+rules and dashboards use. PBS reports a datastore's total, used and available bytes from the
+filesystem statistics of the datastore's path (proxmox/proxmox-backup src/api2/status.rs,
+``datastore_status``, served as /status/datastore-usage), which is what ``df -B1`` prints for it.
+PBS 3.x/4.x serve no Prometheus endpoint of their own (their metric server only pushes to InfluxDB
+or Graphite), so there is no ``pbs`` scrape job: node_exporter's textfile collector on the PBS host
+carries these series, and the PBS host counts as covered by the ``node`` job.
 """
 
 from __future__ import annotations
@@ -47,6 +56,12 @@ INTERVAL = "5min"
 # verification and the CLI exits non-zero (proxmox/proxmox-rs, proxmox-router/src/cli/command.rs:
 # `std::process::exit(-1)`), so under `set -e` no metrics would ever be written.
 TASK_LIMIT = 1000
+# The read-only identity the collector lists snapshots with (components/pbs/scripts.py creates it
+# on the PBS host, where its secret stays, root-only).
+METRICS_USER = "obsstack-metrics@pbs"
+METRICS_TOKEN = "collector"
+METRICS_TOKEN_ID = f"{METRICS_USER}!{METRICS_TOKEN}"
+METRICS_TOKEN_FILE = "/etc/obsstack/pbs-collector/token"
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,10 @@ STATE="$STATE_DIR/state.json"
 
 # job id, datastore, task worker type and worker id (as PBS records them), job_type label
 JOBS='{{ jobs_json }}'
+# datastore name, path, and the mount point its disk must be mounted at (null: none of its own)
+DATASTORES='{{ datastores_json }}'
+ROOT="${OBSSTACK_DATASTORE_ROOT:-}"
+TOKEN_FILE="${OBSSTACK_TOKEN_FILE:-{{ token_file }}}"
 
 mkdir -p "$STATE_DIR" "$TEXTFILE_DIR"
 tasks="$(mktemp "$STATE_DIR/.tasks.XXXXXX")"
@@ -111,6 +130,55 @@ prom_tmp="$(mktemp "$TEXTFILE_DIR/.{{ prom_file }}.XXXXXX")"
 trap 'rm -f "$tasks" "$state_tmp" "$prom_tmp"' EXIT
 
 proxmox-backup-manager task list --all --limit {{ task_limit }} --output-format json >"$tasks"
+
+# The datastores whose disk is there: one with a disk of its own (mounted_at) that is not mounted
+# has neither usage nor snapshots to report (the root filesystem's numbers would be a lie).
+declare -A paths=()
+available=()
+while IFS=$'\t' read -r name path mounted_at; do
+  if [ -n "$mounted_at" ] && ! mountpoint -q "$ROOT$mounted_at"; then continue; fi
+  [ -d "$ROOT$path" ] || continue
+  paths[$name]=$path
+  available+=("$name")
+done < <(jq -r '.[] | [.name, .path, (.mounted_at // "")] | @tsv' <<<"$DATASTORES")
+
+# Snapshots of each available datastore's root namespace, listed with the read-only metrics token
+# (DatastoreAudit). The secret goes to proxmox-backup-client by PBS_PASSWORD, never on a command line.
+snapshots_dir="$(mktemp -d "$STATE_DIR/.snapshots.XXXXXX")"
+trap 'rm -rf "$tasks" "$state_tmp" "$prom_tmp" "$snapshots_dir"' EXIT
+if [ -n "${available[*]}" ]; then
+  PBS_PASSWORD="$(cat "$TOKEN_FILE")"
+  export PBS_PASSWORD PBS_FINGERPRINT={{ fingerprint }}
+  for name in "${available[@]}"; do
+    proxmox-backup-client snapshot list --output-format json \
+      --repository "{{ token_id }}@localhost:{{ port }}:$name" >"$snapshots_dir/$name.json"
+  done
+  unset PBS_PASSWORD
+fi
+
+# natrontech/pbs-exporter's snapshot series (the names the rules use): per guest (backup group of
+# type vm or ct) its newest backup time, and 1 when the newest one's last verify
+# was "ok" (0 when it failed or was not verified yet); vm_name is that snapshot's comment.
+snapshot_metrics() {
+  echo "# HELP pbs_snapshot_vm_last_timestamp Unix time of this guest's newest snapshot."
+  echo "# TYPE pbs_snapshot_vm_last_timestamp gauge"
+  echo "# HELP pbs_snapshot_vm_last_verify 1 if this guest's newest snapshot verified ok, else 0."
+  echo "# TYPE pbs_snapshot_vm_last_verify gauge"
+  local name
+  for name in "${available[@]}"; do
+    [ -s "$snapshots_dir/$name.json" ] || continue
+    jq -r --arg ds "$name" '
+      def esc: tostring | gsub("\\\\"; "\\\\") | gsub("\""; "\\\"") | gsub("\n"; " ");
+      ([.[] | select(.["backup-type"] == "vm" or .["backup-type"] == "ct")]
+       | group_by(.["backup-id"])[]
+       | max_by(.["backup-time"]) as $last
+       | ("{datastore=\"\($ds)\",namespace=\"\",vm_id=\"\($last["backup-id"] | esc)\","
+          + "vm_name=\"\($last.comment // "" | esc)\"}") as $l
+       | "pbs_snapshot_vm_last_timestamp\($l) \($last["backup-time"])",
+         "pbs_snapshot_vm_last_verify\($l) \(if $last.verification.state == "ok" then 1 else 0 end)")
+    ' "$snapshots_dir/$name.json"
+  done
+}
 [ -s "$STATE" ] || echo '{}' >"$STATE"
 
 # state: {"<datastore>/<job_type>": {"last_success": t, "last_end": t, "last_status": 0|1}}
@@ -146,6 +214,21 @@ jq --argjson jobs "$JOBS" --slurpfile previous "$STATE" '
     | (.key | split("/")) as $k
     | "obs_pbs_job_last_status{datastore=\"\($k[0])\",job_type=\"\($k[1])\"} \(.value.last_status)"' \
     "$state_tmp"
+  # Datastore usage as PBS reports it: the statfs of the datastore's base path. A datastore whose
+  # own disk is not mounted has no usage to report (the root filesystem's would be a lie).
+  echo "# HELP pbs_size Size of the datastore's filesystem in bytes."
+  echo "# TYPE pbs_size gauge"
+  echo "# HELP pbs_used Used bytes of the datastore's filesystem."
+  echo "# TYPE pbs_used gauge"
+  echo "# HELP pbs_available Bytes still available to the datastore."
+  echo "# TYPE pbs_available gauge"
+  for name in "${available[@]}"; do
+    read -r size used avail < <(df -B1 --output=size,used,avail "$ROOT${paths[$name]}" | tail -n 1)
+    echo "pbs_size{datastore=\"$name\"} $size"
+    echo "pbs_used{datastore=\"$name\"} $used"
+    echo "pbs_available{datastore=\"$name\"} $avail"
+  done
+  snapshot_metrics
 } >"$prom_tmp"
 
 chmod 0644 "$prom_tmp"
@@ -159,6 +242,8 @@ After=proxmox-backup-proxy.service
 
 [Service]
 Type=oneshot
+# proxmox-backup-client keeps its caches under $HOME; /root is hidden (ProtectHome).
+Environment=HOME={{ state_dir }}
 ExecStart={{ script_path }}
 ProtectSystem=full
 PrivateTmp=yes
@@ -229,8 +314,18 @@ def render_script(pbs: PbsSection) -> str:
         }
         for j in maintenance_jobs(pbs)
     ]
-    # Datastore names and job ids are [a-z0-9-] (config validation): safe inside single quotes.
-    return _SCRIPT.render(jobs_json=json.dumps(jobs, separators=(",", ":")), task_limit=TASK_LIMIT, **_values())
+    stores = [{"name": ds.name, "path": ds.path, "mounted_at": ds.mounted_at} for ds in pbs.datastores]
+    token = {"token_file": METRICS_TOKEN_FILE, "token_id": METRICS_TOKEN_ID, "fingerprint": pbs.fingerprint}
+    # Datastore names and job ids are [a-z0-9-], paths [A-Za-z0-9._/-] (config validation): safe
+    # inside single quotes.
+    return _SCRIPT.render(
+        jobs_json=json.dumps(jobs, separators=(",", ":")),
+        datastores_json=json.dumps(stores, separators=(",", ":")),
+        task_limit=TASK_LIMIT,
+        port=pbs.port,
+        **token,
+        **_values(),
+    )
 
 
 def render_service() -> str:

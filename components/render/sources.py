@@ -35,3 +35,5 @@ ALERTING_TOOLS = _read(
     "tools/oncall_drill/__init__.py",
     "tools/oncall_drill/__main__.py",
 )
+# prometheus-pve-exporter and its dependencies, each wheel hash-pinned (components/render/pve_exporter.py).
+PVE_EXPORTER_LOCK = (ROOT / "requirements-pve-exporter.txt").read_text()

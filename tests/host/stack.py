@@ -152,5 +152,4 @@ def with_ports(raw: dict[str, Any]) -> dict[str, Any]:
             "alloy",
         )
     }
-    raw["pbs"]["exporter_port"] = free_port()
     return raw

@@ -191,7 +191,6 @@ def test_changed_config_is_applied_by_reload(installed: Installed) -> None:
     before = main_process(installed.host, "prometheus")
     raw = sections(load_sections(), scrape_interval="10s")
     raw["monitoring"]["ports"] = installed.stack.config.monitoring.ports.model_dump()
-    raw["pbs"]["exporter_port"] = installed.stack.config.pbs.exporter_port
     changed = InstallStack.build(raw)
     spec = next(s for s in changed.specs if s.name == "prometheus")
     stage(installed.host, changed, installed.creds)

@@ -25,7 +25,8 @@ def test_canary_installed_on_every_drill_target(example_plan: engine.PlanResult,
 
 
 def test_identity_is_least_privilege(example_plan: engine.PlanResult, example_config) -> None:
-    acls = {r.inputs["path"]: r.inputs["roleId"] for r in example_plan.find("proxmoxve:index/acl:Acl")}
+    drill_acls = [r for r in example_plan.find("proxmoxve:index/acl:Acl") if r.parent == "drills"]
+    acls = {r.inputs["path"]: r.inputs["roleId"] for r in drill_acls}
     assert acls == {
         "/vms/110": "ObsDrillSource",
         "/vms/120": "ObsDrillSource",
@@ -38,11 +39,12 @@ def test_identity_is_least_privilege(example_plan: engine.PlanResult, example_co
     roles = {
         r.inputs["roleId"]: set(r.inputs["privileges"])
         for r in example_plan.find("proxmoxve:index/roleLegacy:RoleLegacy")
+        if r.parent == "drills"
     }
     assert roles["ObsDrillSource"] == {"VM.Backup"}
     assert roles["ObsDrillScratch"] == set(SCRATCH_PRIVILEGES[9])
     assert not any(p.startswith(("Sys.", "Permissions.", "User.")) for privs in roles.values() for p in privs)
-    token = example_plan.one("proxmoxve:user/token:Token")
+    token = example_plan.one("proxmoxve:user/token:Token", "drills-token")
     assert token.inputs["privilegesSeparation"] is False and token.inputs["userId"] == "obs-drill@pve"
     assert example_plan.one("proxmoxve:index/poolLegacy:PoolLegacy").inputs["poolId"] == "obs-drill"
 
@@ -79,7 +81,7 @@ def test_no_drill_targets_no_identity(run_program, example_sections) -> None:
     for asset in example_sections["inventory"]["assets"]:
         asset.pop("drill", None)
     plan = run_program(example_sections)
-    assert plan.find(type_="proxmoxve:user/token:Token") == []
+    assert [r.name for r in plan.find(type_="proxmoxve:user/token:Token")] == ["pve-exporter-token"]
     assert [r for r in plan.resources if r.parent == "drills"] == []
 
 

@@ -12,6 +12,7 @@ import pytest
 import dashboards
 from components.grafana.config import DATASOURCE_UIDS, FOLDERS
 from tests.conftest import distinct_secrets, load_sections
+from tests.unit.monitoring_helpers import with_replicas
 from tools.plan import engine
 
 DASHBOARD = "grafana:oss/dashboard:Dashboard"
@@ -194,3 +195,24 @@ def test_provider_trusts_the_internal_ca_and_waits_for_the_host(example_plan: en
     host_children = {r.name for r in example_plan.resources if r.parent and r.parent.endswith("-services")}
     assert host_children, "the monitoring host declares its install steps"
     assert set(provider.options["dependsOn"]) & host_children
+
+
+def test_every_grafana_of_a_pair_shows_the_same_dashboards_and_only_the_primary_notifies(run_program) -> None:
+    """HA: both Grafanas get the datasources and dashboards (each reading its own host's backends),
+    contact points and the policy only the primary (a Grafana-managed alert notifies once)."""
+    plan = run_program(with_replicas(load_sections(), 2))
+    configs = {r.name for r in plan.find("obsstack:grafana:GrafanaConfig")}
+    assert configs == {"grafana", "grafana-mon-2"}
+
+    def of(parent: str, type_: str) -> list:
+        return [r for r in plan.find(type_) if r.parent == parent]
+
+    for kind in (DASHBOARD, "grafana:oss/dataSource:DataSource", "grafana:oss/folder:Folder"):
+        primary = sorted(r.inputs.get("uid") or r.inputs.get("title") or "" for r in of("grafana", kind))
+        secondary = sorted(r.inputs.get("uid") or r.inputs.get("title") or "" for r in of("grafana-mon-2", kind))
+        assert primary and primary == secondary, kind
+    contact = "grafana:alerting/contactPoint:ContactPoint"
+    assert of("grafana", contact) and not of("grafana-mon-2", contact)
+    assert not of("grafana-mon-2", "grafana:alerting/notificationPolicy:NotificationPolicy")
+    providers = {r.name: r.inputs["url"] for r in plan.find("pulumi:providers:grafana")}
+    assert len(set(providers.values())) == 2, providers  # each Grafana its own host

@@ -63,6 +63,8 @@ def all_scripts() -> list[tuple[str, str]]:
         units = {spec.package: spec.unit for spec in specs if spec.package and spec.unit}
         found.append((f"{host}-packages-held", scripts.packages_script(packages, None, repo, units)))
         found.append((f"{host}-packages-proxy", scripts.packages_script(packages, "http://10.0.10.5:3142", None)))
+        releases = services.release_packages(config, specs)
+        found.append((f"{host}-packages-releases", scripts.packages_script(packages, None, repo, units, releases)))
     with_rules = services.ServiceSpec(
         "prometheus",
         "prometheus",
@@ -252,8 +254,15 @@ def rooted(script: str, root: Path) -> str:
 
 
 def host_dirs(root: Path) -> None:
-    for sub in ("usr/sbin", "etc/apt/apt.conf.d", "etc/apt/sources.list.d", "etc/systemd/system"):
+    for sub in (
+        "usr/sbin",
+        "etc/apt/apt.conf.d",
+        "etc/apt/sources.list.d",
+        "etc/apt/preferences.d",
+        "etc/systemd/system",
+    ):
         (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / "etc/os-release").write_text('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_ID="12"\n')
     Path(f"{root}{layout.STAGING_DIR}").mkdir(parents=True, exist_ok=True)
 
 
@@ -326,11 +335,19 @@ def fake_host(tmp_path: Path, **extra: str) -> tuple[Path, Path, dict[str, str]]
     return root, log, env
 
 
-def madison(*versions: str, index: str = "https://apt.grafana.com stable/main amd64 Packages") -> str:
-    """An apt-cache stub: madison lists ``versions`` of any package; ``show`` exits 0 whatever it
-    is asked, as apt 2.6 does for NAME=VERSION with an unknown version (only a notice)."""
+GRAFANA_INDEX = "https://apt.grafana.com stable/main amd64 Packages"
+
+
+def madison(*versions: str, index: str = GRAFANA_INDEX, updated: tuple[str, ...] = ()) -> str:
+    """An apt-cache stub: madison lists ``versions`` of any package (newest first, as apt does),
+    after an ``apt-get update`` ``updated`` ones (of the binary index) too; ``show`` exits 0 whatever it is asked, as
+    apt 2.6 does for NAME=VERSION with an unknown version (only a notice)."""
     rows = "".join(f'echo "      $2 | {v} | {index}"; ' for v in versions)
-    return f'echo "apt-cache $*" >>"$LOG"; case "$1" in show) exit 0 ;; madison) {rows}: ;; esac'
+    fresh = "".join(f'echo "      $2 | {v} | {GRAFANA_INDEX}"; ' for v in updated)
+    return (
+        f'echo "apt-cache $*" >>"$LOG"; case "$1" in show) exit 0 ;; '
+        f'madison) if [ -e "$STATE/updated" ]; then {fresh}:; fi; {rows}: ;; esac'
+    )
 
 
 @pytest.mark.parametrize(
@@ -343,7 +360,7 @@ def test_apt_lists_are_refreshed_only_when_the_pinned_version_is_not_in_them(
 ) -> None:
     """`apt-cache show loki=3.3.2` exits 0 even when apt knows no 3.3.2: the freshness check
     must look for the exact version (madison), or the install fails on stale lists."""
-    root, log, env = fake_host(tmp_path, **{"apt-cache": madison(*listed)})
+    root, log, env = fake_host(tmp_path, **{"apt-cache": madison(*listed, updated=("3.3.2",))})
     script = rooted(scripts.packages_script({"loki": "3.3.2"}), root)
     done = run_script(script, env)
     assert done.returncode == 0, done.stderr
@@ -353,7 +370,8 @@ def test_apt_lists_are_refreshed_only_when_the_pinned_version_is_not_in_them(
 
 
 def test_a_source_record_of_the_pinned_version_is_not_a_binary_one(tmp_path: Path) -> None:
-    root, log, env = fake_host(tmp_path, **{"apt-cache": madison("3.3.2", index="https://x stable/main Sources")})
+    source_only = madison("3.3.2", index="https://x stable/main Sources", updated=("3.3.2",))
+    root, log, env = fake_host(tmp_path, **{"apt-cache": source_only})
     done = run_script(rooted(scripts.packages_script({"loki": "3.3.2"}), root), env)
     assert done.returncode == 0, done.stderr
     assert "apt-get update -q" in log.read_text().splitlines()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import configparser
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +98,23 @@ print(json.dumps(tasks[:limit]))
 """
 
 
+FAKE_CLIENT = r"""
+import json, os, sys
+root, args = sys.argv[1], sys.argv[2:]
+# proxmox-backup-client reads the secret from PBS_PASSWORD and trusts the server's certificate by
+# PBS_FINGERPRINT (PBS docs, backup-client.rst, Environment Variables); an API token logs in as
+# <user>@<realm>!<token> in the repository (same page, Backup Repository Locations).
+with open(os.path.join(root, "client-calls.log"), "a") as log:
+    log.write(json.dumps({"args": args, "password": os.environ.get("PBS_PASSWORD"),
+                          "fingerprint": os.environ.get("PBS_FINGERPRINT")}) + "\n")
+if args[:2] != ["snapshot", "list"] or "--repository" not in args:
+    sys.exit(f"unsupported: {args}")
+repository = args[args.index("--repository") + 1]
+store = repository.rsplit(":", 1)[1]
+print(open(os.path.join(root, f"snapshots-{store}.json")).read())
+"""
+
+
 class FakePbs:
     """Puts a fake proxmox-backup-manager first on PATH; `task list` prints `tasks` like the real CLI."""
 
@@ -115,18 +133,30 @@ class FakePbs:
         fake.chmod(0o755)
         self.textfile = root / "textfile"
         self.state = root / "state"
+        client = root / "fake_client.py"
+        client.write_text(FAKE_CLIENT)
+        (self.bin / "proxmox-backup-client").write_text(
+            f'#!/bin/sh\nexec "{sys.executable}" -S -E "{client}" "{root}" "$@"\n'
+        )
+        (self.bin / "proxmox-backup-client").chmod(0o755)
+        self.token = root / "token"
+        self.token.write_text("metrics-secret\n")
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(self.bin / "proxmox-backup-manager"), *args], capture_output=True, text=True, timeout=30, check=False
         )
 
-    def run(self, script: Path, tasks: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, script: Path, tasks: list[dict[str, Any]], datastore_root: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         self.tasks_file.write_text(json.dumps(tasks))
         env = {
             "PATH": f"{self.bin}:{os.environ['PATH']}",
             "OBSSTACK_TEXTFILE_DIR": str(self.textfile),
             "OBSSTACK_STATE_DIR": str(self.state),
+            "OBSSTACK_DATASTORE_ROOT": str(datastore_root or self.root / "no-datastores"),
+            "OBSSTACK_TOKEN_FILE": str(self.token),
         }
         return subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=30, check=False)
 
@@ -343,3 +373,89 @@ def test_files_go_to_the_pbs_host(example_config, example_inventory) -> None:
     assert {f.host for f in shipped} == {example_config.pbs.host}
     expected = {pbs_collector.SCRIPT_PATH, pbs_collector.SERVICE_PATH, pbs_collector.TIMER_PATH}
     assert {f.path for f in shipped} == expected
+
+
+def test_datastore_usage_is_the_filesystem_of_its_path(tmp_path: Path, collector: Path, example_config) -> None:
+    """pbs_size/used/available per datastore (natrontech/pbs-exporter's names, which the rules use),
+    from df of the datastore's path; an offsite datastore whose disk is not mounted reports nothing
+    rather than the root filesystem's numbers."""
+    fake = FakePbs(tmp_path)
+    root = tmp_path / "root"
+    stores = {ds.name: ds for ds in example_config.pbs.datastores}
+    for ds in stores.values():
+        (root / ds.path.lstrip("/")).mkdir(parents=True)
+    assert stores["offsite-copy"].mounted_at is not None  # the example's USB disk, not mounted here
+    (tmp_path / "snapshots-main.json").write_text("[]")
+    result = fake.run(collector, HISTORY, datastore_root=root)
+    assert result.returncode == 0, result.stderr
+    main = root / stores["main"].path.lstrip("/")
+    df = subprocess.run(
+        ["df", "-B1", "--output=size,used,avail", str(main)], capture_output=True, text=True, check=True
+    )
+    size = float(df.stdout.splitlines()[-1].split()[0])
+    samples = fake.samples()
+    # Used and available move with the shared disk; the filesystem's size does not, and the two
+    # always fit in it (ext4 keeps reserved blocks out of both).
+    used, avail = samples['pbs_used{datastore="main"}'], samples['pbs_available{datastore="main"}']
+    assert samples['pbs_size{datastore="main"}'] == size
+    assert used > 0 and avail > 0 and used + avail <= size
+    assert not [k for k in samples if "offsite-copy" in k and k.startswith("pbs_")], "unmounted disk reported"
+    check_metrics(fake.prom)
+
+
+def snapshot(vmid: str, time: int, verify: str | None = None, backup_type: str = "vm", comment: str = "") -> dict:
+    """A SnapshotListItem as proxmox-backup-client prints it (pbs-api-types src/datastore.rs:
+    kebab-case backup-type/backup-id/backup-time, optional comment and verification.state)."""
+    item: dict[str, Any] = {"backup-type": backup_type, "backup-id": vmid, "backup-time": time, "files": []}
+    if comment:
+        item["comment"] = comment
+    if verify:
+        item["verification"] = {"state": verify, "upid": "UPID:pbs1:..."}
+    return item
+
+
+def test_snapshot_series_per_guest_from_the_read_only_token(tmp_path: Path, collector: Path, example_config) -> None:
+    fake = FakePbs(tmp_path)
+    root = tmp_path / "root"
+    main = next(ds for ds in example_config.pbs.datastores if ds.name == "main")
+    (root / main.path.lstrip("/")).mkdir(parents=True)
+    (tmp_path / "snapshots-main.json").write_text(
+        json.dumps(
+            [
+                snapshot("110", T0 - 86400, "ok", comment="gitea"),
+                snapshot("110", T0, comment='gi"tea'),  # newest, not verified yet
+                snapshot("101", T0 - 100, "ok", backup_type="ct", comment="dns1"),
+                snapshot("120", T0 - 50, "failed"),
+                snapshot("pve1", T0, "ok", backup_type="host"),  # a host backup is no guest
+            ]
+        )
+    )
+    result = fake.run(collector, HISTORY, datastore_root=root)
+    assert result.returncode == 0, result.stderr
+    samples = fake.samples()
+    gitea = 'datastore="main",namespace="",vm_id="110",vm_name="gi\\"tea"'
+    assert samples[f"pbs_snapshot_vm_last_timestamp{{{gitea}}}"] == T0
+    assert samples[f"pbs_snapshot_vm_last_verify{{{gitea}}}"] == 0
+    assert samples['pbs_snapshot_vm_last_verify{datastore="main",namespace="",vm_id="101",vm_name="dns1"}'] == 1
+    assert samples['pbs_snapshot_vm_last_verify{datastore="main",namespace="",vm_id="120",vm_name=""}'] == 0
+    assert not [k for k in samples if k.startswith("pbs_snapshot") and "_count" in k]
+    assert not [k for k in samples if 'vm_id="pve1"' in k]
+    (call,) = [json.loads(line) for line in (tmp_path / "client-calls.log").read_text().splitlines()]
+    assert call["password"] == "metrics-secret" and call["fingerprint"] == example_config.pbs.fingerprint
+    assert call["args"][-1] == f"{pbs_collector.METRICS_TOKEN_ID}@localhost:{example_config.pbs.port}:main"
+    assert "metrics-secret" not in json.dumps(call["args"])
+    check_metrics(fake.prom)
+
+
+def test_every_pbs_series_the_rules_and_dashboards_read_is_written_by_the_collector(example_config) -> None:
+    """With no PBS exporter, the collector is the only source of pbs_* series: a name the rules or
+    dashboards read and nothing writes would leave an alert that can never fire."""
+    root = Path(__file__).resolve().parents[2]
+    texts = [
+        p.read_text() for p in [*sorted((root / "rules").glob("*.yml")), *sorted((root / "dashboards").glob("*.json"))]
+    ]
+    read = {m for text in texts for m in re.findall(r"(?<![\w:])pbs_[a-z_]+\b(?!:)", text)}
+    assert read, "the rules read PBS series"
+    script = pbs_collector.render_script(example_config.pbs)
+    written = set(re.findall(r"^  echo \"# TYPE (pbs_[a-z_]+) gauge\"$", script, flags=re.M))
+    assert read <= written, sorted(read - written)

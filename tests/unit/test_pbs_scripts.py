@@ -19,6 +19,7 @@ import pytest
 
 from components.config import PbsDatastore, Retention
 from components.pbs import scripts
+from components.render import pbs_collector
 from tests.unit.test_vzdump_hook import require
 
 FAKE_PBM = r"""
@@ -97,6 +98,9 @@ elif group == "user":
         users[rest[0]]["tokens"].append(rest[1])
         save()
         print(json.dumps({"tokenid": f"{rest[0]}!{rest[1]}", "value": "0f1e2d3c-SECRET-TOKEN-VALUE"}))
+    elif verb == "delete-token":
+        users[rest[0]]["tokens"].remove(rest[1])
+        save()
     else:
         fail(f"unsupported: {args}")
 elif group == "acl" and verb == "update":
@@ -160,6 +164,7 @@ def all_create_scripts(config) -> dict[str, str]:
         if ds.sync is not None:
             out[f"sync-{ds.name}"] = scripts.sync_job(ds)
     out["token"] = scripts.api_token(config.pbs)
+    out["metrics-token"] = scripts.metrics_token(config.pbs)
     return out
 
 
@@ -168,6 +173,7 @@ def test_shellcheck_every_script(tmp_path: Path, example_config) -> None:
     for ds in example_config.pbs.datastores:
         texts += [scripts.datastore_delete(ds), scripts.gc_schedule_delete(ds)]
     texts += [scripts.api_token_delete(example_config.pbs), scripts.job_delete("prune-job", "x")]
+    texts.append(scripts.metrics_token_delete(example_config.pbs))
     for i, text in enumerate(texts):
         path = tmp_path / f"s{i}.sh"
         path.write_text(text)
@@ -189,7 +195,7 @@ def test_full_setup_then_rerun_changes_nothing(pbm: FakePbm, example_config) -> 
         result = pbm.run(script)
         assert result.returncode == 0, f"{name}: {result.stderr}"
     assert pbm.data() == first
-    assert not [c for c in pbm.mutations() if c[1] in ("create", "generate-token", "remove")]
+    assert not [c for c in pbm.mutations() if c[1] in ("create", "generate-token", "remove", "delete-token")]
 
 
 def test_datastores_and_schedules(pbm: FakePbm, example_config) -> None:
@@ -322,3 +328,25 @@ def test_a_datastore_on_its_own_disk_is_created_only_while_that_disk_is_mounted(
 def test_a_datastore_outside_its_disk_is_refused() -> None:
     with pytest.raises(ValueError, match="is not under mounted_at"):
         PbsDatastore(name="x", path="/srv/x", mounted_at="/mnt/usb-offsite")
+
+
+def test_collector_token_may_only_audit_and_its_secret_stays_on_the_host(pbm: FakePbm, example_config) -> None:
+    result = pbm.run(scripts.metrics_token(example_config.pbs))
+    assert result.returncode == 0, result.stderr
+    assert "SECRET-TOKEN-VALUE" not in result.stdout + result.stderr
+    secret = pbm.root / pbs_collector.METRICS_TOKEN_FILE.lstrip("/")
+    assert secret.read_text() == "0f1e2d3c-SECRET-TOKEN-VALUE\n"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600 and stat.S_IMODE(secret.parent.stat().st_mode) == 0o700
+    stores = [ds.name for ds in example_config.pbs.datastores]
+    who = (pbs_collector.METRICS_USER, pbs_collector.METRICS_TOKEN_ID)
+    assert sorted(pbm.data()["acl"]) == sorted([f"/datastore/{s}", "DatastoreAudit", w] for s in stores for w in who)
+
+
+def test_collector_token_lost_file_gets_a_new_token(pbm: FakePbm, example_config) -> None:
+    assert pbm.run(scripts.metrics_token(example_config.pbs)).returncode == 0
+    (pbm.root / pbs_collector.METRICS_TOKEN_FILE.lstrip("/")).unlink()
+    again = pbm.run(scripts.metrics_token(example_config.pbs))
+    assert again.returncode == 0, again.stderr
+    assert ["user", "delete-token", pbs_collector.METRICS_USER, pbs_collector.METRICS_TOKEN] in pbm.calls()
+    assert pbm.data()["users"][pbs_collector.METRICS_USER]["tokens"] == [pbs_collector.METRICS_TOKEN]
+    assert (pbm.root / pbs_collector.METRICS_TOKEN_FILE.lstrip("/")).read_text().strip()

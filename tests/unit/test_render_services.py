@@ -81,6 +81,10 @@ def test_secret_files_are_0600_and_owned_by_their_service(
             assert item.mode == "0644"  # certificates are public
             continue
         assert item.mode == "0600", item
+        if item.source.startswith("pve-exporter-env:"):
+            # systemd reads it (EnvironmentFile=) as root before switching to the DynamicUser.
+            assert item.owner == "root", item
+            continue
         assert item.owner != "root", f"{item.path}: the service reading it must own it"
 
 

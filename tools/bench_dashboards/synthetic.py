@@ -103,9 +103,13 @@ def _pve_series(hosts: int) -> Iterator[tuple[Series, int]]:
         yield Series("pve_disk_written_bytes_total", gid, "counter", 1e9, 4e5), 0
 
 
+# PBS series come through the PBS host's node_exporter textfile (components/render/pbs_collector.py).
+PBS_TARGET = 'job="node",instance="10.0.10.20:9100"'
+
+
 def _backup_series(hosts: int, end: int) -> Iterator[tuple[Series, int]]:
     for datastore in ("main", "offsite-copy"):
-        ds = f'job="pbs",instance="pbs1:10019",datastore="{datastore}"'
+        ds = f'{PBS_TARGET},datastore="{datastore}"'
         yield Series("pbs_size", ds, "constant", 4e12, 0), SLOW_STEP
         yield Series("pbs_used", ds, "counter", 1.8e12, 1e4), SLOW_STEP
         for job_type in ("gc", "prune", "verify"):
@@ -118,7 +122,7 @@ def _backup_series(hosts: int, end: int) -> Iterator[tuple[Series, int]]:
         yield Series("obs_backup_last_success_timestamp_seconds", lab, "constant", end - 40000, 0), SLOW_STEP
         yield Series("obs_backup_last_status", lab, "constant", 1, 0), SLOW_STEP
         yield Series("obs_backup_last_duration_seconds", lab, "gauge", 300, 60), SLOW_STEP
-        snap = f'job="pbs",instance="pbs1:10019",datastore="main",namespace="",vm_id="{vmid}",vm_name="host-{g:02d}"'
+        snap = f'{PBS_TARGET},datastore="main",namespace="",vm_id="{vmid}",vm_name="host-{g:02d}"'
         yield Series("pbs_snapshot_vm_last_timestamp", snap, "constant", end - 39000, 0), SLOW_STEP
         yield Series("pbs_snapshot_vm_last_verify", snap, "constant", 1, 0), SLOW_STEP
     for n in range(1, 4):
