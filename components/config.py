@@ -37,6 +37,7 @@ from pydantic import (
 )
 
 from components import calendar_event, stack_yaml
+from components.names import StackNames
 
 NAMESPACE = "obsstack"
 SECTIONS = (
@@ -49,6 +50,7 @@ SECTIONS = (
     "grafana",
     "loki",
     "backups",
+    "names",
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -586,7 +588,9 @@ class DrillSection(Model):
     agent_timeout: Duration = "10m"
     restore_timeout: Duration = "90m"
     verify_timeout: Duration = Field(default="30m", description="bound on sha256sum -c inside the guest")
-    pool: Name = Field(default="obs-drill", description="PVE pool scratch VMs are restored into (token ACL)")
+    pool: Name | None = Field(
+        default=None, description="PVE pool scratch VMs are restored into (token ACL); default: the stack's own"
+    )
     check_at: str = Field(
         default="10:00",
         pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
@@ -1072,6 +1076,15 @@ class LokiSection(Model):
         return self
 
 
+class NamesSection(Model):
+    """How the names PVE, PBS and the nodes see are derived (components/names.py)."""
+
+    legacy: bool = Field(
+        default=False, description="keep the names of stacks created before scoping (obsstack-nightly, ...)"
+    )
+    scope: Name | None = Field(default=None, description="the stack's part of every name; default: the stack name")
+
+
 # ---------------------------------------------------------------------------------------------
 # The stack
 # ---------------------------------------------------------------------------------------------
@@ -1087,6 +1100,9 @@ class StackConfig(Model):
     grafana: GrafanaSection = GrafanaSection()
     loki: LokiSection = LokiSection()
     backups: BackupsSection
+    names: NamesSection = NamesSection()
+    # Set by the loader from the stack's name (Pulumi.<stack>.yaml), never written in the file.
+    stack: str | None = None
 
     @property
     def assets(self) -> tuple[Asset, ...]:
@@ -1109,8 +1125,26 @@ class StackConfig(Model):
         self._check_backups(col)
         self._check_alerting(col)
         self._check_capacity_and_versions(col)
+        self._check_names(col)
         col.raise_if_any()
         return self
+
+    @property
+    def stack_names(self) -> StackNames:
+        scope = self.names.scope or self.stack or ""
+        return StackNames(scope="" if self.names.legacy else scope, legacy=self.names.legacy)
+
+    def _check_names(self, col: _Collector) -> None:
+        if self.names.legacy:
+            return
+        if not (self.names.scope or self.stack):
+            col.add("names.scope", "cannot derive names without the stack name: set names.scope (e.g. staging)")
+            return
+        if not self.names.scope and not re.fullmatch(r"[a-z][a-z0-9-]{0,62}", self.stack or ""):
+            col.add("names.scope", f"stack name {self.stack!r} is no valid scope: set names.scope (e.g. staging)")
+            return
+        for problem in self.stack_names.problems(d.name for d in self.pbs.datastores):
+            col.add("names.scope", f"{problem}: set a shorter names.scope or shorter datastore names")
 
     def _check_storage(self, col: _Collector, path: str, storage: str | None) -> None:
         storages = self.proxmox.storage_names() | {self.pbs.storage_id}
@@ -1321,7 +1355,13 @@ def _drop(raw: Any, loc: tuple[int | str, ...]) -> bool:
     return False
 
 
-def validate(raw: Mapping[str, Any], source: str = "stack config") -> StackConfig:
+def stack_of(source: str) -> str | None:
+    """``staging`` of ``Pulumi.staging.yaml`` (None for any other source)."""
+    found = re.fullmatch(r"Pulumi\.(.+)\.yaml", Path(source).name)
+    return found.group(1) if found else None
+
+
+def validate(raw: Mapping[str, Any], source: str = "stack config", stack: str | None = None) -> StackConfig:
     """Validate a mapping of sections (keys without the namespace) into a StackConfig.
 
     A single error is rarely alone: after a failure, unknown or invalid optional keys are
@@ -1335,6 +1375,7 @@ def validate(raw: Mapping[str, Any], source: str = "stack config") -> StackConfi
         fix = f"did you mean '{NAMESPACE}:{hint[0]}'?" if hint else f"sections are {', '.join(SECTIONS)}"
         problems.append(Problem(f"{NAMESPACE}:{key}", f"unknown config key: remove it ({fix})"))
     data = json.loads(json.dumps({k: v for k, v in raw.items() if k in SECTIONS}))
+    data["stack"] = stack or stack_of(source)
     for _ in range(8):
         try:
             config = StackConfig.model_validate(data)

@@ -32,7 +32,6 @@ SCRATCH_PRIVILEGES = {
     9: (*_SCRATCH_COMMON, "VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"),
 }
 CANARY_FILES = (layout.CANARY_SCRIPT, layout.CANARY_SERVICE, layout.CANARY_TIMER)
-ROLES = {"source": "ObsDrillSource", "storage": "ObsDrillStorage", "sdn": "ObsDrillSdn", "scratch": "ObsDrillScratch"}
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ def acl_paths(config: StackConfig, inventory: Inventory) -> list[tuple[str, str]
     drill = config.backups.drill
     paths = [("source", f"/vms/{t.vmid}") for t in inventory.drill_targets]
     paths += [("storage", f"/storage/{s}") for s in sorted({config.pbs.storage_id, drill.scratch_storage})]
-    paths += [("sdn", "/sdn/zones/localnetwork"), ("scratch", f"/pool/{drill.pool}")]
+    paths += [("sdn", "/sdn/zones/localnetwork"), ("scratch", f"/pool/{layout.drill_pool(config)}")]
     return paths
 
 
@@ -121,15 +120,17 @@ class RestoreDrills(pulumi.ComponentResource):
         comment = "obsstack restore drills (tools/restore_drill); least privilege, see docs/restore-drill.md"
         pool = proxmoxve.PoolLegacy(
             f"{name}-pool",
-            pool_id=config.backups.drill.pool,
+            pool_id=layout.drill_pool(config),
             comment="Scratch VMs of restore drills: created and destroyed by tools/restore_drill",
             opts=child,
         )
         user = proxmoxve.UserLegacy(
-            f"{name}-user", user_id=layout.TOKEN_USER, comment=comment, enabled=True, opts=child
+            f"{name}-user", user_id=config.stack_names.drill_user, comment=comment, enabled=True, opts=child
         )
         roles = {
-            role: proxmoxve.RoleLegacy(f"{name}-role-{role}", role_id=ROLES[role], privileges=list(privs), opts=child)
+            role: proxmoxve.RoleLegacy(
+                f"{name}-role-{role}", role_id=config.stack_names.drill_role(role), privileges=list(privs), opts=child
+            )
             for role, privs in privileges(config).items()
         }
         for role, path in acl_paths(config, inventory):

@@ -33,8 +33,6 @@ from components.inventory import Inventory, ProtectedGuest
 from components.monitoring import install
 from components.render import files_for, vzdump_hook
 
-JOB_ID = "obsstack-nightly"
-
 
 @dataclass(frozen=True)
 class BackupPlanArgs:
@@ -97,7 +95,7 @@ class BackupPlan(pulumi.ComponentResource):
         self.job = proxmoxve.backup.Job(
             f"{name}-nightly",
             proxmoxve.backup.JobArgs(
-                resource_id=JOB_ID,
+                resource_id=args.config.stack_names.backup_job,  # stack-scoped (components/names.py)
                 schedule=backups.schedule,
                 storage=args.storage_id,
                 mode=backups.mode,

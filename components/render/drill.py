@@ -36,10 +36,9 @@ DRILL_SERVICE = "/etc/systemd/system/obs-restore-drill.service"
 DRILL_TIMER = "/etc/systemd/system/obs-restore-drill.timer"
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
 
-# The drill's own PVE identity (least privilege, see docs/restore-drill.md).
-TOKEN_USER = "obs-drill@pve"
+# The drill's own PVE identity (least privilege, see docs/restore-drill.md); the user is
+# stack-scoped (components/names.py): StackConfig.stack_names.drill_user.
 TOKEN_NAME = "drill"
-TOKEN_ID = f"{TOKEN_USER}!{TOKEN_NAME}"
 # The stack output holding the drill's PVE API token (`user@realm!name=secret`), a secret of its own.
 TOKEN_OUTPUT = "restoreDrillPveToken"
 
@@ -58,6 +57,16 @@ TOOL_PACKAGES = (
     "typing-inspection",
     "prometheus-client",
 )
+
+
+def token_id(config: StackConfig) -> str:
+    return f"{config.stack_names.drill_user}!{TOKEN_NAME}"
+
+
+def drill_pool(config: StackConfig) -> str:
+    """The configured pool, else the stack's own (components/names.py)."""
+    return config.backups.drill.pool or config.stack_names.drill_pool
+
 
 DOC_URL = "https://github.com/obsstack/obsstack/blob/main/docs/restore-drill.md"
 
@@ -251,7 +260,12 @@ def restore_drill_document(config: StackConfig, inventory: Inventory) -> dict[st
             "nodes": [n.name for n in config.pve_nodes()],
         },
         "pbsStorage": config.pbs.storage_id,
-        "scratch": {"storage": drill.scratch_storage, "vmidRange": [low, high], "pool": drill.pool, "node": drill.node},
+        "scratch": {
+            "storage": drill.scratch_storage,
+            "vmidRange": [low, high],
+            "pool": drill_pool(config),
+            "node": drill.node,
+        },
         "isolation": {"mode": drill.isolation, "bridge": drill.isolated_bridge},
         "timeouts": {
             "restoreSeconds": duration_seconds(drill.restore_timeout),
@@ -265,7 +279,7 @@ def restore_drill_document(config: StackConfig, inventory: Inventory) -> dict[st
         },
         "canary": {"file": CANARY_FILE, "manifest": MANIFEST_FILE},
         "credentials": {
-            "tokenId": TOKEN_ID,
+            "tokenId": token_id(config),
             "tokenOutput": TOKEN_OUTPUT,
             "tokenFile": TOKEN_FILE,
         },

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from components.proxmox import backup
 from components.render import vzdump_hook
 from tools.plan import engine
 
@@ -110,8 +109,9 @@ def test_the_nightly_job_is_protected(run_program, example_sections, selection: 
     assert job.options["deleteBeforeReplace"] is False and "triggers" not in job.inputs
 
 
-def test_job_id_is_stable(example_plan) -> None:
-    assert example_plan.one(JOB).inputs["resourceId"] == backup.JOB_ID
+def test_legacy_prod_keeps_its_job_id(example_plan) -> None:
+    """The example prod stack has `names: {legacy: true}`: its job keeps the id it was created with."""
+    assert example_plan.one(JOB).inputs["resourceId"] == "obsstack-nightly"
 
 
 # --- backups are sacred ------------------------------------------------------------------------
