@@ -86,7 +86,8 @@ def test_hook_installed_on_every_pve_node_before_the_job(example_plan, example_c
     assert set(hooks) == {f"backups-hook-{n.name}" for n in example_config.pve_nodes()}
     for node in example_config.pve_nodes():
         hook = hooks[f"backups-hook-{node.name}"]
-        wire, uninstall = vzdump_hook.wire_script(node.name), vzdump_hook.uninstall_script(node.name)
+        where = vzdump_hook.placement(example_config)
+        wire, uninstall = vzdump_hook.wire_script(node.name, where), vzdump_hook.uninstall_script(node.name, where)
         assert hook.inputs["create"] == wire
         assert hook.inputs["delete"] == uninstall
         assert hook.inputs["update"] == wire and "triggers" not in hook.inputs  # in place, never replaced
