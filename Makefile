@@ -104,3 +104,10 @@ e2e: $(STAMP)
 
 bench-alerts: $(STAMP)
 	$(PY) -m tools.bench_alerts --stack $(STACK)
+
+# A new environment (docs/environments.md): asks for the facts it needs, or takes them from
+# NEW_STACK_ARGS, e.g. NEW_STACK_ARGS="--pve-endpoint https://pve1:8006/ --node pve1=10.0.10.11 ...".
+.PHONY: new-stack
+NEW_STACK_ARGS ?=
+new-stack: $(STAMP)
+	$(PY) -m tools.new_stack --stack "$(STACK)" $(NEW_STACK_ARGS)
