@@ -453,8 +453,8 @@ class Asset(Model):
             col.add("address", f"a {self.kind} needs `address: <ip or dns name>` to be scraped")
         if self.kind == "service" and not self.probes:
             col.add("probes", "a service asset needs at least one probe (http_2xx, tcp_connect, icmp)")
-        if self.drill is not None and self.kind != "vm":
-            col.add("drill", "restore drills restore qemu VMs only: remove `drill` or use kind: vm")
+        if self.drill is not None and not self.is_guest:
+            col.add("drill", "restore drills restore guests (vm or lxc) only: remove `drill`")
         if self.drill is not None and self.backup is False:
             col.add("drill", "a drill target must be backed up: remove `backup: false`")
         col.raise_if_any()

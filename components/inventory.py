@@ -85,6 +85,7 @@ class DrillTarget:
     canary_paths: tuple[str, ...]
     rpo_seconds: int
     rto_seconds: int
+    kind: str = "qemu"  # qemu | lxc: PVE's name of the guest type (API path, backup subtype)
 
 
 @dataclass(frozen=True)
@@ -235,4 +236,5 @@ def _drill_target(asset: Asset, drill: DrillSpec) -> DrillTarget:
         canary_paths=drill.canary_paths,
         rpo_seconds=duration_seconds(drill.rpo),
         rto_seconds=duration_seconds(drill.rto),
+        kind="lxc" if asset.kind == "lxc" else "qemu",
     )

@@ -31,6 +31,7 @@ DRILL_REQUIREMENTS = f"{DRILL_HOME}/requirements.txt"
 DRILL_ETC = "/etc/obsstack/restore-drill"
 DRILL_OUTPUTS = f"{DRILL_ETC}/outputs.json"
 TOKEN_FILE = f"{DRILL_ETC}/pve-token"
+SSH_KEY_FILE = f"{DRILL_ETC}/ssh-key"  # for `pct exec` on the nodes (LXC drills); not shipped yet
 DRILL_STATE = "/var/lib/obs-restore-drill"
 DRILL_SERVICE = "/etc/systemd/system/obs-restore-drill.service"
 DRILL_TIMER = "/etc/systemd/system/obs-restore-drill.timer"
@@ -260,6 +261,14 @@ def restore_drill_document(config: StackConfig, inventory: Inventory) -> dict[st
             "nodes": [n.name for n in config.pve_nodes()],
         },
         "pbsStorage": config.pbs.storage_id,
+        # Containers have no exec in the PVE API: the drill runs `pct exec` on the node over SSH.
+        "lxc": {
+            "nodes": {
+                n.name: {"address": str(n.address), "user": n.ssh_user or config.proxmox.ssh_user}
+                for n in config.pve_nodes()
+            },
+            "sshKeyFile": SSH_KEY_FILE,
+        },
         "scratch": {
             "storage": drill.scratch_storage,
             "vmidRange": [low, high],
@@ -297,6 +306,7 @@ def restore_drill_document(config: StackConfig, inventory: Inventory) -> dict[st
                 "canaryPaths": list(t.canary_paths),
                 "rpoSeconds": t.rpo_seconds,
                 "rtoSeconds": t.rto_seconds,
+                "kind": t.kind,
             }
             for t in inventory.drill_targets
         ],

@@ -37,6 +37,20 @@ class Pve(_Model):
         return self.endpoint.removeprefix("https://").rstrip("/")
 
 
+class NodeSsh(_Model):
+    address: str
+    user: str = "root"
+
+
+class Lxc(_Model):
+    """How the drill reaches `pct exec` on a node: the PVE API has no exec for containers
+    (pve-container src/PVE/CLI/pct.pm: `exec` is a CLI command running lxc-attach locally)."""
+
+    nodes: dict[str, NodeSsh] = Field(default_factory=dict)
+    ssh_key_file: str | None = None
+    ssh_command: tuple[str, ...] = ("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
+
+
 class Scratch(_Model):
     storage: str
     vmid_range: tuple[int, int]
@@ -103,6 +117,7 @@ class Target(_Model):
     canary_paths: tuple[str, ...] = Field(min_length=1)
     rpo_seconds: int = Field(gt=0)
     rto_seconds: int = Field(gt=0)
+    kind: Literal["qemu", "lxc"] = "qemu"
 
 
 class DrillPlan(_Model):
@@ -110,6 +125,7 @@ class DrillPlan(_Model):
     cluster: str
     pve: Pve
     pbs_storage: str
+    lxc: Lxc = Lxc()
     scratch: Scratch
     isolation: Isolation
     timeouts: Timeouts
@@ -130,6 +146,9 @@ class DrillPlan(_Model):
                 problems.append(f"targets[{i}].vmid {t.vmid} lies in scratch.vmidRange: a drill would restore over it")
             if names.count(t.name) > 1:
                 problems.append(f"targets[{i}].name {t.name!r} is listed twice")
+            node = self.scratch.node or t.node
+            if t.kind == "lxc" and node not in self.lxc.nodes:
+                problems.append(f"targets[{i}]: container drills on node {node!r} need lxc.nodes.{node} (address)")
         if problems:
             raise ValueError("; ".join(problems))
         return self
