@@ -391,6 +391,34 @@ class Probe(Model):
         return self
 
 
+class AppCheck(Model):
+    """One application check run inside the restored guest once the canary is verified
+    (docs/restore-drill.md). It is retried until it passes or ``timeout`` runs out; a failure
+    fails the drill. ``tcp`` connects with bash's /dev/tcp, ``http`` asks curl for the status
+    code, ``command`` runs an argv (``pg_isready``, ``psql -tAc 'select 1'``) that must exit 0."""
+
+    name: Name
+    type: Literal["tcp", "http", "command"]
+    timeout: Duration = "2m"
+    port: Port | None = None
+    host: Host = "127.0.0.1"
+    url: Url | None = None
+    expect_status: int = Field(default=200, ge=100, le=599)
+    command: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+
+    @model_validator(mode="after")
+    def _fields_fit_type(self) -> AppCheck:
+        col = _Collector()
+        for field_name, kind in (("port", "tcp"), ("url", "http"), ("command", "command")):
+            given = bool(getattr(self, field_name))
+            if kind == self.type and not given:
+                col.add(field_name, f"a {kind} check needs `{field_name}`")
+            elif kind != self.type and given:
+                col.add(field_name, f"only {kind} checks have `{field_name}`: remove it")
+        col.raise_if_any()
+        return self
+
+
 class DrillSpec(Model):
     """Marks a VM as a restore-drill target: the data paths a restore must bring back, and its budgets.
 
@@ -401,12 +429,16 @@ class DrillSpec(Model):
     canary_paths: tuple[str, ...] = ("/etc",)
     rpo: Duration = "24h"
     rto: Duration = "2h"
+    checks: tuple[AppCheck, ...] = Field(default=(), description="application checks in the restored guest")
 
     @model_validator(mode="after")
     def _absolute_paths(self) -> DrillSpec:
         bad = [p for p in self.canary_paths if not p.startswith("/")]
         if bad:
             raise ValueError(f"canary_paths must be absolute paths, got {bad}")
+        names = [c.name for c in self.checks]
+        if dups := sorted(_duplicates(names)):
+            raise ValueError(f"checks: duplicate check names {dups}: give every check its own name")
         return self
 
 

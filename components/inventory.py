@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from components.config import (
     TIER_SEVERITY,
+    AppCheck,
     Asset,
     DrillSpec,
     Severity,
@@ -86,6 +87,7 @@ class DrillTarget:
     rpo_seconds: int
     rto_seconds: int
     kind: str = "qemu"  # qemu | lxc: PVE's name of the guest type (API path, backup subtype)
+    checks: tuple[AppCheck, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -237,4 +239,5 @@ def _drill_target(asset: Asset, drill: DrillSpec) -> DrillTarget:
         rpo_seconds=duration_seconds(drill.rpo),
         rto_seconds=duration_seconds(drill.rto),
         kind="lxc" if asset.kind == "lxc" else "qemu",
+        checks=drill.checks,
     )

@@ -13,7 +13,7 @@ import re
 import shlex
 from typing import Any
 
-from components.config import StackConfig, duration_seconds
+from components.config import AppCheck, StackConfig, duration_seconds
 from components.inventory import DrillTarget, Inventory
 from components.render import HostFile, sources
 
@@ -58,6 +58,20 @@ TOOL_PACKAGES = (
     "typing-inspection",
     "prometheus-client",
 )
+
+
+def check_document(check: AppCheck) -> dict[str, Any]:
+    """One application check as tools/restore_drill/schema.py reads it (no defaults left out)."""
+    return {
+        "name": check.name,
+        "type": check.type,
+        "timeoutSeconds": duration_seconds(check.timeout),
+        "host": check.host,
+        "port": check.port,
+        "url": check.url,
+        "expectStatus": check.expect_status,
+        "command": list(check.command),
+    }
 
 
 def token_id(config: StackConfig) -> str:
@@ -307,6 +321,7 @@ def restore_drill_document(config: StackConfig, inventory: Inventory) -> dict[st
                 "rpoSeconds": t.rpo_seconds,
                 "rtoSeconds": t.rto_seconds,
                 "kind": t.kind,
+                "checks": [check_document(c) for c in t.checks],
             }
             for t in inventory.drill_targets
         ],

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from tools.restore_drill import checks
+from tools.restore_drill.checks import CheckResult
 from tools.restore_drill.pct import PctExec
 from tools.restore_drill.pve import Pve, PveError, ScratchVm, UnknownOutcomeError, WaitTimeoutError
-from tools.restore_drill.schema import DrillPlan, Target
+from tools.restore_drill.schema import Check, DrillPlan, Target
 
 NET_KEY = re.compile(r"^net\d+$")
 FAILED_LINES_SHOWN = 10
@@ -93,6 +95,7 @@ class Result:
     scratch_destroyed: bool | None = None
     cleanup_error: str = ""
     steps: list[Step] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
 
     @property
     def verified(self) -> bool:
@@ -266,9 +269,29 @@ class Drill:
             self._exec(vm, ["test", *_all_exist(paths)], timeouts.agent_seconds, f"presence of {', '.join(paths)}")
             step.detail = f"{len(paths)} paths present"
 
+        if target.checks:
+            with self._step(result, "application checks") as step:
+                result.checks = [self._check(vm, check, target.name) for check in target.checks]
+                step.detail = ", ".join(f"{c.name} {c.status}" for c in result.checks)
+                failed = [c for c in result.checks if not c.passed]
+                if failed:
+                    raise DrillError("application check failed: " + "; ".join(f"{c.name}: {c.detail}" for c in failed))
+
         verified_at = self.clock()
         result.rto_seconds = round(verified_at - rto_start, 3)
         result.rpo_seconds = round(drill_start - canary.timestamp.timestamp(), 3)
+
+    def _check(self, vm: ScratchVm, check: Check, target: str) -> CheckResult:
+        """One application check; its failure is recorded, the other checks still run."""
+        started = self.clock()
+        try:
+            out = self._exec(vm, checks.argv(check), checks.exec_seconds(check), f"check {check.name}")
+            status, detail = "passed", out.strip().splitlines()[-1] if out.strip() else "passed"
+        except (DrillError, PveError) as err:
+            status, detail = "failed", str(err)
+        seconds = round(self.clock() - started, 3)
+        self.progress.line(f"{target}: check {check.name} ({check.type}) {status} ({seconds:.1f}s)")
+        return CheckResult(check.name, check.type, status, seconds, detail)
 
     def _free_scratch(self, node: str, kind: str) -> ScratchVm:
         low, high = self.plan.scratch.vmid_range

@@ -109,6 +109,19 @@ class Metrics(_Model):
     pushgateway_url: str | None = None
 
 
+class Check(_Model):
+    """An application check in the restored guest (components/config.py AppCheck)."""
+
+    name: str
+    type: Literal["tcp", "http", "command"]
+    timeout_seconds: float = Field(gt=0)
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=1, le=65535)
+    url: str | None = None
+    expect_status: int = 200
+    command: tuple[str, ...] = ()
+
+
 class Target(_Model):
     name: str
     vmid: int = Field(ge=100)
@@ -118,6 +131,7 @@ class Target(_Model):
     rpo_seconds: int = Field(gt=0)
     rto_seconds: int = Field(gt=0)
     kind: Literal["qemu", "lxc"] = "qemu"
+    checks: tuple[Check, ...] = ()
 
 
 class DrillPlan(_Model):
