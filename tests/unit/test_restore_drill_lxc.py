@@ -209,3 +209,46 @@ def test_pct_exec_is_refused_for_a_vm() -> None:
     pct = PctExec(Lxc(nodes={"pve1": NodeSsh(address="10.0.10.11")}))
     with pytest.raises(PveError, match="for containers"):
         pct.argv(ScratchVm("pve1", 9901, (9900, 9999), frozenset()), ["true"])
+
+
+def test_an_application_check_runs_in_the_container_through_pct_exec(
+    fake: FakePve, outputs_file: Path, tmp_path: Path, inventory
+) -> None:
+    bin_dir = tmp_path / "ct-bin"
+    bin_dir.mkdir()
+    (bin_dir / "unbound-control").write_text("#!/bin/sh\necho 'is running...'\n")
+    (bin_dir / "unbound-control").chmod(0o755)
+    fake.guest_bin = bin_dir
+    data = json.loads(outputs_file.read_text())
+    target = next(t for t in data["restoreDrill"]["targets"] if t["name"] == CT)
+    target["checks"] = [
+        {"name": "resolver", "type": "command", "timeoutSeconds": 3, "command": ["unbound-control", "status"]}
+    ]
+    outputs_file.write_text(json.dumps(data))
+    code, out, report = run(outputs_file, tmp_path)
+    assert code == 0, out
+    (check,) = report["results"][0]["checks"]
+    assert (check["name"], check["type"], check["status"]) == ("resolver", "command", "passed")
+    assert check["detail"].startswith("passed after ")
+    (bin_dir / "unbound-control").write_text("#!/bin/sh\necho 'unbound is stopped' >&2; exit 1\n")
+    code, _, report = run(outputs_file, tmp_path)
+    assert (
+        code == 1
+        and "resolver: " in report["results"][0]["error"]
+        and "unbound is stopped" in report["results"][0]["error"]
+    )
+    assert_ct_safe(fake, inventory)
+
+
+def test_the_staging_dry_run_shows_both_kinds_and_the_checks(tmp_path: Path) -> None:
+    sections, _ = stack_config.read_stack_file(ROOT / "Pulumi.staging.yaml")
+    config = stack_config.validate(sections, source="Pulumi.staging.yaml")
+    drill = stack_outputs.restore_drill_output(config, stack_inventory.build(config))
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps({"restoreDrill": drill}))
+    out = io.StringIO()
+    assert main(["--outputs", str(path), "--all", "--dry-run"], out) == 0
+    text = out.getvalue()
+    assert "stg-dns: CT 611" in text and "wait for `pct exec` over SSH on pve1" in text
+    assert "application checks, each until it passes or times out: web (http, 5m)" in text
+    assert "destroy the scratch CT" in text and "destroy the scratch VM" in text
