@@ -1116,6 +1116,12 @@ class NamesSection(Model):
     )
     scope: Name | None = Field(default=None, description="the stack's part of every name; default: the stack name")
 
+    @model_validator(mode="after")
+    def _one_way(self) -> NamesSection:
+        if self.legacy and self.scope is not None:
+            raise ValueError("legacy: true keeps the unscoped names, so a scope would be ignored: remove one of them")
+        return self
+
 
 # ---------------------------------------------------------------------------------------------
 # The stack

@@ -234,3 +234,10 @@ def test_every_stack_file_plans(stack_file: Path, tmp_path: Path) -> None:
     stack = stack_config.stack_of(stack_file.name)
     assert stack is not None
     assert plan(["--stack", stack, "--out", str(tmp_path / "plan"), "--quiet"]) == 0
+
+
+def test_legacy_names_and_a_scope_are_refused_together(example_sections) -> None:
+    example_sections["names"] = {"legacy": True, "scope": "prod"}
+    with pytest.raises(stack_config.ConfigError) as err:
+        stack_config.validate(example_sections)
+    assert "obsstack:names" in str(err.value) and "remove one of them" in str(err.value)
