@@ -420,7 +420,8 @@ class AppCheck(Model):
 
 
 class DrillSpec(Model):
-    """Marks a VM as a restore-drill target: the data paths a restore must bring back, and its budgets.
+    """Marks a guest (VM or container) as a restore-drill target: the data paths a restore must bring
+    back, its budgets and its application checks.
 
     The canary proves the bytes with files of its own; ``canary_paths`` must exist in the restored
     guest (their content changes after the canary ran and is not compared).
