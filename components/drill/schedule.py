@@ -79,6 +79,8 @@ class RestoreDrills(pulumi.ComponentResource):
         for target in inventory.drill_targets:
             mine = [f for f in files if f.host == target.name]
             self._canary(name, target, asset=assets[target.name], config=config, key=key, files=mine)
+        for node in config.pve_nodes():
+            self._pct_wrapper(name, node, config, key, [f for f in files if f.host == node.name])
 
         self.token = pulumi.Output.secret("")
         if inventory.drill_targets:
@@ -113,6 +115,17 @@ class RestoreDrills(pulumi.ComponentResource):
             ),
             ssh.job_options(pulumi.ResourceOptions(parent=self, depends_on=[installed])),
         )
+
+    def _pct_wrapper(self, name: str, node: Asset, config: StackConfig, key: Any, files: list[HostFile]) -> None:
+        """The forced command container drills reach `pct exec` through (none without lxc targets)."""
+        wrapper = tuple(f for f in files if f.path == layout.pct_wrapper_path(config))
+        if not wrapper:
+            return
+        user = node.ssh_user or config.proxmox.ssh_user
+        address = str(node.address)
+        connection = ssh.connection(address, user, key)
+        target = install.InstallTarget(f"{name}-pct-{node.name}-files", address, user, connection, wrapper)
+        install.install_files(self, config, target)
 
     def _identity(
         self, name: str, config: StackConfig, inventory: Inventory, child: pulumi.ResourceOptions

@@ -31,7 +31,8 @@ DRILL_REQUIREMENTS = f"{DRILL_HOME}/requirements.txt"
 DRILL_ETC = "/etc/obsstack/restore-drill"
 DRILL_OUTPUTS = f"{DRILL_ETC}/outputs.json"
 TOKEN_FILE = f"{DRILL_ETC}/pve-token"
-SSH_KEY_FILE = f"{DRILL_ETC}/ssh-key"  # for `pct exec` on the nodes (LXC drills); not shipped yet
+SSH_KEY_FILE = f"{DRILL_ETC}/ssh-key"  # for `pct exec` on the nodes (LXC drills); installed by hand
+PCT_WRAPPER_DIR = "/usr/local/sbin"
 DRILL_STATE = "/var/lib/obs-restore-drill"
 DRILL_SERVICE = "/etc/systemd/system/obs-restore-drill.service"
 DRILL_TIMER = "/etc/systemd/system/obs-restore-drill.timer"
@@ -238,8 +239,50 @@ WantedBy=timers.target
 """
 
 
+def pct_wrapper_path(config: StackConfig) -> str:
+    return f"{PCT_WRAPPER_DIR}/obs-drill-pct-{config.stack_names.hook_name}"
+
+
+def pct_wrapper(config: StackConfig) -> str:
+    """The forced command of the drill's SSH key on a PVE node (authorized_keys `command=`): only
+    `pct exec <scratch VMID> -- <command line>`, and the command line is parsed by a shell inside
+    the container, never on the node (sshd hands the client's line over as SSH_ORIGINAL_COMMAND,
+    sshd(8) "command=")."""
+    low, high = config.backups.drill.scratch_vmid_range
+    return f"""#!/bin/bash
+# obs-drill-pct for stack {config.stack or "-"} of cluster {config.cluster}: rendered by obsstack
+# (docs/restore-drill.md). The forced command of the restore drill's SSH key: it runs
+# `pct exec <vmid> -- <command line>` for a scratch VMID ({low}-{high}) and nothing else.
+set -euo pipefail
+LOW={low}
+HIGH={high}
+PCT="${{OBSSTACK_PCT:-/usr/sbin/pct}}"
+request="${{SSH_ORIGINAL_COMMAND:-}}"
+request="${{request#sudo -n }}"
+pattern='^pct exec ([0-9]+) -- (.+)$'
+if [[ ! "$request" =~ $pattern ]]; then
+    echo "obs-drill-pct: only 'pct exec <vmid> -- <command>' is allowed" >&2
+    exit 2
+fi
+vmid="${{BASH_REMATCH[1]}}"
+line="${{BASH_REMATCH[2]}}"
+if ((10#$vmid < LOW || 10#$vmid > HIGH)); then
+    echo "obs-drill-pct: $vmid is not a scratch VMID ($LOW-$HIGH)" >&2
+    exit 2
+fi
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+    sudo=(sudo -n)
+fi
+exec "${{sudo[@]}}" "$PCT" exec "$vmid" -- /bin/sh -c "$line"
+"""
+
+
 def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
     out: list[HostFile] = []
+    if any(t.kind == "lxc" for t in inventory.drill_targets):
+        path, wrapper = pct_wrapper_path(config), pct_wrapper(config)
+        out += [HostFile(node.name, path, wrapper, mode="0755") for node in config.pve_nodes()]
     for target in inventory.drill_targets:
         out += [
             HostFile(target.name, CANARY_SCRIPT, canary_script(target), mode="0755"),
@@ -282,6 +325,7 @@ def restore_drill_document(config: StackConfig, inventory: Inventory) -> dict[st
                 for n in config.pve_nodes()
             },
             "sshKeyFile": SSH_KEY_FILE,
+            "forcedCommand": pct_wrapper_path(config),
         },
         "scratch": {
             "storage": drill.scratch_storage,

@@ -48,6 +48,7 @@ class Lxc(_Model):
 
     nodes: dict[str, NodeSsh] = Field(default_factory=dict)
     ssh_key_file: str | None = None
+    forced_command: str | None = Field(default=None, description="the key's authorized_keys command= on the nodes")
     ssh_command: tuple[str, ...] = ("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
 
 
