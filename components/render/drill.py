@@ -246,8 +246,8 @@ def pct_wrapper_path(config: StackConfig) -> str:
 def pct_wrapper(config: StackConfig) -> str:
     """The forced command of the drill's SSH key on a PVE node (authorized_keys `command=`): only
     `pct exec <scratch VMID> -- <command line>`, and the command line is parsed by a shell inside
-    the container, never on the node (sshd hands the client's line over as SSH_ORIGINAL_COMMAND,
-    sshd(8) "command=")."""
+    the container, never on the node (sshd(8), AUTHORIZED_KEYS FILE FORMAT: with `command=` the
+    client's line is only in SSH_ORIGINAL_COMMAND)."""
     low, high = config.backups.drill.scratch_vmid_range
     return f"""#!/bin/bash
 # obs-drill-pct for stack {config.stack or "-"} of cluster {config.cluster}: rendered by obsstack
@@ -256,6 +256,7 @@ def pct_wrapper(config: StackConfig) -> str:
 set -euo pipefail
 LOW={low}
 HIGH={high}
+# OBSSTACK_PCT is for tests: sshd accepts no client environment but AcceptEnv's (LANG LC_* on Debian).
 PCT="${{OBSSTACK_PCT:-/usr/sbin/pct}}"
 request="${{SSH_ORIGINAL_COMMAND:-}}"
 request="${{request#sudo -n }}"
