@@ -241,3 +241,20 @@ def test_legacy_names_and_a_scope_are_refused_together(example_sections) -> None
     with pytest.raises(stack_config.ConfigError) as err:
         stack_config.validate(example_sections)
     assert "obsstack:names" in str(err.value) and "remove one of them" in str(err.value)
+
+
+def test_prod_keeps_every_name_it_had_before_scoping(planned) -> None:
+    """`names: {legacy: true}`: no PVE object of prod changes its id (a change would replace it)."""
+    prod = identities(planned["prod"])
+    legacy = {
+        ("proxmoxve:backup/job:Job", "obsstack-nightly"),
+        ("proxmoxve:index/userLegacy:UserLegacy", "obs-drill@pve"),
+        ("proxmoxve:index/poolLegacy:PoolLegacy", "obs-drill"),
+        *(("proxmoxve:index/roleLegacy:RoleLegacy", f"ObsDrill{r}") for r in ("Source", "Storage", "Sdn", "Scratch")),
+        ("proxmoxve:user/token:Token", "obs-drill@pve", "drill"),
+    }
+    assert legacy <= prod
+    # The vzdump.conf line keeps its path: the dispatcher took the hook's old place.
+    wire = planned["prod"].plan.one(COMMAND, "backups-hook-pve1").inputs["create"]
+    assert f"printf 'script: %s\\n' \"{vzdump_hook.HOOK_PATH}\"" in wire
+    assert vzdump_hook.HOOK_PATH == "/usr/local/lib/obsstack/vzdump-hook.sh"
