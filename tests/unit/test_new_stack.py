@@ -35,8 +35,9 @@ def never_asked(prompt: str) -> str:
         [],
         ["--node", "pve1=10.0.10.11,pve2=10.0.10.12", "--monitoring-node", "pve2", "--vlan", "40", "--dns", "1.1.1.1"],
         ["--pbs-datastore", "dev-store", "--scratch-range", "9700-9799", "--vmid", "700", "--backup-schedule", "03:00"],
+        ["--storage", "local", "--deadman-url", "https://hc-ping.example.net/abc"],
     ],
-    ids=["minimal", "two-nodes-vlan-dns", "own-datastore-and-vmids"],
+    ids=["minimal", "two-nodes-vlan-dns", "own-datastore-and-vmids", "storage-local-and-deadman"],
 )
 def test_written_stack_plans_with_exit_0(tmp_path: Path, extra: list[str], capsys) -> None:
     facts = flags(FACTS) + extra

@@ -144,7 +144,7 @@ config:
   obsstack:cluster: {q(args.cluster)}
   obsstack:proxmox:
     endpoint: {q(args.pve_endpoint)}
-    existing_storages: [local, {q(args.storage)}]
+    existing_storages: [{", ".join(q(name) for name in dict.fromkeys(["local", args.storage]))}]
   obsstack:pbs:
     host: {q(pbs_name)}
     fingerprint: {q(args.pbs_fingerprint)}
@@ -198,6 +198,7 @@ config:
     storage: {q(f"pbs-{stack}")}
     schedule: {q(args.backup_schedule)}
     drill:
+      scratch_storage: {q(args.storage)}
       # VMIDs restore drills may use: keep them apart from every other stack's.
       scratch_vmid_range: [{low}, {high}]
 """
@@ -240,6 +241,10 @@ def main(argv: list[str] | None = None, ask: Callable[[str], str] | None = None)
     print(f"wrote {target}\n\nnext:\n  pulumi stack init {args.stack}")
     print("\n".join(f"  {line}" for line in secret_lines(config, args.stack)))
     print(f"  make plan STACK={args.stack}")
+    if not args.deadman_url:
+        print(
+            "note: the deadman receiver points at a placeholder URL: pass --deadman-url or edit it before `pulumi up`"
+        )
     return EXIT_OK
 
 
