@@ -36,6 +36,17 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# actionlint from the Go module proxy, cached outside the repo (tests/unit/test_workflows.py runs it).
+TOOLS_DIR ?= $(HOME)/.cache/obsstack-tools
+ACTIONLINT_VERSION := v1.7.12
+.PHONY: actionlint
+actionlint:
+	@if [ "$$($(TOOLS_DIR)/actionlint -version 2>/dev/null | head -n 1)" != "$(ACTIONLINT_VERSION)" ]; then \
+	  command -v go >/dev/null || { echo "go is needed to build actionlint (https://go.dev/dl/)"; exit 1; }; \
+	  echo "building actionlint $(ACTIONLINT_VERSION) into $(TOOLS_DIR)"; \
+	  GOBIN="$(TOOLS_DIR)" go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION); \
+	fi
+
 # The real Pulumi CLI from Go modules, cached outside the repo (tools/engine; needs Go, not `make plan`).
 engine: $(STAMP)
 	$(PY) -m tools.engine
@@ -104,3 +115,10 @@ e2e: $(STAMP)
 
 bench-alerts: $(STAMP)
 	$(PY) -m tools.bench_alerts --stack $(STACK)
+
+# A new environment (docs/environments.md): asks for the facts it needs, or takes them from
+# NEW_STACK_ARGS, e.g. NEW_STACK_ARGS="--pve-endpoint https://pve1:8006/ --node pve1=10.0.10.11 ...".
+.PHONY: new-stack
+NEW_STACK_ARGS ?=
+new-stack: $(STAMP)
+	$(PY) -m tools.new_stack --stack "$(STACK)" $(NEW_STACK_ARGS)

@@ -37,6 +37,7 @@ from pydantic import (
 )
 
 from components import calendar_event, stack_yaml
+from components.names import StackNames
 
 NAMESPACE = "obsstack"
 SECTIONS = (
@@ -49,6 +50,7 @@ SECTIONS = (
     "grafana",
     "loki",
     "backups",
+    "names",
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -389,8 +391,37 @@ class Probe(Model):
         return self
 
 
+class AppCheck(Model):
+    """One application check run inside the restored guest once the canary is verified
+    (docs/restore-drill.md). It is retried until it passes or ``timeout`` runs out; a failure
+    fails the drill. ``tcp`` connects with bash's /dev/tcp, ``http`` asks curl for the status
+    code, ``command`` runs an argv (``pg_isready``, ``psql -tAc 'select 1'``) that must exit 0."""
+
+    name: Name
+    type: Literal["tcp", "http", "command"]
+    timeout: Duration = "2m"
+    port: Port | None = None
+    host: Host = "127.0.0.1"
+    url: Url | None = None
+    expect_status: int = Field(default=200, ge=100, le=599)
+    command: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+
+    @model_validator(mode="after")
+    def _fields_fit_type(self) -> AppCheck:
+        col = _Collector()
+        for field_name, kind in (("port", "tcp"), ("url", "http"), ("command", "command")):
+            given = bool(getattr(self, field_name))
+            if kind == self.type and not given:
+                col.add(field_name, f"a {kind} check needs `{field_name}`")
+            elif kind != self.type and given:
+                col.add(field_name, f"only {kind} checks have `{field_name}`: remove it")
+        col.raise_if_any()
+        return self
+
+
 class DrillSpec(Model):
-    """Marks a VM as a restore-drill target: the data paths a restore must bring back, and its budgets.
+    """Marks a guest (VM or container) as a restore-drill target: the data paths a restore must bring
+    back, its budgets and its application checks.
 
     The canary proves the bytes with files of its own; ``canary_paths`` must exist in the restored
     guest (their content changes after the canary ran and is not compared).
@@ -399,12 +430,16 @@ class DrillSpec(Model):
     canary_paths: tuple[str, ...] = ("/etc",)
     rpo: Duration = "24h"
     rto: Duration = "2h"
+    checks: tuple[AppCheck, ...] = Field(default=(), description="application checks in the restored guest")
 
     @model_validator(mode="after")
     def _absolute_paths(self) -> DrillSpec:
         bad = [p for p in self.canary_paths if not p.startswith("/")]
         if bad:
             raise ValueError(f"canary_paths must be absolute paths, got {bad}")
+        names = [c.name for c in self.checks]
+        if dups := sorted(_duplicates(names)):
+            raise ValueError(f"checks: duplicate check names {dups}: give every check its own name")
         return self
 
 
@@ -457,8 +492,8 @@ class Asset(Model):
                 "an LXC guest is reached through its node (`pct exec` over the node's SSH, no sshd or sudo "
                 "in the container): remove ssh_user here, or set it on the pve_node",
             )
-        if self.drill is not None and self.kind != "vm":
-            col.add("drill", "restore drills restore qemu VMs only: remove `drill` or use kind: vm")
+        if self.drill is not None and not self.is_guest:
+            col.add("drill", "restore drills restore guests (vm or lxc) only: remove `drill`")
         if self.drill is not None and self.backup is False:
             col.add("drill", "a drill target must be backed up: remove `backup: false`")
         col.raise_if_any()
@@ -591,7 +626,9 @@ class DrillSection(Model):
     agent_timeout: Duration = "10m"
     restore_timeout: Duration = "90m"
     verify_timeout: Duration = Field(default="30m", description="bound on sha256sum -c inside the guest")
-    pool: Name = Field(default="obs-drill", description="PVE pool scratch VMs are restored into (token ACL)")
+    pool: Name | None = Field(
+        default=None, description="PVE pool scratch VMs are restored into (token ACL); default: the stack's own"
+    )
     check_at: str = Field(
         default="10:00",
         pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
@@ -1103,6 +1140,21 @@ class LokiSection(Model):
         return self
 
 
+class NamesSection(Model):
+    """How the names PVE, PBS and the nodes see are derived (components/names.py)."""
+
+    legacy: bool = Field(
+        default=False, description="keep the names of stacks created before scoping (obsstack-nightly, ...)"
+    )
+    scope: Name | None = Field(default=None, description="the stack's part of every name; default: the stack name")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> NamesSection:
+        if self.legacy and self.scope is not None:
+            raise ValueError("legacy: true keeps the unscoped names, so a scope would be ignored: remove one of them")
+        return self
+
+
 # ---------------------------------------------------------------------------------------------
 # The stack
 # ---------------------------------------------------------------------------------------------
@@ -1118,6 +1170,9 @@ class StackConfig(Model):
     grafana: GrafanaSection = GrafanaSection()
     loki: LokiSection = LokiSection()
     backups: BackupsSection
+    names: NamesSection = NamesSection()
+    # Set by the loader from the stack's name (Pulumi.<stack>.yaml), never written in the file.
+    stack: str | None = None
 
     @property
     def assets(self) -> tuple[Asset, ...]:
@@ -1140,8 +1195,26 @@ class StackConfig(Model):
         self._check_backups(col)
         self._check_alerting(col)
         self._check_capacity_and_versions(col)
+        self._check_names(col)
         col.raise_if_any()
         return self
+
+    @property
+    def stack_names(self) -> StackNames:
+        scope = self.names.scope or self.stack or ""
+        return StackNames(scope="" if self.names.legacy else scope, legacy=self.names.legacy)
+
+    def _check_names(self, col: _Collector) -> None:
+        if self.names.legacy:
+            return
+        if not (self.names.scope or self.stack):
+            col.add("names.scope", "cannot derive names without the stack name: set names.scope (e.g. staging)")
+            return
+        if not self.names.scope and not re.fullmatch(r"[a-z][a-z0-9-]{0,62}", self.stack or ""):
+            col.add("names.scope", f"stack name {self.stack!r} is no valid scope: set names.scope (e.g. staging)")
+            return
+        for problem in self.stack_names.problems(d.name for d in self.pbs.datastores):
+            col.add("names.scope", f"{problem}: set a shorter names.scope or shorter datastore names")
 
     def _check_storage(self, col: _Collector, path: str, storage: str | None) -> None:
         storages = self.proxmox.storage_names() | {self.pbs.storage_id}
@@ -1352,7 +1425,13 @@ def _drop(raw: Any, loc: tuple[int | str, ...]) -> bool:
     return False
 
 
-def validate(raw: Mapping[str, Any], source: str = "stack config") -> StackConfig:
+def stack_of(source: str) -> str | None:
+    """``staging`` of ``Pulumi.staging.yaml`` (None for any other source)."""
+    found = re.fullmatch(r"Pulumi\.(.+)\.yaml", Path(source).name)
+    return found.group(1) if found else None
+
+
+def validate(raw: Mapping[str, Any], source: str = "stack config", stack: str | None = None) -> StackConfig:
     """Validate a mapping of sections (keys without the namespace) into a StackConfig.
 
     A single error is rarely alone: after a failure, unknown or invalid optional keys are
@@ -1366,6 +1445,7 @@ def validate(raw: Mapping[str, Any], source: str = "stack config") -> StackConfi
         fix = f"did you mean '{NAMESPACE}:{hint[0]}'?" if hint else f"sections are {', '.join(SECTIONS)}"
         problems.append(Problem(f"{NAMESPACE}:{key}", f"unknown config key: remove it ({fix})"))
     data = json.loads(json.dumps({k: v for k, v in raw.items() if k in SECTIONS}))
+    data["stack"] = stack or stack_of(source)
     for _ in range(8):
         try:
             config = StackConfig.model_validate(data)

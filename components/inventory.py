@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from components.config import (
     TIER_SEVERITY,
+    AppCheck,
     Asset,
     DrillSpec,
     Severity,
@@ -85,6 +86,8 @@ class DrillTarget:
     canary_paths: tuple[str, ...]
     rpo_seconds: int
     rto_seconds: int
+    kind: str = "qemu"  # qemu | lxc: PVE's name of the guest type (API path, backup subtype)
+    checks: tuple[AppCheck, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -233,4 +236,6 @@ def _drill_target(asset: Asset, drill: DrillSpec) -> DrillTarget:
         canary_paths=drill.canary_paths,
         rpo_seconds=duration_seconds(drill.rpo),
         rto_seconds=duration_seconds(drill.rto),
+        kind="lxc" if asset.kind == "lxc" else "qemu",
+        checks=drill.checks,
     )

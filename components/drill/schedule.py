@@ -32,7 +32,6 @@ SCRATCH_PRIVILEGES = {
     9: (*_SCRATCH_COMMON, "VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"),
 }
 CANARY_FILES = (layout.CANARY_SCRIPT, layout.CANARY_SERVICE, layout.CANARY_TIMER)
-ROLES = {"source": "ObsDrillSource", "storage": "ObsDrillStorage", "sdn": "ObsDrillSdn", "scratch": "ObsDrillScratch"}
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ def acl_paths(config: StackConfig, inventory: Inventory) -> list[tuple[str, str]
     drill = config.backups.drill
     paths = [("source", f"/vms/{t.vmid}") for t in inventory.drill_targets]
     paths += [("storage", f"/storage/{s}") for s in sorted({config.pbs.storage_id, drill.scratch_storage})]
-    paths += [("sdn", "/sdn/zones/localnetwork"), ("scratch", f"/pool/{drill.pool}")]
+    paths += [("sdn", "/sdn/zones/localnetwork"), ("scratch", f"/pool/{layout.drill_pool(config)}")]
     return paths
 
 
@@ -80,6 +79,8 @@ class RestoreDrills(pulumi.ComponentResource):
         for target in inventory.drill_targets:
             mine = [f for f in files if f.host == target.name]
             self._canary(name, target, asset=assets[target.name], config=config, key=key, files=mine)
+        for node in config.pve_nodes():
+            self._pct_wrapper(name, node, config, key, [f for f in files if f.host == node.name])
 
         self.token = pulumi.Output.secret("")
         if inventory.drill_targets:
@@ -115,21 +116,34 @@ class RestoreDrills(pulumi.ComponentResource):
             ssh.job_options(pulumi.ResourceOptions(parent=self, depends_on=[installed])),
         )
 
+    def _pct_wrapper(self, name: str, node: Asset, config: StackConfig, key: Any, files: list[HostFile]) -> None:
+        """The forced command container drills reach `pct exec` through (none without lxc targets)."""
+        wrapper = tuple(f for f in files if f.path == layout.pct_wrapper_path(config))
+        if not wrapper:
+            return
+        user = node.ssh_user or config.proxmox.ssh_user
+        address = str(node.address)
+        connection = ssh.connection(address, user, key)
+        target = install.InstallTarget(f"{name}-pct-{node.name}-files", address, user, connection, wrapper)
+        install.install_files(self, config, target)
+
     def _identity(
         self, name: str, config: StackConfig, inventory: Inventory, child: pulumi.ResourceOptions
     ) -> pulumi.Output[str]:
         comment = "obsstack restore drills (tools/restore_drill); least privilege, see docs/restore-drill.md"
         pool = proxmoxve.PoolLegacy(
             f"{name}-pool",
-            pool_id=config.backups.drill.pool,
+            pool_id=layout.drill_pool(config),
             comment="Scratch VMs of restore drills: created and destroyed by tools/restore_drill",
             opts=child,
         )
         user = proxmoxve.UserLegacy(
-            f"{name}-user", user_id=layout.TOKEN_USER, comment=comment, enabled=True, opts=child
+            f"{name}-user", user_id=config.stack_names.drill_user, comment=comment, enabled=True, opts=child
         )
         roles = {
-            role: proxmoxve.RoleLegacy(f"{name}-role-{role}", role_id=ROLES[role], privileges=list(privs), opts=child)
+            role: proxmoxve.RoleLegacy(
+                f"{name}-role-{role}", role_id=config.stack_names.drill_role(role), privileges=list(privs), opts=child
+            )
             for role, privs in privileges(config).items()
         }
         for role, path in acl_paths(config, inventory):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shlex
 
+from components import names
 from components.config import PbsDatastore, PbsSection, Retention
 from components.render import pbs_collector
 from components.render.pbs_collector import prune_job_id, verify_job_ids
@@ -115,14 +116,14 @@ def keep_options(retention: Retention) -> tuple[list[str], list[str]]:
     return options, unset
 
 
-def prune_job(ds: PbsDatastore) -> str:
+def prune_job(ds: PbsDatastore, scoped: names.StackNames = names.LEGACY) -> str:
     keep, unset = keep_options(ds.prune)
     options = [f"--store {_q(ds.name)}", f"--schedule {_q(ds.prune_schedule)}", *keep]
-    return _PRELUDE + _upsert_job("prune-job", prune_job_id(ds.name), options, tuple(unset))
+    return _PRELUDE + _upsert_job("prune-job", prune_job_id(ds.name, scoped), options, tuple(unset))
 
 
-def verify_jobs(ds: PbsDatastore) -> str:
-    new, full = verify_job_ids(ds.name)
+def verify_jobs(ds: PbsDatastore, scoped: names.StackNames = names.LEGACY) -> str:
+    new, full = verify_job_ids(ds.name, scoped)
     store = f"--store {_q(ds.name)}"
     return (
         _PRELUDE
@@ -134,11 +135,11 @@ def verify_jobs(ds: PbsDatastore) -> str:
     )
 
 
-def sync_job_id(ds: PbsDatastore) -> str:
-    return f"obsstack-sync-{ds.name}"
+def sync_job_id(ds: PbsDatastore, scoped: names.StackNames = names.LEGACY) -> str:
+    return scoped.sync_job(ds.name)
 
 
-def sync_job(ds: PbsDatastore) -> str:
+def sync_job(ds: PbsDatastore, scoped: names.StackNames = names.LEGACY) -> str:
     """Copy this datastore to ``sync.remote_store``: a local pull job on the target datastore, or
     a push job to a remote PBS. Vanished snapshots are never removed on the copy."""
     assert ds.sync is not None
@@ -153,7 +154,7 @@ def sync_job(ds: PbsDatastore) -> str:
             "--sync-direction push",
             schedule,
         ]
-    return _PRELUDE + _upsert_job("sync-job", sync_job_id(ds), [*options, "--remove-vanished false"])
+    return _PRELUDE + _upsert_job("sync-job", sync_job_id(ds, scoped), [*options, "--remove-vanished false"])
 
 
 def job_delete(kind: str, *job_ids: str) -> str:

@@ -48,27 +48,28 @@ class PbsServer(pulumi.ComponentResource):
         self._connection = ssh.connection(args.host.address, user, args.ssh_private_key)
 
         stores = {ds.name: self._datastore(ds) for ds in pbs.datastores}
+        scoped = args.config.stack_names  # job ids of this stack only (components/names.py)
         for ds in pbs.datastores:
             store = [stores[ds.name]]
             self._command(f"gc-{ds.name}", scripts.gc_schedule(ds), scripts.gc_schedule_delete(ds), store)
             self._command(
                 f"prune-{ds.name}",
-                scripts.prune_job(ds),
-                scripts.job_delete("prune-job", pbs_collector.prune_job_id(ds.name)),
+                scripts.prune_job(ds, scoped),
+                scripts.job_delete("prune-job", pbs_collector.prune_job_id(ds.name, scoped)),
                 store,
             )
             self._command(
                 f"verify-{ds.name}",
-                scripts.verify_jobs(ds),
-                scripts.job_delete("verify-job", *pbs_collector.verify_job_ids(ds.name)),
+                scripts.verify_jobs(ds, scoped),
+                scripts.job_delete("verify-job", *pbs_collector.verify_job_ids(ds.name, scoped)),
                 store,
             )
             if ds.sync is not None:
                 targets = [stores[ds.sync.remote_store]] if ds.sync.remote is None else []
                 self._command(
                     f"sync-{ds.name}",
-                    scripts.sync_job(ds),
-                    scripts.job_delete("sync-job", scripts.sync_job_id(ds)),
+                    scripts.sync_job(ds, scoped),
+                    scripts.job_delete("sync-job", scripts.sync_job_id(ds, scoped)),
                     store + targets,
                 )
         self.token = self._command(

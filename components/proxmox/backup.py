@@ -33,8 +33,6 @@ from components.inventory import Inventory, ProtectedGuest
 from components.monitoring import install
 from components.render import files_for, vzdump_hook
 
-JOB_ID = "obsstack-nightly"
-
 
 @dataclass(frozen=True)
 class BackupPlanArgs:
@@ -97,7 +95,7 @@ class BackupPlan(pulumi.ComponentResource):
         self.job = proxmoxve.backup.Job(
             f"{name}-nightly",
             proxmoxve.backup.JobArgs(
-                resource_id=JOB_ID,
+                resource_id=args.config.stack_names.backup_job,  # stack-scoped (components/names.py)
                 schedule=backups.schedule,
                 storage=args.storage_id,
                 mode=backups.mode,
@@ -119,23 +117,26 @@ class BackupPlan(pulumi.ComponentResource):
         self.register_outputs({"vmids": self.vmids, "jobId": self.job_id})
 
     def _hook(self, name: str, args: BackupPlanArgs, node: Asset) -> remote.Command:
-        """The node's hook through the install path, then wired into /etc/vzdump.conf."""
+        """The dispatcher and this stack's hook through the install path, then wired into /etc/vzdump.conf."""
         assert node.address is not None  # config validation: PVE nodes have addresses
         user = node.ssh_user or args.ssh_user
         connection = ssh.connection(node.address, user, args.ssh_private_key)
         files, _ = files_for(args.config, args.inventory, node.name)
+        where = vzdump_hook.placement(args.config)
         target = install.InstallTarget(
             f"{name}-hook-{node.name}-files",
             node.address,
             user,
             connection,
-            tuple(f for f in files if f.path == vzdump_hook.HOOK_PATH),
+            tuple(f for f in files if f.path in (vzdump_hook.HOOK_PATH, where.hook_file)),
         )
         installed = install.install_files(self, args.config, target)
-        wire = vzdump_hook.wire_script(node.name)
+        wire = vzdump_hook.wire_script(node.name, where)
         return remote.Command(
             f"{name}-hook-{node.name}",
             # In place, no triggers: a replacement's delete would unhook it.
-            ssh.command_args(connection, create=wire, update=wire, delete=vzdump_hook.uninstall_script(node.name)),
+            ssh.command_args(
+                connection, create=wire, update=wire, delete=vzdump_hook.uninstall_script(node.name, where)
+            ),
             ssh.job_options(pulumi.ResourceOptions(parent=self, depends_on=[installed])),
         )

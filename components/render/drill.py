@@ -13,7 +13,7 @@ import re
 import shlex
 from typing import Any
 
-from components.config import StackConfig, duration_seconds
+from components.config import AppCheck, StackConfig, duration_seconds
 from components.inventory import DrillTarget, Inventory
 from components.render import HostFile, sources
 
@@ -31,15 +31,16 @@ DRILL_REQUIREMENTS = f"{DRILL_HOME}/requirements.txt"
 DRILL_ETC = "/etc/obsstack/restore-drill"
 DRILL_OUTPUTS = f"{DRILL_ETC}/outputs.json"
 TOKEN_FILE = f"{DRILL_ETC}/pve-token"
+SSH_KEY_FILE = f"{DRILL_ETC}/ssh-key"  # for `pct exec` on the nodes (LXC drills); installed by hand
+PCT_WRAPPER_DIR = "/usr/local/sbin"
 DRILL_STATE = "/var/lib/obs-restore-drill"
 DRILL_SERVICE = "/etc/systemd/system/obs-restore-drill.service"
 DRILL_TIMER = "/etc/systemd/system/obs-restore-drill.timer"
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
 
-# The drill's own PVE identity (least privilege, see docs/restore-drill.md).
-TOKEN_USER = "obs-drill@pve"
+# The drill's own PVE identity (least privilege, see docs/restore-drill.md); the user is
+# stack-scoped (components/names.py): StackConfig.stack_names.drill_user.
 TOKEN_NAME = "drill"
-TOKEN_ID = f"{TOKEN_USER}!{TOKEN_NAME}"
 # The stack output holding the drill's PVE API token (`user@realm!name=secret`), a secret of its own.
 TOKEN_OUTPUT = "restoreDrillPveToken"
 
@@ -58,6 +59,30 @@ TOOL_PACKAGES = (
     "typing-inspection",
     "prometheus-client",
 )
+
+
+def check_document(check: AppCheck) -> dict[str, Any]:
+    """One application check as tools/restore_drill/schema.py reads it (no defaults left out)."""
+    return {
+        "name": check.name,
+        "type": check.type,
+        "timeoutSeconds": duration_seconds(check.timeout),
+        "host": check.host,
+        "port": check.port,
+        "url": check.url,
+        "expectStatus": check.expect_status,
+        "command": list(check.command),
+    }
+
+
+def token_id(config: StackConfig) -> str:
+    return f"{config.stack_names.drill_user}!{TOKEN_NAME}"
+
+
+def drill_pool(config: StackConfig) -> str:
+    """The configured pool, else the stack's own (components/names.py)."""
+    return config.backups.drill.pool or config.stack_names.drill_pool
+
 
 DOC_URL = "https://github.com/obsstack/obsstack/blob/main/docs/restore-drill.md"
 
@@ -214,8 +239,51 @@ WantedBy=timers.target
 """
 
 
+def pct_wrapper_path(config: StackConfig) -> str:
+    return f"{PCT_WRAPPER_DIR}/obs-drill-pct-{config.stack_names.hook_name}"
+
+
+def pct_wrapper(config: StackConfig) -> str:
+    """The forced command of the drill's SSH key on a PVE node (authorized_keys `command=`): only
+    `pct exec <scratch VMID> -- <command line>`, and the command line is parsed by a shell inside
+    the container, never on the node (sshd(8), AUTHORIZED_KEYS FILE FORMAT: with `command=` the
+    client's line is only in SSH_ORIGINAL_COMMAND)."""
+    low, high = config.backups.drill.scratch_vmid_range
+    return f"""#!/bin/bash
+# obs-drill-pct for stack {config.stack or "-"} of cluster {config.cluster}: rendered by obsstack
+# (docs/restore-drill.md). The forced command of the restore drill's SSH key: it runs
+# `pct exec <vmid> -- <command line>` for a scratch VMID ({low}-{high}) and nothing else.
+set -euo pipefail
+LOW={low}
+HIGH={high}
+# OBSSTACK_PCT is for tests: sshd accepts no client environment but AcceptEnv's (LANG LC_* on Debian).
+PCT="${{OBSSTACK_PCT:-/usr/sbin/pct}}"
+request="${{SSH_ORIGINAL_COMMAND:-}}"
+request="${{request#sudo -n }}"
+pattern='^pct exec ([0-9]+) -- (.+)$'
+if [[ ! "$request" =~ $pattern ]]; then
+    echo "obs-drill-pct: only 'pct exec <vmid> -- <command>' is allowed" >&2
+    exit 2
+fi
+vmid="${{BASH_REMATCH[1]}}"
+line="${{BASH_REMATCH[2]}}"
+if ((10#$vmid < LOW || 10#$vmid > HIGH)); then
+    echo "obs-drill-pct: $vmid is not a scratch VMID ($LOW-$HIGH)" >&2
+    exit 2
+fi
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+    sudo=(sudo -n)
+fi
+exec "${{sudo[@]}}" "$PCT" exec "$vmid" -- /bin/sh -c "$line"
+"""
+
+
 def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
     out: list[HostFile] = []
+    if any(t.kind == "lxc" for t in inventory.drill_targets):
+        path, wrapper = pct_wrapper_path(config), pct_wrapper(config)
+        out += [HostFile(node.name, path, wrapper, mode="0755") for node in config.pve_nodes()]
     for target in inventory.drill_targets:
         out += [
             HostFile(target.name, CANARY_SCRIPT, canary_script(target), mode="0755"),
@@ -251,7 +319,21 @@ def restore_drill_document(config: StackConfig, inventory: Inventory) -> dict[st
             "nodes": [n.name for n in config.pve_nodes()],
         },
         "pbsStorage": config.pbs.storage_id,
-        "scratch": {"storage": drill.scratch_storage, "vmidRange": [low, high], "pool": drill.pool, "node": drill.node},
+        # Containers have no exec in the PVE API: the drill runs `pct exec` on the node over SSH.
+        "lxc": {
+            "nodes": {
+                n.name: {"address": str(n.address), "user": n.ssh_user or config.proxmox.ssh_user}
+                for n in config.pve_nodes()
+            },
+            "sshKeyFile": SSH_KEY_FILE,
+            "forcedCommand": pct_wrapper_path(config),
+        },
+        "scratch": {
+            "storage": drill.scratch_storage,
+            "vmidRange": [low, high],
+            "pool": drill_pool(config),
+            "node": drill.node,
+        },
         "isolation": {"mode": drill.isolation, "bridge": drill.isolated_bridge},
         "timeouts": {
             "restoreSeconds": duration_seconds(drill.restore_timeout),
@@ -265,7 +347,7 @@ def restore_drill_document(config: StackConfig, inventory: Inventory) -> dict[st
         },
         "canary": {"file": CANARY_FILE, "manifest": MANIFEST_FILE},
         "credentials": {
-            "tokenId": TOKEN_ID,
+            "tokenId": token_id(config),
             "tokenOutput": TOKEN_OUTPUT,
             "tokenFile": TOKEN_FILE,
         },
@@ -283,6 +365,8 @@ def restore_drill_document(config: StackConfig, inventory: Inventory) -> dict[st
                 "canaryPaths": list(t.canary_paths),
                 "rpoSeconds": t.rpo_seconds,
                 "rtoSeconds": t.rto_seconds,
+                "kind": t.kind,
+                "checks": [check_document(c) for c in t.checks],
             }
             for t in inventory.drill_targets
         ],

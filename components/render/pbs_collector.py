@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 from jinja2 import Environment, StrictUndefined
 
+from components import names
 from components.config import PbsSection, StackConfig
 from components.inventory import Inventory
 from components.render import HostFile
@@ -78,16 +79,16 @@ class MaintenanceJob:
     job_type: str  # gc | prune | verify (the metric's job_type label)
 
 
-def prune_job_id(datastore: str) -> str:
-    return f"obsstack-prune-{datastore}"
+def prune_job_id(datastore: str, scoped: names.StackNames = names.LEGACY) -> str:
+    return scoped.prune_job(datastore)
 
 
-def verify_job_ids(datastore: str) -> tuple[str, str]:
+def verify_job_ids(datastore: str, scoped: names.StackNames = names.LEGACY) -> tuple[str, str]:
     """(new snapshots daily, full re-verify monthly)."""
-    return f"obsstack-verify-new-{datastore}", f"obsstack-verify-full-{datastore}"
+    return scoped.verify_jobs(datastore)
 
 
-def maintenance_jobs(pbs: PbsSection) -> list[MaintenanceJob]:
+def maintenance_jobs(pbs: PbsSection, scoped: names.StackNames = names.LEGACY) -> list[MaintenanceJob]:
     # Sources: proxmox/proxmox-backup. worker_type: src/bin/proxmox-backup-proxy.rs (the schedulers'
     # `let worker_type = "garbage_collection" | "prunejob" | "verificationjob"`).
     jobs: list[MaintenanceJob] = []
@@ -96,11 +97,11 @@ def maintenance_jobs(pbs: PbsSection) -> list[MaintenanceJob]:
         jobs.append(MaintenanceJob(ds.name, ds.name, "garbage_collection", ds.name, "gc"))
         # src/server/prune_job.rs, do_prune_job: worker_id is `store` for ns None or root, else
         # `{store}:{ns}`, never the job id. components/pbs/scripts.py:prune_job sets no --ns.
-        jobs.append(MaintenanceJob(prune_job_id(ds.name), ds.name, "prunejob", ds.name, "prune"))
+        jobs.append(MaintenanceJob(prune_job_id(ds.name, scoped), ds.name, "prunejob", ds.name, "prune"))
         # src/server/verify_job.rs: job_id = format!("{}:{}", &verification_job.store, job.jobname())
         jobs += [
             MaintenanceJob(job_id, ds.name, "verificationjob", f"{ds.name}:{job_id}", "verify")
-            for job_id in verify_job_ids(ds.name)
+            for job_id in verify_job_ids(ds.name, scoped)
         ]
     return jobs
 
@@ -303,7 +304,7 @@ def _values() -> dict[str, str]:
     }
 
 
-def render_script(pbs: PbsSection) -> str:
+def render_script(pbs: PbsSection, scoped: names.StackNames = names.LEGACY) -> str:
     jobs = [
         {
             "job_id": j.job_id,
@@ -312,7 +313,7 @@ def render_script(pbs: PbsSection) -> str:
             "worker_id": j.worker_id,
             "job_type": j.job_type,
         }
-        for j in maintenance_jobs(pbs)
+        for j in maintenance_jobs(pbs, scoped)
     ]
     stores = [{"name": ds.name, "path": ds.path, "mounted_at": ds.mounted_at} for ds in pbs.datastores]
     token = {"token_file": METRICS_TOKEN_FILE, "token_id": METRICS_TOKEN_ID, "fingerprint": pbs.fingerprint}
@@ -339,7 +340,7 @@ def render_timer() -> str:
 def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
     host = config.pbs.host
     return [
-        HostFile(host, SCRIPT_PATH, render_script(config.pbs), mode="0755"),
+        HostFile(host, SCRIPT_PATH, render_script(config.pbs, config.stack_names), mode="0755"),
         HostFile(host, SERVICE_PATH, render_service()),
         HostFile(host, TIMER_PATH, render_timer()),
     ]

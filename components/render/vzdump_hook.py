@@ -11,21 +11,53 @@ always exits 0 and only reports what it could not write on stderr (vzdump's task
 The hook is wired in through ``script:`` in /etc/vzdump.conf rather than the job's ``script``
 option: PVE only lets root@pam set a job's hook script, and the program runs with a
 least-privilege API token (docs/proxmox-privileges.md).
+
+Several stacks on one cluster (docs/environments.md): vzdump.conf holds one ``script:`` line, and
+every job on the node runs it. That line names a dispatcher (the same file for every stack, at the
+path the hook had before stacks) that runs each stack's own hook from ``HOOK_DIR``. A stack's hook
+records only the jobs writing to its own backup storage (``STOREID``, set for every phase of a job
+to a storage), into its own state directory and textfile, so no series is written twice. Removing a
+stack removes only its own hook and textfile; the ``script:`` line and the dispatcher go with the
+last hook.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from jinja2 import Environment, StrictUndefined
 
+from components import names
 from components.config import StackConfig
 from components.inventory import Inventory
 from components.render import HostFile
 
-HOOK_PATH = "/usr/local/lib/obsstack/vzdump-hook.sh"
+HOOK_PATH = "/usr/local/lib/obsstack/vzdump-hook.sh"  # the dispatcher: the one `script:` line
+HOOK_DIR = "/usr/local/lib/obsstack/vzdump-hook.d"
 VZDUMP_CONF = "/etc/vzdump.conf"
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
 STATE_DIR = "/var/lib/obsstack/vzdump-hook"
 PROM_FILE = "obs_backup.prom"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one stack's hook lives on a node, and which storage's jobs it records."""
+
+    hook_file: str
+    state_dir: str
+    prom_file: str
+    storage: str | None = None  # None: every storage (tests of the hook's machinery)
+
+    @classmethod
+    def of(cls, scoped: names.StackNames, storage: str | None) -> Placement:
+        if scoped.legacy:  # the state and textfile the stack had before stacks were scoped
+            return cls(f"{HOOK_DIR}/{scoped.hook_name}.sh", STATE_DIR, PROM_FILE, storage)
+        scope = scoped.scope
+        return cls(f"{HOOK_DIR}/{scope}.sh", f"{STATE_DIR}-{scope}", f"obs_backup_{scope}.prom", storage)
+
+
+LEGACY = Placement.of(names.LEGACY, None)
 
 _ENV = Environment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)  # noqa: S701 (shell)
 
@@ -33,9 +65,10 @@ _HOOK = _ENV.from_string(r"""#!/bin/bash
 # obsstack vzdump hook for PVE node {{ node }} (generated; edits are overwritten by `pulumi up`).
 # Records each guest's backup outcome and the job's outcome, and rewrites
 # {{ textfile_dir }}/{{ prom_file }} atomically (temp file + rename) for node_exporter.
-# It must never make a backup fail: every path exits 0.
+# It must never make a backup fail: every path exits 0. Run by the dispatcher {{ hook_path }}.
 
 NODE="{{ node }}"
+ONLY_STORAGE="{{ storage }}"  # empty: every storage
 TEXTFILE_DIR="${OBSSTACK_TEXTFILE_DIR:-{{ textfile_dir }}}"
 STATE_DIR="${OBSSTACK_STATE_DIR:-{{ state_dir }}}"
 PROM_FILE="$TEXTFILE_DIR/{{ prom_file }}"
@@ -146,6 +179,9 @@ guest_outcome() {
 
 main() {
     local phase="${1:-}" vmid="${3:-}" failed
+    if [ -n "$ONLY_STORAGE" ] && [ "${STOREID:-}" != "$ONLY_STORAGE" ]; then
+        return 0 # another stack's job (or no storage): its own hook records it
+    fi
     storage="$(label_value "${STOREID:-dumpdir}")"
     case "$phase" in
         job-start | job-end | job-abort | backup-start | backup-end | backup-abort) ;;
@@ -190,19 +226,33 @@ fi
 exit 0
 """)
 
+_DISPATCHER = _ENV.from_string(r"""#!/bin/bash
+# obsstack vzdump hook dispatcher (generated; edits are overwritten by `pulumi up`).
+# vzdump.conf has one `script:` line for every job on the node: this runs the hook of every
+# obsstack stack in {{ hook_dir }} with vzdump's arguments. It never fails a backup.
+HOOK_DIR="${OBSSTACK_HOOK_DIR:-{{ hook_dir }}}"
+for hook in "$HOOK_DIR"/*.sh; do
+    [ -x "$hook" ] || continue
+    "$hook" "$@" || echo "obsstack-vzdump-hook: $hook failed in phase '${1:-}'" >&2
+done
+exit 0
+""")
+
 _WIRE = _ENV.from_string(r"""#!/bin/bash
-# Wire the obsstack vzdump hook into {{ vzdump_conf }} on {{ node }} (the hook itself comes through
-# the install path, components/monitoring/install.py). Idempotent; it refuses to replace another
-# hook script.
+# Wire the obsstack vzdump hook into {{ vzdump_conf }} on {{ node }} (the dispatcher and this
+# stack's hook come through the install path, components/monitoring/install.py). Idempotent; it
+# refuses to replace another hook script.
 set -euo pipefail
 ROOT="${OBSSTACK_ROOT:-}"
 HOOK="$ROOT{{ hook_path }}"
 CONF="$ROOT{{ vzdump_conf }}"
 mkdir -p "$ROOT{{ state_dir }}/guests" "$ROOT{{ textfile_dir }}"
-if [ ! -x "$HOOK" ]; then
-    echo "error: $HOOK is not installed: its install step must run first." >&2
-    exit 1
-fi
+for installed in "$HOOK" "$ROOT{{ hook_file }}"; do
+    if [ ! -x "$installed" ]; then
+        echo "error: $installed is not installed: its install step must run first." >&2
+        exit 1
+    fi
+done
 current="$(sed -n 's/^script:[[:space:]]*//p' "$CONF" 2>/dev/null | tail -n 1)"
 if [ -n "$current" ] && [ "$current" != "{{ hook_path }}" ]; then
     echo "error: $CONF already runs the hook script $current; obsstack will not replace it." >&2
@@ -218,42 +268,65 @@ fi
 """)
 
 _UNINSTALL = _ENV.from_string(r"""#!/bin/bash
-# Remove the obsstack vzdump hook from {{ node }}. Backups are not touched.
+# Remove this stack's obsstack vzdump hook from {{ node }}; other stacks' hooks stay, and the
+# `script:` line with the dispatcher goes only with the last one. Backups are not touched.
 set -euo pipefail
 ROOT="${OBSSTACK_ROOT:-}"
 CONF="$ROOT{{ vzdump_conf }}"
-if [ -f "$CONF" ]; then
-    sed -i '\#^script:[[:space:]]*{{ hook_path }}[[:space:]]*$#d' "$CONF"
+rm -f "$ROOT{{ hook_file }}" "$ROOT{{ textfile_dir }}/{{ prom_file }}"
+set -- "$ROOT{{ hook_dir }}"/*.sh # other stacks' hooks (the pattern itself when there is none)
+if [ ! -e "$1" ]; then
+    if [ -f "$CONF" ]; then
+        sed -i '\#^script:[[:space:]]*{{ hook_path }}[[:space:]]*$#d' "$CONF"
+    fi
+    rm -f "$ROOT{{ hook_path }}"
+    echo "vzdump hook removed from {{ node }}; backups and {{ state_dir }} left in place"
+else
+    echo "vzdump hook of this stack removed from {{ node }}; $# other stack hook(s) still wired"
 fi
-rm -f "$ROOT{{ hook_path }}" "$ROOT{{ textfile_dir }}/{{ prom_file }}"
-echo "vzdump hook removed from {{ node }}; backups and {{ state_dir }} left in place"
 """)
 
 
-def _values(node: str) -> dict[str, str]:
+def _values(node: str, placement: Placement) -> dict[str, str]:
     return {
         "node": node,
         "hook_path": HOOK_PATH,
+        "hook_dir": HOOK_DIR,
+        "hook_file": placement.hook_file,
         "vzdump_conf": VZDUMP_CONF,
         "textfile_dir": TEXTFILE_DIR,
-        "state_dir": STATE_DIR,
-        "prom_file": PROM_FILE,
+        "state_dir": placement.state_dir,
+        "prom_file": placement.prom_file,
+        "storage": placement.storage or "",
     }
 
 
-def render_hook(node: str) -> str:
-    """The hook script for one PVE node (the node name is its `node` label)."""
-    return _HOOK.render(**_values(node))
+def placement(config: StackConfig) -> Placement:
+    return Placement.of(config.stack_names, config.backups.storage)
 
 
-def wire_script(node: str) -> str:
+def render_hook(node: str, where: Placement = LEGACY) -> str:
+    """One stack's hook script for one PVE node (the node name is its `node` label)."""
+    return _HOOK.render(**_values(node, where))
+
+
+def render_dispatcher() -> str:
+    return _DISPATCHER.render(hook_dir=HOOK_DIR)
+
+
+def wire_script(node: str, where: Placement = LEGACY) -> str:
     """Shell script run over SSH on the node: wires the installed hook into vzdump.conf."""
-    return _WIRE.render(**_values(node))
+    return _WIRE.render(**_values(node, where))
 
 
-def uninstall_script(node: str) -> str:
-    return _UNINSTALL.render(**_values(node))
+def uninstall_script(node: str, where: Placement = LEGACY) -> str:
+    return _UNINSTALL.render(**_values(node, where))
 
 
 def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
-    return [HostFile(node.name, HOOK_PATH, render_hook(node.name), mode="0755") for node in config.pve_nodes()]
+    where = placement(config)
+    shipped = []
+    for node in config.pve_nodes():
+        shipped.append(HostFile(node.name, HOOK_PATH, render_dispatcher(), mode="0755"))
+        shipped.append(HostFile(node.name, where.hook_file, render_hook(node.name, where), mode="0755"))
+    return shipped

@@ -151,10 +151,10 @@ BAD: list[tuple[str, Mutation, str, str]] = [
         "overlaps VMIDs in use",
     ),
     (
-        "drill-on-lxc",
-        lambda s: asset(s, "dns1").update(drill={"canary_paths": ["/etc"]}),
-        "obsstack:inventory.assets[4].drill",
-        "qemu VMs only",
+        "drill-on-a-service",
+        lambda s: asset(s, "nas").update(drill={"canary_paths": ["/etc"]}),
+        "obsstack:inventory.assets[12].drill",
+        "restore guests (vm or lxc) only",
     ),
     (
         "guest-without-vmid",

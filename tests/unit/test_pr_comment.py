@@ -153,3 +153,12 @@ def test_cli_writes_the_comment_and_rejects_a_missing_plan(
     assert out.read_text() == build_comment(base, pr)
     assert main(["--base", str(tmp_path / "nowhere"), "--pr", str(pr)]) == 2
     assert "run `make plan` for that revision first" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stack", ["prod", "staging"], ids=["prod", "staging"])
+def test_a_stacks_comment_has_a_marker_and_heading_of_its_own(plans: tuple[Path, Path], stack: str) -> None:
+    base, pr = plans
+    comment = build_comment(base, pr, stack=stack)
+    first, heading = comment.splitlines()[:2]
+    assert first == f"<!-- obsstack:plan-comment:{stack} -->" and first != MARKER
+    assert heading == f"## Plan of stack `{stack}`"

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from components.proxmox import backup
 from components.render import vzdump_hook
 from tools.plan import engine
 
@@ -87,7 +86,8 @@ def test_hook_installed_on_every_pve_node_before_the_job(example_plan, example_c
     assert set(hooks) == {f"backups-hook-{n.name}" for n in example_config.pve_nodes()}
     for node in example_config.pve_nodes():
         hook = hooks[f"backups-hook-{node.name}"]
-        wire, uninstall = vzdump_hook.wire_script(node.name), vzdump_hook.uninstall_script(node.name)
+        where = vzdump_hook.placement(example_config)
+        wire, uninstall = vzdump_hook.wire_script(node.name, where), vzdump_hook.uninstall_script(node.name, where)
         assert hook.inputs["create"] == wire
         assert hook.inputs["delete"] == uninstall
         assert hook.inputs["update"] == wire and "triggers" not in hook.inputs  # in place, never replaced
@@ -110,8 +110,9 @@ def test_the_nightly_job_is_protected(run_program, example_sections, selection: 
     assert job.options["deleteBeforeReplace"] is False and "triggers" not in job.inputs
 
 
-def test_job_id_is_stable(example_plan) -> None:
-    assert example_plan.one(JOB).inputs["resourceId"] == backup.JOB_ID
+def test_legacy_prod_keeps_its_job_id(example_plan) -> None:
+    """The example prod stack has `names: {legacy: true}`: its job keeps the id it was created with."""
+    assert example_plan.one(JOB).inputs["resourceId"] == "obsstack-nightly"
 
 
 # --- backups are sacred ------------------------------------------------------------------------

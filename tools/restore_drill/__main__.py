@@ -60,8 +60,6 @@ def select(plan: DrillPlan, names: list[str] | None) -> list[Target]:
 def print_plan(plan: DrillPlan, targets: list[Target], sink: str, out: TextIO) -> None:
     t = plan.timeouts
     low, high = plan.scratch.vmid_range
-    iso = plan.isolation
-    nic = "link_down=1" if iso.mode == "link_down" else f"bridge={iso.bridge}"
     w = out.write
     w(f"Restore drill plan for cluster {plan.cluster} (dry run: nothing is contacted or changed)\n")
     tls = "verified" if plan.pve.verify_tls else "NOT verified"
@@ -74,27 +72,49 @@ def print_plan(plan: DrillPlan, targets: list[Target], sink: str, out: TextIO) -
     )
     w(f"  metrics   {sink}\n")
     if not targets:
-        w("No drill targets: mark VMs with `drill:` in the inventory.\n")
+        w("No drill targets: mark VMs or containers with `drill:` in the inventory.\n")
     for i, target in enumerate(targets, 1):
-        node = plan.scratch.node or target.node
+        what = "CT" if target.kind == "lxc" else "VM"
         w(
-            f"\n[{i}/{len(targets)}] {target.name}: VM {target.vmid} on {target.node}"
+            f"\n[{i}/{len(targets)}] {target.name}: {what} {target.vmid} on {target.node}"
             f"{f', service {target.service}' if target.service else ''}; "
             f"budgets RTO {_d(target.rto_seconds)}, RPO {_d(target.rpo_seconds)}\n"
         )
-        steps = [
-            f"find the newest backup of VM {target.vmid} on {plan.pbs_storage}",
-            f"pick the first free VMID in {low}-{high} (an existing VMID is never used)",
-            f"restore it on {node} to {plan.scratch.storage} with new MACs (unique=1)",
-            f"isolate every NIC ({nic}), name drill-{target.name}, onboot=0; refuse to start otherwise",
-            f"start it and wait for the guest agent (at most {_d(t.agent_seconds)})",
-            f"read {plan.canary.file}; sha256sum -c its manifest of {', '.join(target.canary_paths)}",
-            "RPO = drill start - canary timestamp; RTO = restore start -> checksums verified",
-            "destroy the scratch VM (always: also on failure, timeout, Ctrl-C)",
-        ]
-        for j, step in enumerate(steps, 1):
+        for j, step in enumerate(plan_steps(plan, target), 1):
             w(f"  {j}. {step}\n")
     w(f"\nSource VMs are only read; {len(targets)} drill(s), one restore at a time.\n")
+
+
+def plan_steps(plan: DrillPlan, target: Target) -> list[str]:
+    t = plan.timeouts
+    low, high = plan.scratch.vmid_range
+    node = plan.scratch.node or target.node
+    ct = target.kind == "lxc"
+    what = "CT" if ct else "VM"
+    iso = plan.isolation
+    if ct:
+        isolate = "remove every NIC" if iso.mode == "link_down" else f"move every NIC to bridge={iso.bridge}"
+        boot = f"start it and wait for `pct exec` over SSH on {node} (at most {_d(t.agent_seconds)})"
+    else:
+        nic = "link_down=1" if iso.mode == "link_down" else f"bridge={iso.bridge}"
+        isolate = f"isolate every NIC ({nic}), name drill-{target.name}"
+        boot = f"start it and wait for the guest agent (at most {_d(t.agent_seconds)})"
+    steps = [
+        f"find the newest backup of {what} {target.vmid} on {plan.pbs_storage}",
+        f"pick the first free VMID in {low}-{high} (an existing VMID is never used)",
+        f"restore it on {node} to {plan.scratch.storage} with new MACs (unique=1)",
+        f"{isolate}, onboot=0; refuse to start otherwise",
+        boot,
+        f"read {plan.canary.file}; sha256sum -c its manifest of {', '.join(target.canary_paths)}",
+    ]
+    if target.checks:
+        listed = ", ".join(f"{c.name} ({c.type}, {_d(c.timeout_seconds)})" for c in target.checks)
+        steps.append(f"application checks, each until it passes or times out: {listed}")
+    steps += [
+        "RPO = drill start - canary timestamp; RTO = restore start -> checksums (and checks) verified",
+        f"destroy the scratch {what} (always: also on failure, timeout, Ctrl-C)",
+    ]
+    return steps
 
 
 def _d(seconds: float) -> str:

@@ -1,6 +1,8 @@
-"""One restore drill of one target: newest backup -> isolated scratch VM -> canary verified.
+"""One restore drill of one target: newest backup -> isolated scratch guest -> canary verified.
 
-The scratch VM is destroyed in a ``finally`` that also runs on failure, timeout, Ctrl-C and
+A VM (qemu) is looked into through its guest agent (``agent/exec``); a container (lxc) through
+``pct exec`` over SSH on its node (tools/restore_drill/pct.py), the PVE API having no exec for
+containers. The scratch guest is destroyed in a ``finally`` that also runs on failure, timeout, Ctrl-C and
 SIGTERM (turned into KeyboardInterrupt by the CLI); Ctrl-C during the cleanup itself is deferred.
 """
 
@@ -17,8 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from tools.restore_drill import checks
+from tools.restore_drill.checks import CheckResult
+from tools.restore_drill.pct import PctExec
 from tools.restore_drill.pve import Pve, PveError, ScratchVm, UnknownOutcomeError, WaitTimeoutError
-from tools.restore_drill.schema import DrillPlan, Target
+from tools.restore_drill.schema import Check, DrillPlan, Target
 
 NET_KEY = re.compile(r"^net\d+$")
 FAILED_LINES_SHOWN = 10
@@ -90,6 +95,7 @@ class Result:
     scratch_destroyed: bool | None = None
     cleanup_error: str = ""
     steps: list[Step] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
 
     @property
     def verified(self) -> bool:
@@ -141,6 +147,7 @@ def deferred_interrupts(progress: Progress) -> Iterator[None]:
 class Drill:
     def __init__(self, pve: Pve, plan: DrillPlan, progress: Progress, clock: Callable[[], float] = time.time) -> None:
         self.pve = pve
+        self.pct = PctExec(plan.lxc)
         self.plan = plan
         self.progress = progress
         self.clock = clock
@@ -160,7 +167,8 @@ class Drill:
         )
         self.last_result = result
         state: dict[str, Any] = {}
-        self.progress.line(f"{target.name}: drill of VM {target.vmid} starts (restore node {node})")
+        what = "CT" if target.kind == "lxc" else "VM"
+        self.progress.line(f"{target.name}: drill of {what} {target.vmid} starts (restore node {node})")
         try:
             self._steps(target, node, result, state)
             result.status = "verified"
@@ -186,10 +194,11 @@ class Drill:
         drill_start = result.started_at
 
         with self._step(result, "find newest backup") as step:
-            backups = self.pve.backups(target.node, self.plan.pbs_storage, target.vmid)
+            backups = self.pve.backups(target.node, self.plan.pbs_storage, target.vmid, target.kind)
             if not backups:
                 raise DrillError(
-                    f"no backup of VM {target.vmid} on storage {self.plan.pbs_storage}: check the backup job, "
+                    f"no {target.kind} backup of guest {target.vmid} on storage {self.plan.pbs_storage}: "
+                    "check the backup job, "
                     f"and that the token has VM.Backup on /vms/{target.vmid} and Datastore.AllocateSpace on "
                     f"/storage/{self.plan.pbs_storage} (PVE lists nothing without them)"
                 )
@@ -198,7 +207,7 @@ class Drill:
             step.detail = f"{result.backup} ({_age(drill_start - (result.backup_time or 0))} old)"
 
         with self._step(result, "pick scratch VMID") as step:
-            vm = self._free_scratch(node)
+            vm = self._free_scratch(node, target.kind)
             result.scratch_vmid = vm.vmid
             step.detail = f"{vm.vmid} on {node}"
 
@@ -221,8 +230,12 @@ class Drill:
             upid = self.pve.start(vm)
             self.pve.wait_task(node, upid, timeouts.start_seconds, f"start of {vm.vmid}")
 
-        with self._step(result, "wait for guest agent") as step:
-            self._wait_agent(vm, timeouts.agent_seconds)
+        if vm.kind == "lxc":
+            with self._step(result, "wait for container") as step:
+                self._wait_container(vm, timeouts.agent_seconds)
+        else:
+            with self._step(result, "wait for guest agent") as step:
+                self._wait_agent(vm, timeouts.agent_seconds)
 
         with self._step(result, "read canary") as step:
             out = self._exec(vm, ["cat", self.plan.canary.file], timeouts.agent_seconds, "read canary.json")
@@ -256,20 +269,42 @@ class Drill:
             self._exec(vm, ["test", *_all_exist(paths)], timeouts.agent_seconds, f"presence of {', '.join(paths)}")
             step.detail = f"{len(paths)} paths present"
 
+        if target.checks:
+            with self._step(result, "application checks") as step:
+                result.checks = [self._check(vm, check, target.name) for check in target.checks]
+                step.detail = ", ".join(f"{c.name} {c.status}" for c in result.checks)
+                failed = [c for c in result.checks if not c.passed]
+                if failed:
+                    raise DrillError("application check failed: " + "; ".join(f"{c.name}: {c.detail}" for c in failed))
+
         verified_at = self.clock()
         result.rto_seconds = round(verified_at - rto_start, 3)
         result.rpo_seconds = round(drill_start - canary.timestamp.timestamp(), 3)
 
-    def _free_scratch(self, node: str) -> ScratchVm:
+    def _check(self, vm: ScratchVm, check: Check, target: str) -> CheckResult:
+        """One application check; its failure is recorded, the other checks still run."""
+        started = self.clock()
+        try:
+            out = self._exec(vm, checks.argv(check), checks.exec_seconds(check), f"check {check.name}")
+            status, detail = "passed", out.strip().splitlines()[-1] if out.strip() else "passed"
+        except (DrillError, PveError) as err:
+            status, detail = "failed", str(err)
+        seconds = round(self.clock() - started, 3)
+        self.progress.line(f"{target}: check {check.name} ({check.type}) {status} ({seconds:.1f}s)")
+        return CheckResult(check.name, check.type, status, seconds, detail)
+
+    def _free_scratch(self, node: str, kind: str) -> ScratchVm:
         low, high = self.plan.scratch.vmid_range
         for vmid in range(low, high + 1):
             if vmid in self.protected:
                 continue
             if self.pve.vmid_free(vmid):
-                return ScratchVm(node, vmid, (low, high), frozenset(self.protected))
+                return ScratchVm(node, vmid, (low, high), frozenset(self.protected), kind)
         raise DrillError(f"no free VMID in the scratch range {low}-{high}: remove leftover scratch VMs")
 
     def _isolate(self, vm: ScratchVm, target: Target) -> str:
+        if vm.kind == "lxc":
+            return self._isolate_container(vm)
         config = self.pve.config(vm)
         if str(config.get("agent", "0")).split(",")[0] not in ("1", "enabled=1"):
             raise DrillError(
@@ -295,6 +330,43 @@ class Drill:
         how = "link_down=1" if self.plan.isolation.mode == "link_down" else f"bridge={self.plan.isolation.bridge}"
         return f"{', '.join(nics) or 'no NICs'}: {how}"
 
+    def _isolate_container(self, vm: ScratchVm) -> str:
+        """link_down: the container loses every NIC (only loopback is left), a removal every PVE
+        version takes; bridge: each NIC moves to the isolated bridge, VLAN tag dropped."""
+        mode, bridge = self.plan.isolation.mode, self.plan.isolation.bridge
+        nics = sorted(k for k in self.pve.config(vm) if NET_KEY.match(k))
+        if mode == "link_down":
+            changes: dict[str, Any] = {"delete": ",".join(nics)} if nics else {}
+        else:
+            config = self.pve.config(vm)
+            changes = {k: isolated_nic(str(config[k]), mode, bridge) for k in nics}
+        self.pve.set_config(vm, onboot=0, **changes)
+        after = self.pve.config(vm)
+        leaking = [
+            k
+            for k, v in after.items()
+            if NET_KEY.match(k) and (mode == "link_down" or not is_isolated(str(v), mode, bridge))
+        ]
+        if leaking:
+            raise DrillError(f"refusing to start: {leaking} of scratch CT {vm.vmid} still reach the network")
+        return f"{', '.join(nics) or 'no NICs'}: " + ("removed" if mode == "link_down" else f"bridge={bridge}")
+
+    def _wait_container(self, vm: ScratchVm, timeout: float) -> None:
+        """Running, and `pct exec` answers (init has set the container up)."""
+        deadline = self.pve.clock() + timeout
+        last = "not running"
+        while True:
+            if self.pve.running(vm):
+                done = self.pct.run(vm, ["true"], timeout)
+                if done.exitcode == 0:
+                    return
+                last = done.err.strip()[:200] or f"exit {done.exitcode}"
+            if self.pve.clock() >= deadline:
+                raise WaitTimeoutError(
+                    f"scratch CT {vm.vmid} did not answer `pct exec` within {timeout:.0f} s ({last}): does it boot?"
+                )
+            self.pve.sleep(self.pve.poll)
+
     def _wait_agent(self, vm: ScratchVm, timeout: float) -> None:
         deadline = self.pve.clock() + timeout
         while not self.pve.agent_ping(vm):
@@ -306,6 +378,10 @@ class Drill:
             self.pve.sleep(self.pve.poll)
 
     def _exec(self, vm: ScratchVm, command: list[str], timeout: float, what: str, input_data: str | None = None) -> str:
+        if vm.kind == "lxc":
+            done = self.pct.run(vm, command, timeout, input_data)
+            status = {"exitcode": done.exitcode, "out-data": done.out, "err-data": done.err}
+            return _checked(status, what)
         pid = self.pve.agent_exec(vm, command, input_data)
         deadline = self.pve.clock() + timeout
         while True:
@@ -315,16 +391,7 @@ class Drill:
             if self.pve.clock() >= deadline:
                 raise WaitTimeoutError(f"{what}: still running in the guest after {timeout:.0f} s")
             self.pve.sleep(self.pve.poll)
-        out = str(status.get("out-data", ""))
-        if status.get("exitcode", 1) != 0:
-            errors = (out + str(status.get("err-data", ""))).strip().splitlines()
-            shown = "; ".join(errors[:FAILED_LINES_SHOWN]) + (
-                f" (+{len(errors) - FAILED_LINES_SHOWN} more)" if len(errors) > FAILED_LINES_SHOWN else ""
-            )
-            raise DrillError(f"{what} failed (exit {status.get('exitcode')}): {shown or 'no output'}")
-        if status.get("out-truncated"):
-            raise DrillError(f"{what}: output truncated by the guest agent")
-        return out
+        return _checked(status, what)
 
     # -- cleanup --------------------------------------------------------------------------------
 
@@ -347,9 +414,11 @@ class Drill:
                 errors.append(str(err))
             if self.pve.clock() >= deadline or attempt >= 5:
                 result.scratch_destroyed = False
+                tool = "pct" if vm.kind == "lxc" else "qm"
                 result.cleanup_error = (
-                    f"scratch VM {vm.vmid} on {vm.node} NOT destroyed: {errors[-1]}; destroy it by hand: "
-                    f"qm stop {vm.vmid}; qm destroy {vm.vmid} --purge --destroy-unreferenced-disks"
+                    f"scratch {'CT' if vm.kind == 'lxc' else 'VM'} {vm.vmid} on {vm.node} NOT destroyed: {errors[-1]}; "
+                    f"destroy it by hand: {tool} stop {vm.vmid}; {tool} destroy {vm.vmid} --purge "
+                    "--destroy-unreferenced-disks"
                 )
                 break
             self.pve.sleep(self.pve.poll * attempt)
@@ -362,7 +431,7 @@ class Drill:
         """The restore request got no answer: watch for a while whether PVE started it anyway."""
         until = self.pve.clock() + 2 * self.plan.timeouts.request_seconds
         while True:
-            upid = self.pve.active_restore(vm.node, vm.vmid)
+            upid = self.pve.active_restore(vm.node, vm.vmid, vm.kind)
             if upid or not self.pve.vmid_free(vm.vmid) or self.pve.clock() >= until:
                 return upid
             self.pve.sleep(self.pve.poll)
@@ -419,6 +488,20 @@ class Drill:
             )
         else:
             self.progress.line(f"{result.target}: {result.status.upper()} at '{result.failed_step}': {result.error}")
+
+
+def _checked(status: dict[str, Any], what: str) -> str:
+    """The command's output, or a DrillError with its first lines when it failed."""
+    out = str(status.get("out-data", ""))
+    if status.get("exitcode", 1) != 0:
+        errors = (out + str(status.get("err-data", ""))).strip().splitlines()
+        shown = "; ".join(errors[:FAILED_LINES_SHOWN]) + (
+            f" (+{len(errors) - FAILED_LINES_SHOWN} more)" if len(errors) > FAILED_LINES_SHOWN else ""
+        )
+        raise DrillError(f"{what} failed (exit {status.get('exitcode')}): {shown or 'no output'}")
+    if status.get("out-truncated"):
+        raise DrillError(f"{what}: output truncated by the guest agent")
+    return out
 
 
 def _nic_options(value: str) -> list[str]:

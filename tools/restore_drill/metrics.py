@@ -30,6 +30,11 @@ HELP = {
     "obs_restore_drill_rto_budget_seconds": "The target's RTO budget (inventory drill.rto).",
     "obs_restore_drill_rpo_budget_seconds": "The target's RPO budget (inventory drill.rpo).",
 }
+# Per application check of the latest attempt that reached the checks (label `check`).
+CHECK_HELP = {
+    "obs_restore_drill_check_status": "1 if the application check passed in the restored guest, 0 if it failed.",
+    "obs_restore_drill_check_duration_seconds": "Time the application check took until it passed or gave up.",
+}
 
 
 def load_state(directory: Path) -> dict[str, dict[str, Any]]:
@@ -56,6 +61,8 @@ def record(state: dict[str, dict[str, Any]], result: Result) -> None:
     )
     if result.verified:
         entry.update(lastSuccess=result.finished_at, rtoSeconds=result.rto_seconds, rpoSeconds=result.rpo_seconds)
+    if result.checks:
+        entry["checks"] = {c.name: {"status": int(c.passed), "seconds": c.seconds} for c in result.checks}
 
 
 def registry(target: str, entry: dict[str, Any]) -> CollectorRegistry:
@@ -73,6 +80,12 @@ def registry(target: str, entry: dict[str, Any]) -> CollectorRegistry:
     for name, value in values.items():
         if value is not None:
             Gauge(name, HELP[name], ["target"], registry=reg).labels(target=target).set(float(value))
+    checks = entry.get("checks") or {}
+    if checks:
+        status, duration = (Gauge(name, CHECK_HELP[name], ["target", "check"], registry=reg) for name in CHECK_HELP)
+        for check, outcome in sorted(checks.items()):
+            status.labels(target=target, check=check).set(float(outcome["status"]))
+            duration.labels(target=target, check=check).set(float(outcome["seconds"]))
     return reg
 
 

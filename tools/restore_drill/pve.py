@@ -42,6 +42,7 @@ class ScratchVm:
     vmid: int
     vmid_range: tuple[int, int]
     protected: frozenset[int]
+    kind: str = "qemu"  # qemu | lxc
 
     def __post_init__(self) -> None:
         low, high = self.vmid_range
@@ -117,9 +118,14 @@ class Pve:
     def _node(self, node: str) -> Any:
         return self.api.nodes(node)
 
+    def _guest(self, vm: ScratchVm) -> Any:
+        """/nodes/{node}/qemu/{vmid} or /nodes/{node}/lxc/{vmid}: same verbs for both kinds."""
+        node = self._node(vm.node)
+        return node.lxc(vm.vmid) if vm.kind == "lxc" else node.qemu(vm.vmid)
+
     # -- reads ------------------------------------------------------------------------------
 
-    def backups(self, node: str, storage: str, vmid: int) -> list[dict[str, Any]]:
+    def backups(self, node: str, storage: str, vmid: int, kind: str = "qemu") -> list[dict[str, Any]]:
         content = self._read(
             f"list backups of {vmid} on {storage}",
             lambda: self._node(node).storage(storage).content.get(content="backup", vmid=vmid),
@@ -129,7 +135,7 @@ class Pve:
             for item in content or []
             if item.get("content") == "backup"
             and int(item.get("vmid", -1)) == vmid
-            and item.get("subtype", "qemu") == "qemu"
+            and item.get("subtype", "qemu") == kind
         ]
 
     def vmid_free(self, vmid: int) -> bool:
@@ -144,7 +150,7 @@ class Pve:
             raise PveError(f"check VMID {vmid}: {describe(err)}") from None
 
     def config(self, vm: ScratchVm) -> dict[str, Any]:
-        return dict(self._read(f"read config of {vm.vmid}", self._node(vm.node).qemu(vm.vmid).config.get))
+        return dict(self._read(f"read config of {vm.vmid}", self._guest(vm).config.get))
 
     def task_status(self, node: str, upid: str) -> dict[str, Any]:
         return dict(self._read(f"task {upid}", self._node(node).tasks(upid).status.get))
@@ -162,13 +168,15 @@ class Pve:
                 raise WaitTimeoutError(f"{what} still running after {timeout:.0f} s (task {upid})")
             self.sleep(self.poll)
 
-    def active_restore(self, node: str, vmid: int) -> str | None:
-        """UPID of a restore task still running for this VMID (GET /nodes/{node}/tasks)."""
+    def active_restore(self, node: str, vmid: int, kind: str = "qemu") -> str | None:
+        """UPID of a restore task still running for this VMID (GET /nodes/{node}/tasks). Restore
+        workers are `qmrestore` (qemu-server) and `vzrestore` (pve-container API2/LXC.pm)."""
+        worker = "vzrestore" if kind == "lxc" else "qmrestore"
         tasks = self._read(
             f"tasks of {vmid}",
-            lambda: self._node(node).tasks.get(vmid=vmid, typefilter="qmrestore", source="active"),
+            lambda: self._node(node).tasks.get(vmid=vmid, typefilter=worker, source="active"),
         )
-        running = [t for t in tasks or [] if t.get("type") == "qmrestore" and "endtime" not in t]
+        running = [t for t in tasks or [] if t.get("type") == worker and "endtime" not in t]
         return str(running[0]["upid"]) if running else None
 
     def wait_task_end(self, node: str, upid: str, timeout: float) -> None:
@@ -180,22 +188,31 @@ class Pve:
             self.sleep(self.poll)
 
     def running(self, vm: ScratchVm) -> bool:
-        status = self._read(f"status of {vm.vmid}", self._node(vm.node).qemu(vm.vmid).status.current.get)
+        status = self._read(f"status of {vm.vmid}", self._guest(vm).status.current.get)
         return dict(status).get("status") == "running"
 
     # -- writes, scratch VM only ---------------------------------------------------------------
 
     def restore(self, vm: ScratchVm, archive: str, storage: str, pool: str | None) -> str:
-        params: dict[str, Any] = {"vmid": vm.vmid, "archive": archive, "storage": storage, "unique": 1}
+        """qemu: POST /nodes/{node}/qemu with `archive`; lxc: POST /nodes/{node}/lxc with the backup
+        as `ostemplate` and `restore=1` (pve-container src/PVE/API2/LXC.pm; `unique` requires
+        `restore`). Never `force`: an existing guest is never overwritten."""
+        params: dict[str, Any] = {"vmid": vm.vmid, "storage": storage, "unique": 1}
         if pool:
             params["pool"] = pool
-        return str(self._write(f"restore {archive} to {vm.vmid}", lambda: self._node(vm.node).qemu.post(**params)))
+        if vm.kind == "lxc":
+            params.update(ostemplate=archive, restore=1)
+            create = self._node(vm.node).lxc.post
+        else:
+            params["archive"] = archive
+            create = self._node(vm.node).qemu.post
+        return str(self._write(f"restore {archive} to {vm.vmid}", lambda: create(**params)))
 
     def set_config(self, vm: ScratchVm, **options: Any) -> None:
-        self._write(f"configure {vm.vmid}", lambda: self._node(vm.node).qemu(vm.vmid).config.put(**options))
+        self._write(f"configure {vm.vmid}", lambda: self._guest(vm).config.put(**options))
 
     def start(self, vm: ScratchVm) -> str:
-        return str(self._write(f"start {vm.vmid}", self._node(vm.node).qemu(vm.vmid).status.start.post))
+        return str(self._write(f"start {vm.vmid}", self._guest(vm).status.start.post))
 
     def agent_ping(self, vm: ScratchVm) -> bool:
         try:
@@ -225,12 +242,12 @@ class Pve:
         self._write(f"stop task {upid}", lambda: self._node(node).tasks(upid).delete())
 
     def stop(self, vm: ScratchVm) -> str:
-        return str(self._write(f"stop {vm.vmid}", self._node(vm.node).qemu(vm.vmid).status.stop.post))
+        return str(self._write(f"stop {vm.vmid}", self._guest(vm).status.stop.post))
 
     def destroy(self, vm: ScratchVm) -> str:
         return str(
             self._write(
                 f"destroy {vm.vmid}",
-                lambda: self._node(vm.node).qemu(vm.vmid).delete(purge=1, **{"destroy-unreferenced-disks": 1}),
+                lambda: self._guest(vm).delete(purge=1, **{"destroy-unreferenced-disks": 1}),
             )
         )

@@ -46,6 +46,7 @@ def as_json(cluster: str, results: list[Result], started_at: float, finished_at:
                 "startedAt": _iso(r.started_at),
                 "finishedAt": _iso(r.finished_at),
                 "steps": [asdict(s) for s in r.steps],
+                "checks": [asdict(c) for c in r.checks],
             }
             for r in results
         ],
@@ -98,6 +99,12 @@ def as_markdown(report: dict[str, Any], chart: str | None = None) -> str:
             lines += [f"Canary written {c['timestamp']}, nonce `{c['nonce']}`, {c['files']} files.", ""]
         lines += ["| step | status | time | detail |", "|---|---|---:|---|"]
         lines += [f"| {s['name']} | {s['status']} | {s['seconds']:.1f}s | {s['detail']} |" for s in r["steps"]]
+        if r.get("checks"):
+            lines += ["", "| application check | type | status | time | detail |", "|---|---|---|---:|---|"]
+            lines += [
+                f"| {c['name']} | {c['type']} | {c['status']} | {c['seconds']:.1f}s | {c['detail']} |"
+                for c in r["checks"]
+            ]
     return "\n".join(lines) + "\n"
 
 

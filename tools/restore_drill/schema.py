@@ -37,6 +37,21 @@ class Pve(_Model):
         return self.endpoint.removeprefix("https://").rstrip("/")
 
 
+class NodeSsh(_Model):
+    address: str
+    user: str = "root"
+
+
+class Lxc(_Model):
+    """How the drill reaches `pct exec` on a node: the PVE API has no exec for containers
+    (pve-container src/PVE/CLI/pct.pm: `exec` is a CLI command running lxc-attach locally)."""
+
+    nodes: dict[str, NodeSsh] = Field(default_factory=dict)
+    ssh_key_file: str | None = None
+    forced_command: str | None = Field(default=None, description="the key's authorized_keys command= on the nodes")
+    ssh_command: tuple[str, ...] = ("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
+
+
 class Scratch(_Model):
     storage: str
     vmid_range: tuple[int, int]
@@ -95,6 +110,19 @@ class Metrics(_Model):
     pushgateway_url: str | None = None
 
 
+class Check(_Model):
+    """An application check in the restored guest (components/config.py AppCheck)."""
+
+    name: str
+    type: Literal["tcp", "http", "command"]
+    timeout_seconds: float = Field(gt=0)
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=1, le=65535)
+    url: str | None = None
+    expect_status: int = 200
+    command: tuple[str, ...] = ()
+
+
 class Target(_Model):
     name: str
     vmid: int = Field(ge=100)
@@ -103,6 +131,8 @@ class Target(_Model):
     canary_paths: tuple[str, ...] = Field(min_length=1)
     rpo_seconds: int = Field(gt=0)
     rto_seconds: int = Field(gt=0)
+    kind: Literal["qemu", "lxc"] = "qemu"
+    checks: tuple[Check, ...] = ()
 
 
 class DrillPlan(_Model):
@@ -110,6 +140,7 @@ class DrillPlan(_Model):
     cluster: str
     pve: Pve
     pbs_storage: str
+    lxc: Lxc = Lxc()
     scratch: Scratch
     isolation: Isolation
     timeouts: Timeouts
@@ -130,6 +161,9 @@ class DrillPlan(_Model):
                 problems.append(f"targets[{i}].vmid {t.vmid} lies in scratch.vmidRange: a drill would restore over it")
             if names.count(t.name) > 1:
                 problems.append(f"targets[{i}].name {t.name!r} is listed twice")
+            node = self.scratch.node or t.node
+            if t.kind == "lxc" and node not in self.lxc.nodes:
+                problems.append(f"targets[{i}]: container drills on node {node!r} need lxc.nodes.{node} (address)")
         if problems:
             raise ValueError("; ".join(problems))
         return self
