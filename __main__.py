@@ -56,7 +56,11 @@ backups = BackupPlan(
 
 # 3. The monitoring plane: its VMs, an internal CA, the services on them, agents everywhere.
 # prometheus-pve-exporter on every monitoring host reads PVE with a read-only token of its own.
-exporter_token = PveExporterToken("pve-exporter", PveExporterTokenArgs(), pve)
+exporter_token = PveExporterToken(
+    "pve-exporter",
+    PveExporterTokenArgs(user_id=config.stack_names.exporter_user, role_id=config.stack_names.exporter_role),
+    pve,
+)
 monitoring_secrets = {**secrets, pve_exporter.TOKEN_KEY: exporter_token.value}
 pki = InternalCa("pki", InternalCaArgs(config.cluster, config.monitoring.domain, cert_hosts(inventory)))
 credentials = WebCredentials("credentials")

@@ -62,6 +62,15 @@ class StackNames:
         return "obs-drill@pve" if self.legacy else f"obs-drill-{self.scope}@pve"
 
     @property
+    def exporter_user(self) -> str:
+        """prometheus-pve-exporter's read-only user (components/proxmox/exporter_token.py)."""
+        return "obsstack-exporter@pve" if self.legacy else f"obs-exporter-{self.scope}@pve"
+
+    @property
+    def exporter_role(self) -> str:
+        return "ObsExporterAudit" if self.legacy else f"ObsExporterAudit-{self.scope}"
+
+    @property
     def drill_pool(self) -> str:
         return "obs-drill" if self.legacy else f"obs-drill-{self.scope}"
 
@@ -91,17 +100,19 @@ class StackNames:
         return ids
 
     def pve_names(self) -> list[str]:
-        """Every PVE-wide name: backup job, drill user, pool and roles."""
-        return [self.backup_job, self.drill_user, self.drill_pool, *map(self.drill_role, DRILL_ROLE_KEYS)]
+        """Every PVE-wide name: backup job, drill and exporter users, pool and roles."""
+        roles = [*map(self.drill_role, DRILL_ROLE_KEYS), self.exporter_role]
+        return [self.backup_job, self.drill_user, self.exporter_user, self.drill_pool, *roles]
 
     def problems(self, datastores: Iterable[str]) -> list[str]:
         """Why a derived name would be refused by its target (empty when every name fits)."""
         found = []
         if not (_PVE_CONFIGID.fullmatch(self.backup_job) and len(self.backup_job) <= BACKUP_JOB_MAX):
             found.append(f"backup job id {self.backup_job!r}: PVE wants [a-z][a-z0-9_-]+, at most {BACKUP_JOB_MAX}")
-        if not (_PVE_USERID.fullmatch(self.drill_user) and 3 <= len(self.drill_user) <= USERID_MAX):
-            found.append(f"drill user {self.drill_user!r}: PVE wants <name>@<realm>, 3 to {USERID_MAX} characters")
-        for name in [self.drill_pool, *map(self.drill_role, DRILL_ROLE_KEYS)]:
+        for user in (self.drill_user, self.exporter_user):
+            if not (_PVE_USERID.fullmatch(user) and 3 <= len(user) <= USERID_MAX):
+                found.append(f"user {user!r}: PVE wants <name>@<realm>, 3 to {USERID_MAX} characters")
+        for name in [self.drill_pool, *map(self.drill_role, DRILL_ROLE_KEYS), self.exporter_role]:
             if not _PVE_ROLE_OR_POOL.fullmatch(name):
                 found.append(f"pool or role {name!r}: PVE wants [A-Za-z0-9._-]+")
         low, high = PBS_JOB_ID_LENGTH

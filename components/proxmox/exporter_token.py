@@ -27,14 +27,14 @@ import pulumi_proxmoxve as proxmoxve
 
 from components.render import pve_exporter
 
-ROLE = "ObsExporterAudit"
 PRIVILEGES = ("Datastore.Audit", "Sys.Audit", "VM.Audit")
 COMMENT = "obsstack prometheus-pve-exporter: read-only metrics (docs/proxmox-privileges.md)"
 
 
 @dataclass(frozen=True)
 class PveExporterTokenArgs:
-    user_id: str = pve_exporter.TOKEN_USER
+    user_id: str  # StackConfig.stack_names.exporter_user: one identity per stack
+    role_id: str  # StackConfig.stack_names.exporter_role
     token_name: str = pve_exporter.TOKEN_NAME
 
 
@@ -45,7 +45,7 @@ class PveExporterToken(pulumi.ComponentResource):
         super().__init__("obsstack:proxmox:PveExporterToken", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         user = proxmoxve.UserLegacy(f"{name}-user", user_id=args.user_id, comment=COMMENT, enabled=True, opts=child)
-        role = proxmoxve.RoleLegacy(f"{name}-role", role_id=ROLE, privileges=list(PRIVILEGES), opts=child)
+        role = proxmoxve.RoleLegacy(f"{name}-role", role_id=args.role_id, privileges=list(PRIVILEGES), opts=child)
         token = proxmoxve.user.Token(
             f"{name}-token",
             user_id=user.user_id,

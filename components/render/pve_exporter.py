@@ -31,8 +31,8 @@ HOME = "/opt/obsstack/pve-exporter"
 REQUIREMENTS = f"{HOME}/requirements.txt"
 CONFIG_DIR = "/etc/obsstack/pve-exporter"
 TOKEN_ENV = f"{CONFIG_DIR}/token.env"
-# The identity the stack creates for it (components/proxmox/exporter_token.py).
-TOKEN_USER = "obsstack-exporter@pve"
+# The identity the stack creates for it (components/proxmox/exporter_token.py): the user is the
+# stack's (StackConfig.stack_names.exporter_user), the token's name is the same in every stack.
 TOKEN_NAME = "metrics"
 # The token's key among the secrets MonitoringHost gets, and the source of its environment file
 # (resolved by components/monitoring/host.py).
@@ -60,6 +60,7 @@ def unit_text(config: StackConfig) -> str:
     venv = venv_dir()
     listen = f"127.0.0.1:{config.monitoring.ports.pve_exporter}"
     verify = "false" if config.proxmox.insecure else "true"
+    user = config.stack_names.exporter_user
     return "\n".join(
         [
             "# Managed by obsstack: prometheus-pve-exporter from its hash-pinned venv (requirements.txt beside it).",
@@ -72,7 +73,7 @@ def unit_text(config: StackConfig) -> str:
             # A user of its own for the lifetime of the service; the token file is read by systemd as
             # root before the switch (systemd.exec(5), EnvironmentFile=), never by the daemon.
             "DynamicUser=yes",
-            f"Environment=PVE_USER={TOKEN_USER} PVE_TOKEN_NAME={TOKEN_NAME} PVE_VERIFY_SSL={verify}",
+            f"Environment=PVE_USER={user} PVE_TOKEN_NAME={TOKEN_NAME} PVE_VERIFY_SSL={verify}",
             f"EnvironmentFile={TOKEN_ENV}",
             f"ExecStart={venv}/bin/pve_exporter --web.listen-address={listen}",
             "Restart=on-failure",

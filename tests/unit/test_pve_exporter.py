@@ -77,7 +77,7 @@ def test_unit_listens_on_loopback_and_reads_the_token_from_a_root_only_file(exam
     port = example_config.monitoring.ports.pve_exporter
     assert f"ExecStart={pve_exporter.venv_dir()}/bin/pve_exporter --web.listen-address=127.0.0.1:{port}" in text
     assert f"EnvironmentFile={pve_exporter.TOKEN_ENV}" in text and "DynamicUser=yes" in text
-    assert f"PVE_USER={pve_exporter.TOKEN_USER} PVE_TOKEN_NAME={pve_exporter.TOKEN_NAME}" in text
+    assert f"PVE_USER={example_config.stack_names.exporter_user} PVE_TOKEN_NAME={pve_exporter.TOKEN_NAME}" in text
     assert "PVE_TOKEN_VALUE" not in text  # only in the secret file
 
 
@@ -121,19 +121,20 @@ def test_token_env_is_a_secret_file_per_monitoring_host(example_config, example_
     assert all(s.mode == "0600" and s.owner == "root" for s in env_files)
 
 
-def test_read_only_token_created_by_the_stack(example_plan: engine.PlanResult) -> None:
+def test_read_only_token_created_by_the_stack(example_plan: engine.PlanResult, example_config) -> None:
+    user, role_id = example_config.stack_names.exporter_user, example_config.stack_names.exporter_role
     role = example_plan.one("proxmoxve:index/roleLegacy:RoleLegacy", "pve-exporter-role")
     assert (
         set(role.inputs["privileges"]) == set(exporter_token.PRIVILEGES) == {"Sys.Audit", "VM.Audit", "Datastore.Audit"}
     )
     token = example_plan.one("proxmoxve:user/token:Token", "pve-exporter-token")
-    assert token.inputs["privilegesSeparation"] is True and token.inputs["userId"] == pve_exporter.TOKEN_USER
+    assert token.inputs["privilegesSeparation"] is True and token.inputs["userId"] == user
     acls = [r.inputs for r in example_plan.find("proxmoxve:index/acl:Acl") if r.parent == "pve-exporter"]
     assert sorted(a.get("tokenId") or a["userId"] for a in acls) == [
-        pve_exporter.TOKEN_USER,
-        f"{pve_exporter.TOKEN_USER}!{pve_exporter.TOKEN_NAME}",
+        user,
+        f"{user}!{pve_exporter.TOKEN_NAME}",
     ]
-    assert all(a["path"] == "/" and a["roleId"] == exporter_token.ROLE for a in acls)
+    assert all(a["path"] == "/" and a["roleId"] == role_id for a in acls)
 
 
 def test_token_reaches_the_hosts_only_as_a_staged_secret(example_plan: engine.PlanResult, example_inventory) -> None:
