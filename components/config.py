@@ -796,7 +796,16 @@ ACME_DIRECTORIES = {
     "production": "https://acme-v02.api.letsencrypt.org/directory",
     "staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
 }
-ACME_FIELDS = ("email", "directory", "dns_provider", "credentials", "dns_resolvers", "renew_days", "renew_schedule")
+ACME_FIELDS = (
+    "email",
+    "directory",
+    "dns_provider",
+    "credentials",
+    "dns_resolvers",
+    "dns_propagation_check",
+    "renew_days",
+    "renew_schedule",
+)
 
 
 class AcmeCredential(Model):
@@ -821,6 +830,10 @@ class TlsSection(Model):
     credentials: tuple[AcmeCredential, ...] = ()
     dns_resolvers: tuple[Annotated[str, AfterValidator(_check_host_port)], ...] = Field(
         default=(), description="lego --dns.resolvers: where the DNS-01 record is checked (host:port)"
+    )
+    dns_propagation_check: bool = Field(
+        default=True,
+        description="lego waits for the record on the zone's authoritative servers (false: --dns.disable-cp)",
     )
     renew_days: int = Field(default=30, ge=1, description="renew when fewer days are left (lego renew --days)")
     renew_schedule: CalendarEvent = "*-*-* 04:17:00"
@@ -1295,7 +1308,6 @@ class StackConfig(Model):
                     )
         if duration_seconds(self.backups.drill.every) > 14 * 86400:
             col.add("backups.drill.every", "a restore drill every sprint means at most 14d")
-
 
     def _check_tls(self, col: _Collector) -> None:
         """Renewal starts before the expiry alert's threshold, so the alert means renewals failed."""

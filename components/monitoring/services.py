@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from components.config import StackConfig
-from components.render import HostFile, SecretFile, alloy, cloud_init, layout
+from components.render import HostFile, SecretFile, acme, alloy, cloud_init, layout
 
 
 @dataclass(frozen=True)
@@ -351,6 +351,8 @@ def packages(config: StackConfig, services: Iterable[ServiceSpec]) -> dict[str, 
     if "prometheus-alertmanager" in pinned:
         # tools/silences and tools/oncall_drill run on the Alertmanager hosts with Debian's python3.
         pinned["python3-requests"] = versions.python3_requests
+    if any(m.path == acme.RENEW_SCRIPT for s in services for m in s.files):
+        pinned["lego"] = versions.lego  # the ACME renewer's client (components/render/acme.py)
     return pinned
 
 

@@ -17,7 +17,9 @@ certificate carries DNS names only; they keep the internal CA's certificates, wh
 address.
 
 lego facts (``lego --help``, ``lego run --help``, ``lego renew --help`` of 4.9.1): ``--server``,
-``--dns``, ``--dns.resolvers``, ``--domains``, ``--path``, ``--key-type``, ``--accept-tos``;
+``--dns``, ``--dns.resolvers``, ``--dns.disable-cp`` (skips the wait on the zone's
+authoritative servers, needed where the DNS has no SOA, such as Pebble's challenge server),
+``--domains``, ``--path``, ``--key-type``, ``--accept-tos``;
 ``run --run-hook``; ``renew --days``, ``--renew-hook``, ``--no-random-sleep`` (the timer's
 RandomizedDelaySec spreads the load instead). lego keeps ``<path>/certificates/<domain>.crt`` and
 ``.key`` (go-acme/lego cmd/certs_storage.go) and trusts an ACME server's own CA from the
@@ -60,7 +62,7 @@ def domain(config: StackConfig, host: str) -> str:
 
 
 def lego_args(tls: TlsSection, fqdn: str) -> list[str]:
-    """lego's global options for this host (the subcommand follows)."""
+    """lego's global options for this host (the subcommand follows), quoted for bash."""
     assert tls.email is not None and tls.dns_provider is not None  # config validation: acme is complete
     args = [
         "--accept-tos",
@@ -68,11 +70,11 @@ def lego_args(tls: TlsSection, fqdn: str) -> list[str]:
         f"--server={tls.directory_url}",
         f"--dns={tls.dns_provider}",
         *(f"--dns.resolvers={r}" for r in tls.dns_resolvers),
+        *(() if tls.dns_propagation_check else ("--dns.disable-cp",)),
         f"--domains={fqdn}",
         "--key-type=ec256",
-        '--path="$ACME_STATE_DIR"',
     ]
-    return args
+    return [shlex.quote(a) for a in args] + ['--path="$ACME_STATE_DIR"']
 
 
 def renew_script(config: StackConfig, host: str) -> str:
@@ -191,6 +193,8 @@ def timer_unit(config: StackConfig) -> str:
 Description=obsstack: ACME renewal
 
 [Timer]
+# The first certificate right after install (the timer's activation), then on the schedule.
+OnActiveSec=2min
 OnCalendar={config.monitoring.tls.renew_schedule}
 RandomizedDelaySec=1h
 Persistent=true
