@@ -546,7 +546,11 @@ class PbsDatastore(Model):
 class PbsSection(Model):
     host: Name = Field(description="the inventory asset (kind: pbs_host) running PBS")
     port: Port = 8007
-    fingerprint: str = Field(pattern=r"^([0-9a-fA-F]{2}:){31}[0-9a-fA-F]{2}$")
+    fingerprint: str | None = Field(
+        default=None,
+        pattern=r"^([0-9a-fA-F]{2}:){31}[0-9a-fA-F]{2}$",
+        description="SHA-256 of PBS's certificate that PVE pins; omitted, PVE verifies PBS by CA",
+    )
     datastores: tuple[PbsDatastore, ...] = Field(min_length=1)
     storage_id: Name = Field(description="the PVE storage entry that points at the datastore")
     datastore: Name = Field(description="which datastore the PVE storage entry uses")
@@ -1310,8 +1314,21 @@ class StackConfig(Model):
             col.add("backups.drill.every", "a restore drill every sprint means at most 14d")
 
     def _check_tls(self, col: _Collector) -> None:
-        """Renewal starts before the expiry alert's threshold, so the alert means renewals failed."""
+        """Renewal starts before the expiry alert's threshold, so the alert means renewals failed;
+        PVE pins PBS's self-signed certificate by fingerprint, and verifies an ACME one by CA."""
         tls, alert_days = self.monitoring.tls, self.alerting.thresholds.cert_expiry_days
+        if tls.mode == "acme" and self.pbs.fingerprint is not None:
+            col.add(
+                "pbs.fingerprint",
+                "with tls.mode acme PBS serves an ACME certificate that changes on every renewal: remove the "
+                "fingerprint so PVE verifies PBS by CA (LetsEncrypt's root is in PVE's trust store)",
+            )
+        if tls.mode == "internal_ca" and self.pbs.fingerprint is None:
+            col.add(
+                "pbs.fingerprint",
+                "PBS keeps its self-signed certificate: PVE needs its SHA-256 fingerprint "
+                "(`proxmox-backup-manager cert info` on the PBS host)",
+            )
         if tls.mode == "acme" and tls.renew_days <= alert_days:
             col.add(
                 "monitoring.tls.renew_days",

@@ -141,6 +141,7 @@ def acme_config(server: AcmeServer, **tls: Any) -> stack_config.StackConfig:
     thresholds = tls.pop("cert_expiry_days", None)
     if thresholds is not None:
         sections["alerting"].setdefault("thresholds", {})["cert_expiry_days"] = thresholds
+    del sections["pbs"]["fingerprint"]  # PVE verifies the ACME certificate by CA
     sections["monitoring"]["tls"] = {
         "mode": "acme",
         "email": "ops@example.net",

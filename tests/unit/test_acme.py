@@ -31,6 +31,8 @@ ACME: dict[str, Any] = {
 def sections_with(tls: Any) -> dict[str, Any]:
     sections = copy.deepcopy(load_sections())
     sections["monitoring"]["tls"] = tls
+    if isinstance(tls, dict) and tls.get("mode") == "acme":
+        del sections["pbs"]["fingerprint"]  # PVE verifies the ACME certificate by CA
     return sections
 
 
@@ -91,6 +93,21 @@ def test_internal_ca_stays_the_default_and_the_string_form_still_reads() -> None
 )
 def test_refused(tls: Any, expected: str) -> None:
     assert expected in problems(sections_with(tls))
+
+
+@pytest.mark.parametrize(
+    ("mode", "fingerprint", "expected"),
+    [
+        pytest.param("acme", "ab:" * 31 + "ab", "changes on every renewal: remove the fingerprint", id="acme-pinned"),
+        pytest.param("internal_ca", None, "PVE needs its SHA-256 fingerprint", id="self-signed-unpinned"),
+    ],
+)
+def test_pbs_fingerprint_fits_the_certificate(mode: str, fingerprint: str | None, expected: str) -> None:
+    sections = sections_with({**ACME} if mode == "acme" else mode)
+    sections["pbs"].pop("fingerprint", None)
+    if fingerprint is not None:
+        sections["pbs"]["fingerprint"] = fingerprint
+    assert expected in problems(sections)
 
 
 def test_cli_exits_2_on_a_bad_acme_section(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
