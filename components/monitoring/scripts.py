@@ -462,9 +462,11 @@ def _consumed_function(spec: ServiceSpec) -> list[str]:
     one changes, and they keep every re-run applying exactly the shipped content."""
     if not _secrets(spec):
         return []
+    single = ["  # shellcheck disable=SC2043 # a single secret (the Pushgateway's web config)"]
     return [
         "consumed() {",
         "  local f",
+        *(single if len(_secrets(spec)) == 1 else []),
         f"  for f in {' '.join(q(p) for p in _secrets(spec))}; do",
         f'    if [ -f "$staging$f" ]; then rm -f "$staging$f"; : >"$staging$f{APPLIED_SUFFIX}"; fi',
         "  done",

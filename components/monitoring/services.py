@@ -72,6 +72,7 @@ OWNERS: tuple[tuple[str, str], ...] = (
     (layout.BLACKBOX_CONFIG, "blackbox"),
     (layout.defaults_file("prometheus-blackbox-exporter"), "blackbox"),
     (layout.dropin("prometheus-blackbox-exporter"), "blackbox"),
+    (layout.PUSHGATEWAY_WEB, "pushgateway"),
     (layout.defaults_file("prometheus-pushgateway"), "pushgateway"),
     (layout.dropin("prometheus-pushgateway"), "pushgateway"),
     (layout.PROMETHEUS_DIR + "/alertmanager", "alertmanager"),
@@ -147,8 +148,11 @@ def _exporter_bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
             "pushgateway",
             "prometheus-pushgateway",
             "prometheus-pushgateway",
-            reloadable=False,  # nothing to reload: its only inputs are unit arguments
-            health=HealthCheck(url=f"http://{_host(ip)}:{ports.pushgateway}/-/ready"),
+            reloadable=False,  # exporter-toolkit re-reads its web config per request; the rest are arguments
+            config_dirs=(layout.PROMETHEUS_DIR,),
+            validators=(f'promtool check web-config "$candidate{layout.PUSHGATEWAY_WEB}"',),
+            # 401 without credentials: TLS is up and pushes need a writer's password.
+            health=HealthCheck(url=_https(ip, ports.pushgateway, "/-/ready"), ca_file=ca, expect_status=401),
         ),
     }
 

@@ -241,6 +241,7 @@ def monitoring_files(config: StackConfig, inventory: Inventory, node: Monitoring
         ),
         "prometheus-pushgateway": _args(
             f"--web.listen-address={_addr(ip, ports.pushgateway)}",
+            f"--web.config.file={layout.PUSHGATEWAY_WEB}",
             "--persistence.file=/var/lib/prometheus/pushgateway.data",
         ),
     }
