@@ -15,7 +15,7 @@ from typing import Any
 
 from components.config import StackConfig, duration_seconds
 from components.inventory import DrillTarget, Inventory
-from components.render import HostFile, sources
+from components.render import HostFile, SecretFile, layout, sources
 
 CANARY_DIR = "/var/lib/obs-canary"
 CANARY_FILE = f"{CANARY_DIR}/canary.json"
@@ -31,6 +31,9 @@ DRILL_REQUIREMENTS = f"{DRILL_HOME}/requirements.txt"
 DRILL_ETC = "/etc/obsstack/restore-drill"
 DRILL_OUTPUTS = f"{DRILL_ETC}/outputs.json"
 TOKEN_FILE = f"{DRILL_ETC}/pve-token"
+# The drill's Pushgateway writer password and the CA its TLS is checked with (metrics: pushgateway).
+PUSH_PASSWORD_FILE = f"{DRILL_ETC}/pushgateway-password"
+PUSH_CA_FILE = f"{DRILL_ETC}/ca.crt"
 DRILL_STATE = "/var/lib/obs-restore-drill"
 DRILL_SERVICE = "/etc/systemd/system/obs-restore-drill.service"
 DRILL_TIMER = "/etc/systemd/system/obs-restore-drill.timer"
@@ -272,7 +275,11 @@ def restore_drill_document(config: StackConfig, inventory: Inventory) -> dict[st
         "metrics": {
             "mode": drill.metrics,
             "textfileDir": TEXTFILE_DIR,
-            "pushgatewayUrl": f"http://127.0.0.1:{mon_ports.pushgateway}",
+            # TLS with the host certificate, which names the host's address (not 127.0.0.1).
+            "pushgatewayUrl": f"https://{_url_host(inventory.monitoring[0].ip)}:{mon_ports.pushgateway}",
+            "pushgatewayUser": layout.DRILL_PUSH_USER,
+            "pushgatewayPasswordFile": PUSH_PASSWORD_FILE,
+            "pushgatewayCaFile": PUSH_CA_FILE,
         },
         "targets": [
             {
@@ -287,3 +294,18 @@ def restore_drill_document(config: StackConfig, inventory: Inventory) -> dict[st
             for t in inventory.drill_targets
         ],
     }
+
+
+def _url_host(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip
+
+
+def secret_files(config: StackConfig, inventory: Inventory) -> list[SecretFile]:
+    """The drill host's Pushgateway writer password and CA (only where drills push)."""
+    if not inventory.drill_targets or config.backups.drill.metrics != "pushgateway":
+        return []
+    host = inventory.monitoring[0].name
+    return [
+        SecretFile(host, PUSH_PASSWORD_FILE, "password:drill"),
+        SecretFile(host, PUSH_CA_FILE, "tls:ca", mode="0644"),
+    ]

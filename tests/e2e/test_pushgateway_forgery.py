@@ -5,7 +5,8 @@ scrape user and one per writer) and a real Prometheus (the lab) scraping it with
 ``pushgateway`` job (TLS, basic auth, honor_labels and the metric keep-list). Without
 credentials a push is refused; with a writer's password (a stolen one) the Pushgateway takes
 ``obs_backup_last_success_timestamp_seconds`` for every protected guest, yet Prometheus never
-stores it and BackupTooOld still fires for each of them, while the drill's own family arrives.
+stores it and BackupTooOld still fires for each of them, while the drill's own family, pushed by
+tools/restore_drill with its writer credentials, arrives.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from components import config as stack_config
 from components.inventory import build
 from components.render import layout, prometheus, webconfig
 from tools.lab import Lab
+from tools.restore_drill import metrics
 
 pytestmark = pytest.mark.e2e
 
@@ -107,9 +109,11 @@ def test_forged_backup_push_cannot_silence_backup_too_old(example_config, tmp_pa
             assert anonymous.status_code == 401, "an unauthenticated push must be refused"
             stolen = requests.put(group, data=forged, auth=drill, verify=ca, timeout=5)
             assert stolen.status_code == 200, stolen.text  # the Pushgateway cannot tell families apart
-            drill_group = f"{url}/metrics/job/obs_restore_drill/target/{guests[0]}"
-            own = exposition("obs_restore_drill_last_run_timestamp_seconds", "target", {guests[0]: time.time()})
-            assert requests.put(drill_group, data=own, auth=drill, verify=ca, timeout=5).status_code == 200
+            # The drill tool pushes its own family the way the drill host does (writer password file + CA).
+            password_file = tmp_path / "drill-password"
+            password_file.write_text(PASSWORDS["drill"])
+            auth = metrics.PushAuth(layout.DRILL_PUSH_USER, str(password_file), ca)
+            metrics.push(url, "drill-target", {"lastRun": time.time(), "lastStatus": 1}, auth=auth)
             assert (
                 "obs_backup_last_success_timestamp_seconds"
                 in requests.get(f"{url}/metrics", auth=drill, verify=ca, timeout=5).text
