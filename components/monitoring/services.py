@@ -70,6 +70,7 @@ OWNERS: tuple[tuple[str, str], ...] = (
     (layout.defaults_file("prometheus-node-exporter"), "node_exporter"),
     (layout.dropin("prometheus-node-exporter"), "node_exporter"),
     (layout.BLACKBOX_CONFIG, "blackbox"),
+    (layout.BLACKBOX_WEB, "blackbox"),
     (layout.defaults_file("prometheus-blackbox-exporter"), "blackbox"),
     (layout.dropin("prometheus-blackbox-exporter"), "blackbox"),
     (layout.PUSHGATEWAY_WEB, "pushgateway"),
@@ -141,8 +142,10 @@ def _exporter_bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
             config_dirs=(layout.PROMETHEUS_DIR,),
             validators=(
                 f'prometheus-blackbox-exporter --config.check --config.file="$candidate{layout.BLACKBOX_CONFIG}"',
+                f'promtool check web-config "$candidate{layout.BLACKBOX_WEB}"',
             ),
-            health=HealthCheck(url=f"http://{_host(ip)}:{ports.blackbox}/-/healthy"),
+            # 401 without credentials: probes need Prometheus' scrape user (TLS + basic auth).
+            health=HealthCheck(url=_https(ip, ports.blackbox, "/-/healthy"), ca_file=ca, expect_status=401),
         ),
         "pushgateway": ServiceSpec(
             "pushgateway",

@@ -18,6 +18,8 @@ ALERTMANAGER_WEB = f"{PROMETHEUS_DIR}/alertmanager-web.yml"
 NODE_EXPORTER_WEB = f"{PROMETHEUS_DIR}/node-exporter-web.yml"
 PUSHGATEWAY_WEB = f"{PROMETHEUS_DIR}/pushgateway-web.yml"
 BLACKBOX_CONFIG = f"{PROMETHEUS_DIR}/blackbox.yml"
+BLACKBOX_WEB = f"{PROMETHEUS_DIR}/blackbox-web.yml"
+ALERTMANAGER_CLUSTER_TLS = f"{PROMETHEUS_DIR}/alertmanager-cluster-tls.yml"
 RULES_SUBDIR = "rules"
 RULES_DIR = f"{PROMETHEUS_DIR}/{RULES_SUBDIR}"
 

@@ -40,7 +40,8 @@ TLS_JOBS: dict[str, dict[str, Any]] = {
             "key_file": f"{layout.TLS_SUBDIR}/{layout.KEY_FILE}",
         }
     },
-    "grafana": {"tls_config": {"ca_file": CA}},
+    "grafana": {"basic_auth": SCRAPE_AUTH, "tls_config": {"ca_file": CA}},
+    "blackbox": {"basic_auth": SCRAPE_AUTH, "tls_config": {"ca_file": CA}},
     "pushgateway": {"basic_auth": SCRAPE_AUTH, "tls_config": {"ca_file": CA}},
 }
 
@@ -97,8 +98,10 @@ def _job(job: ScrapeJob, node: MonitoringNode, blackbox_port: int) -> dict[str, 
     scrape: dict[str, Any] = {"job_name": job.name}
     if job.metrics_path != "/metrics":
         scrape["metrics_path"] = job.metrics_path
-    scrape["scheme"] = "https" if job.name in TLS_JOBS or job.scheme == "https" else "http"
-    scrape.update(TLS_JOBS.get(job.name, {}))
+    # Probe jobs talk to the blackbox exporter (the probed URL is a parameter): its TLS and auth.
+    served_by = "blackbox" if job.probe_module else job.name
+    scrape["scheme"] = "https" if served_by in TLS_JOBS or job.scheme == "https" else "http"
+    scrape.update(TLS_JOBS.get(served_by, {}))
     if job.name == "pushgateway":
         scrape["honor_labels"] = True
         scrape["metric_relabel_configs"] = [dict(c) for c in PUSHGATEWAY_METRIC_RELABEL_CONFIGS]
