@@ -35,7 +35,7 @@ import shlex
 
 from components.config import StackConfig, TlsSection
 from components.inventory import Inventory
-from components.render import HostFile, SecretFile, layout
+from components.render import HostFile, SecretFile, layout, sandbox
 
 ACME_DIR = "/etc/obsstack/acme"
 ENV_FILE = f"{ACME_DIR}/lego.env"
@@ -150,6 +150,16 @@ systemctl reload $ACME_RELOAD_UNITS
 """
 
 
+# Root for the PBS proxy's files (/etc/proxmox-backup is backup:backup 0700: DAC_OVERRIDE; the
+# key goes to group backup: CHOWN), network for the ACME directory and the DNS provider's API.
+SANDBOX = sandbox.Sandbox(
+    dynamic_user=False,
+    network=True,
+    writable=(STATE_DIR, layout.TEXTFILE_DIR, "/etc/proxmox-backup"),
+    capabilities=("CAP_CHOWN", "CAP_FOWNER", "CAP_DAC_OVERRIDE"),
+)
+
+
 def service_unit(config: StackConfig, host: str) -> str:
     return f"""[Unit]
 Description=obsstack: obtain or renew {domain(config, host)} with ACME (lego, DNS-01)
@@ -163,29 +173,7 @@ ExecStart={RENEW_SCRIPT}
 TimeoutStartSec=15min
 StateDirectory=obsstack-acme
 StateDirectoryMode=0700
-UMask=0077
-NoNewPrivileges=yes
-ProtectSystem=strict
-ReadWritePaths={STATE_DIR} {layout.TEXTFILE_DIR} /etc/proxmox-backup
-ProtectHome=yes
-PrivateTmp=yes
-PrivateDevices=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-RestrictSUIDSGID=yes
-RestrictRealtime=yes
-RestrictNamespaces=yes
-LockPersonality=yes
-MemoryDenyWriteExecute=yes
-SystemCallArchitectures=native
-SystemCallFilter=@system-service
-RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
-CapabilityBoundingSet=CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE
-"""
+{SANDBOX.text()}"""
 
 
 def timer_unit(config: StackConfig) -> str:

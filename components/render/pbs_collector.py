@@ -32,7 +32,7 @@ from jinja2 import Environment, StrictUndefined
 
 from components.config import PbsSection, StackConfig
 from components.inventory import Inventory
-from components.render import HostFile
+from components.render import HostFile, sandbox
 
 SCRIPT_PATH = "/usr/local/lib/obsstack/pbs-collector.sh"
 UNIT = "obsstack-pbs-collector"
@@ -160,11 +160,10 @@ After=proxmox-backup-proxy.service
 [Service]
 Type=oneshot
 ExecStart={{ script_path }}
-ProtectSystem=full
-PrivateTmp=yes
-NoNewPrivileges=yes
-ProtectHome=yes
-""")
+# Root (proxmox-backup-manager reads PBS's root-only configuration and task logs), without any
+# capability, writing only its state and the textfile; the CLI reaches the local API over
+# loopback.
+{{ sandbox }}""")
 
 _TIMER = _ENV.from_string("""[Unit]
 Description=obsstack: collect PBS maintenance job outcomes every {{ interval }}
@@ -233,8 +232,11 @@ def render_script(pbs: PbsSection) -> str:
     return _SCRIPT.render(jobs_json=json.dumps(jobs, separators=(",", ":")), task_limit=TASK_LIMIT, **_values())
 
 
+SANDBOX = sandbox.Sandbox(dynamic_user=False, network=True, writable=(STATE_DIR, TEXTFILE_DIR))
+
+
 def render_service() -> str:
-    return _SERVICE.render(**_values())
+    return _SERVICE.render(sandbox=SANDBOX.text().rstrip("\n"), **_values())
 
 
 def render_timer() -> str:
