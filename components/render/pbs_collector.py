@@ -161,8 +161,9 @@ After=proxmox-backup-proxy.service
 Type=oneshot
 ExecStart={{ script_path }}
 # Root (proxmox-backup-manager reads PBS's root-only configuration and task logs), without any
-# capability, writing only its state and the textfile; the CLI reaches the local API over
-# loopback.
+# capability, writing only its state and the textfile directory (made by the node exporter agent
+# on this host); the CLI reaches the local API over loopback.
+StateDirectory=obsstack/pbs-collector
 {{ sandbox }}""")
 
 _TIMER = _ENV.from_string("""[Unit]

@@ -31,7 +31,9 @@ class Sandbox:
             *(f"LoadCredential={name}:{path}" for name, path in self.credentials),
             "NoNewPrivileges=yes",
             "ProtectSystem=strict",
-            *([f"ReadWritePaths={' '.join(self.writable)}"] if self.writable else []),
+            # '-': a path that does not exist yet (no node exporter on the host so far) is skipped
+            # instead of failing the unit with 226/NAMESPACE.
+            *([f"ReadWritePaths={' '.join('-' + p for p in self.writable)}"] if self.writable else []),
             "ProtectHome=yes",
             "PrivateTmp=yes",
             "PrivateDevices=yes",
