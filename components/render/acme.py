@@ -193,10 +193,13 @@ WantedBy=timers.target
 
 
 def env_file(values: dict[str, str]) -> str:
-    """The EnvironmentFile: one KEY="value" per credential, quoted as systemd.exec(5) reads it."""
+    """The EnvironmentFile: one KEY="value" per credential, double-quoted with the characters a
+    shell treats specially inside double quotes backslash-escaped (systemd's env-file parser takes
+    the same escapes there: SHELL_NEED_ESCAPE "\\"\\\\`$", systemd src/basic/escape.h), so systemd
+    and `set -a; . file` read the same value."""
     lines = []
     for key, value in values.items():
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        escaped = "".join(f"\\{c}" if c in '"\\`$' else c for c in value)
         lines.append(f'{key}="{escaped}"')
     return "\n".join(lines) + "\n"
 

@@ -160,3 +160,17 @@ def test_drill_reads_its_credentials_alone_and_publishes_failed_drills(host: nsp
     assert 'target="gitea"} 0' in published.stdout, journal
     assert root(host, "cat /var/lib/obs-restore-drill/uid").stdout.strip() not in ("0", ""), journal
     assert exposure(host, drill.DRILL_UNIT) <= 3.0
+
+
+@pytest.mark.parametrize("value", ["plain", 'a$b"c\\d`e f;g'], ids=["plain", "shell-specials"])
+def test_systemd_reads_the_credentials_file_as_rendered(host: nspawn.DebianHost, value: str) -> None:
+    """The renewer's EnvironmentFile (acme.env_file) gives the unit exactly the secret's value."""
+    put(host, "/etc/obsstack/envtest.env", acme.env_file({"OBS_TEST": value}), 0o600)
+    put(
+        host,
+        "/etc/systemd/system/obs-envtest.service",
+        "[Service]\nType=oneshot\nEnvironmentFile=/etc/obsstack/envtest.env\n"
+        "ExecStart=/bin/sh -c 'printf %%s \"$$OBS_TEST\" > /run/obs-envtest'\n",
+    )
+    start(host, "obs-envtest.service")
+    assert root(host, "cat /run/obs-envtest").stdout == value

@@ -142,8 +142,19 @@ def test_lego_is_pinned_where_the_renewer_is_installed() -> None:
     assert services.packages(config, specs)["lego"] == config.monitoring.versions.lego
 
 
-def test_env_file_quotes_values_as_systemd_reads_them() -> None:
-    assert acme.env_file({"A": 'x"y\\z', "B": "plain"}) == 'A="x\\"y\\\\z"\nB="plain"\n'
+@pytest.mark.parametrize(
+    "value",
+    ["plain", 'quote"d', "back\\slash", "dollar$HOME", "back`tick`", "sp ace;&|", "üñï"],
+    ids=["plain", "quote", "backslash", "dollar", "backtick", "shell-specials", "unicode"],
+)
+def test_env_file_values_read_back_exactly(value: str, tmp_path: Path) -> None:
+    """The shell reads the value back unchanged (systemd's parser takes the same escapes)."""
+    path = tmp_path / "lego.env"
+    path.write_text(acme.env_file({"CF_DNS_API_TOKEN": value}))
+    out = subprocess.run(
+        ["bash", "-c", f'set -a; . "{path}"; printf %s "$CF_DNS_API_TOKEN"'], capture_output=True, text=True, check=True
+    )
+    assert out.stdout == value
 
 
 def test_the_renew_command_line(tmp_path: Path) -> None:
