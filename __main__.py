@@ -34,7 +34,7 @@ pve = pulumi.ResourceOptions(providers=[prov.proxmox])
 
 # 2. Backup storage, PBS and the nightly backup regime.
 ssh_key = secrets[config.proxmox.ssh_private_key_secret]
-pbs = PbsServer("pbs", PbsServerArgs(config, inventory, config.pbs_host(), ssh_key))
+pbs = PbsServer("pbs", PbsServerArgs(config, inventory, config.pbs_host(), ssh_key, secrets))
 storage = BackupStorage(
     "storage",
     BackupStorageArgs(

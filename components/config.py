@@ -587,7 +587,11 @@ class PbsDatastore(Model):
 class PbsSection(Model):
     host: Name = Field(description="the inventory asset (kind: pbs_host) running PBS")
     port: Port = 8007
-    fingerprint: str = Field(pattern=r"^([0-9a-fA-F]{2}:){31}[0-9a-fA-F]{2}$")
+    fingerprint: str | None = Field(
+        default=None,
+        pattern=r"^([0-9a-fA-F]{2}:){31}[0-9a-fA-F]{2}$",
+        description="SHA-256 of PBS's certificate that PVE pins; omitted, PVE verifies PBS by CA",
+    )
     datastores: tuple[PbsDatastore, ...] = Field(min_length=1)
     storage_id: Name = Field(description="the PVE storage entry that points at the datastore")
     datastore: Name = Field(description="which datastore the PVE storage entry uses")
@@ -840,6 +844,7 @@ class Versions(Model):
     python3_requests: str = Field(default="2.28.1+dfsg-1", description="for tools/silences and tools/oncall_drill")
     python3_venv: str = Field(default="3.11.2-1+b1", description="the venv prometheus-pve-exporter runs from")
     debian13: Debian13Versions = Debian13Versions()
+    lego: str = Field(default="4.9.1-1", description="the ACME client where tls.mode is acme")
 
     @model_validator(mode="after")
     def _pve_exporter_is_locked(self) -> Versions:
@@ -850,11 +855,83 @@ class Versions(Model):
             )
         return self
 
+    lego: str = Field(default="4.9.1-1", description="the ACME client where tls.mode is acme")
+
 
 def alertmanager_reads_webhook_url_file(version: str) -> bool:
     """Webhook `url_file` arrived in Alertmanager 0.26; Debian 12 ships 0.25."""
     numbers = re.findall(r"\d+", version.split("+", maxsplit=1)[0])[:2]
     return tuple(int(n) for n in numbers) >= (0, 26)
+
+
+# ACME directories lego knows them by (its `--server`); the default is LetsEncrypt production
+# (`lego --help` of Debian's lego 4.9.1: default "https://acme-v02.api.letsencrypt.org/directory").
+ACME_DIRECTORIES = {
+    "production": "https://acme-v02.api.letsencrypt.org/directory",
+    "staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
+}
+ACME_FIELDS = (
+    "email",
+    "directory",
+    "dns_provider",
+    "credentials",
+    "dns_resolvers",
+    "dns_propagation_check",
+    "renew_days",
+    "renew_schedule",
+)
+
+
+class AcmeCredential(Model):
+    """One environment variable of lego's DNS provider (go-acme.github.io/lego/dns/<provider>),
+    e.g. CLOUDFLARE_DNS_API_TOKEN, with its value from a secret config key."""
+
+    env: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$", description="the provider's environment variable name")
+    value_secret: SecretKey
+
+
+class TlsSection(Model):
+    """Where the web certificates come from: the stack's own CA (default) or ACME (DNS-01 with lego)."""
+
+    mode: Literal["internal_ca", "acme"] = "internal_ca"
+    email: Email | None = Field(default=None, description="ACME account contact (acme)")
+    directory: Literal["production", "staging"] | Url = Field(
+        default="production", description="LetsEncrypt production, staging, or any ACME directory URL"
+    )
+    dns_provider: str | None = Field(
+        default=None, pattern=r"^[a-z0-9][a-z0-9._-]*$", description="lego's --dns provider code (acme)"
+    )
+    credentials: tuple[AcmeCredential, ...] = ()
+    dns_resolvers: tuple[Annotated[str, AfterValidator(_check_host_port)], ...] = Field(
+        default=(), description="lego --dns.resolvers: where the DNS-01 record is checked (host:port)"
+    )
+    dns_propagation_check: bool = Field(
+        default=True,
+        description="lego waits for the record on the zone's authoritative servers (false: --dns.disable-cp)",
+    )
+    renew_days: int = Field(default=30, ge=1, description="renew when fewer days are left (lego renew --days)")
+    renew_schedule: CalendarEvent = "*-*-* 04:17:00"
+
+    @property
+    def directory_url(self) -> str:
+        return ACME_DIRECTORIES.get(self.directory, self.directory)
+
+    @model_validator(mode="after")
+    def _acme_complete(self) -> TlsSection:
+        col = _Collector()
+        if self.mode == "acme":
+            if self.email is None:
+                col.add("email", "acme needs `email:` (the ACME account contact)")
+            if self.dns_provider is None:
+                col.add("dns_provider", "acme needs `dns_provider:` (a lego DNS provider code, e.g. cloudflare)")
+        else:
+            for name in sorted(self.model_fields_set & set(ACME_FIELDS)):
+                col.add(name, f"`{name}` is an ACME setting: set `mode: acme` or remove it")
+        envs = [c.env for c in self.credentials]
+        for env in sorted({e for e in envs if envs.count(e) > 1}):
+            col.add("credentials", f"{env} is listed twice: give each variable once")
+        col.raise_if_any()
+        return self
 
 
 class MonitoringSection(Model):
@@ -884,7 +961,10 @@ class MonitoringSection(Model):
         min_length=1,
         description="the only keys of Grafana's key file apt is made to trust",
     )
-    tls: Literal["internal_ca", "acme"] = "internal_ca"
+    # The old string form (`tls: internal_ca`) still reads as the mode.
+    tls: Annotated[TlsSection, BeforeValidator(lambda value: {"mode": value} if isinstance(value, str) else value)] = (
+        TlsSection()
+    )
     domain: Host = "lab.internal"
     ssh_user: UnixUser = "debian"
 
@@ -904,8 +984,6 @@ class MonitoringSection(Model):
             )
         if duration_seconds(self.scrape_timeout) > duration_seconds(self.scrape_interval):
             col.add("scrape_timeout", f"must not exceed scrape_interval ({self.scrape_interval})")
-        if self.tls == "acme":
-            col.add("tls", "acme is not implemented yet: use internal_ca (certificates from the stack's own CA)")
         for attr in ("name", "vmid", "address"):
             dups = _duplicates(getattr(h, attr) for h in self.hosts)
             for i, h in enumerate(self.hosts):
@@ -1196,6 +1274,7 @@ class StackConfig(Model):
         self._check_alerting(col)
         self._check_capacity_and_versions(col)
         self._check_names(col)
+        self._check_tls(col)
         col.raise_if_any()
         return self
 
@@ -1339,6 +1418,29 @@ class StackConfig(Model):
                     )
         if duration_seconds(self.backups.drill.every) > 14 * 86400:
             col.add("backups.drill.every", "a restore drill every sprint means at most 14d")
+
+    def _check_tls(self, col: _Collector) -> None:
+        """Renewal starts before the expiry alert's threshold, so the alert means renewals failed;
+        PVE pins PBS's self-signed certificate by fingerprint, and verifies an ACME one by CA."""
+        tls, alert_days = self.monitoring.tls, self.alerting.thresholds.cert_expiry_days
+        if tls.mode == "acme" and self.pbs.fingerprint is not None:
+            col.add(
+                "pbs.fingerprint",
+                "with tls.mode acme PBS serves an ACME certificate that changes on every renewal: remove the "
+                "fingerprint so PVE verifies PBS by CA (LetsEncrypt's root is in PVE's trust store)",
+            )
+        if tls.mode == "internal_ca" and self.pbs.fingerprint is None:
+            col.add(
+                "pbs.fingerprint",
+                "PBS keeps its self-signed certificate: PVE needs its SHA-256 fingerprint "
+                "(`proxmox-backup-manager cert info` on the PBS host)",
+            )
+        if tls.mode == "acme" and tls.renew_days <= alert_days:
+            col.add(
+                "monitoring.tls.renew_days",
+                f"{tls.renew_days} must exceed alerting.thresholds.cert_expiry_days ({alert_days}): the expiry "
+                "alert is for renewals that keep failing, so renewal has to start earlier",
+            )
 
 
 # ---------------------------------------------------------------------------------------------

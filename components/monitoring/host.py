@@ -42,8 +42,11 @@ def secret_resolver(secrets: Mapping[str, Any], pki: InternalCa, credentials: We
         elif kind == "password":
             value = credentials.passwords[rest]
         elif kind == "web":
-            user = webconfig.WEB_USERS[rest]
-            value = credentials.hashes[rest].apply(lambda hashed: webconfig.render({user: hashed}))
+            roles = webconfig.web_roles(rest)
+            users = [webconfig.WEB_USERS[role] for role in roles]
+            value = pulumi.Output.all(*(credentials.hashes[role] for role in roles)).apply(
+                lambda hashed: webconfig.render(dict(zip(users, hashed, strict=True)))
+            )
         elif kind == "loki-env":
             value = pulumi.Output.from_input(secrets[rest]).apply(lambda v: f"LOKI_S3_SECRET_ACCESS_KEY={v}\n")
         elif kind == "pve-exporter-env":

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from components.config import StackConfig
-from components.render import HostFile, SecretFile, alloy, cloud_init, layout, pve_exporter
+from components.render import HostFile, SecretFile, acme, alloy, cloud_init, layout, pve_exporter
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,10 @@ OWNERS: tuple[tuple[str, str], ...] = (
     (layout.defaults_file("prometheus-node-exporter"), "node_exporter"),
     (layout.dropin("prometheus-node-exporter"), "node_exporter"),
     (layout.BLACKBOX_CONFIG, "blackbox"),
+    (layout.BLACKBOX_WEB, "blackbox"),
     (layout.defaults_file("prometheus-blackbox-exporter"), "blackbox"),
     (layout.dropin("prometheus-blackbox-exporter"), "blackbox"),
+    (layout.PUSHGATEWAY_WEB, "pushgateway"),
     (layout.defaults_file("prometheus-pushgateway"), "pushgateway"),
     (layout.dropin("prometheus-pushgateway"), "pushgateway"),
     (pve_exporter.HOME + "/", "pve_exporter"),
@@ -157,15 +159,20 @@ def _exporter_bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
             config_dirs=(layout.PROMETHEUS_DIR,),
             validators=(
                 f'prometheus-blackbox-exporter --config.check --config.file="$candidate{layout.BLACKBOX_CONFIG}"',
+                f'promtool check web-config "$candidate{layout.BLACKBOX_WEB}"',
             ),
-            health=HealthCheck(url=f"http://{_host(ip)}:{ports.blackbox}/-/healthy"),
+            # 401 without credentials: probes need Prometheus' scrape user (TLS + basic auth).
+            health=HealthCheck(url=_https(ip, ports.blackbox, "/-/healthy"), ca_file=ca, expect_status=401),
         ),
         "pushgateway": ServiceSpec(
             "pushgateway",
             "prometheus-pushgateway",
             "prometheus-pushgateway",
-            reloadable=False,  # nothing to reload: its only inputs are unit arguments
-            health=HealthCheck(url=f"http://{_host(ip)}:{ports.pushgateway}/-/ready"),
+            reloadable=False,  # exporter-toolkit re-reads its web config per request; the rest are arguments
+            config_dirs=(layout.PROMETHEUS_DIR,),
+            validators=(f'promtool check web-config "$candidate{layout.PUSHGATEWAY_WEB}"',),
+            # 401 without credentials: TLS is up and pushes need a writer's password.
+            health=HealthCheck(url=_https(ip, ports.pushgateway, "/-/ready"), ca_file=ca, expect_status=401),
         ),
         # From PyPI into a venv (no Debian package): the validator installs the candidate lock's
         # venv, so a failed install leaves the running exporter as it is.
@@ -382,6 +389,8 @@ def packages(config: StackConfig, services: Iterable[ServiceSpec]) -> dict[str, 
         pinned["python3-requests"] = versions.python3_requests
     if any(s.name == "pve_exporter" for s in services):
         pinned["python3-venv"] = versions.python3_venv
+    if any(m.path == acme.RENEW_SCRIPT for s in services for m in s.files):
+        pinned["lego"] = versions.lego  # the ACME renewer's client (components/render/acme.py)
     return pinned
 
 

@@ -10,7 +10,8 @@ as an in-place update that runs the new script.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -21,7 +22,7 @@ from components.config import Asset, PbsDatastore, StackConfig
 from components.inventory import Inventory
 from components.monitoring import install
 from components.pbs import scripts
-from components.render import files_for, pbs_collector
+from components.render import SecretFile, acme, files_for, pbs_collector
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,24 @@ class PbsServerArgs:
     inventory: Inventory
     host: Asset
     ssh_private_key: pulumi.Input[str]
+    # Secret config values by key: the ACME DNS provider's credentials (tls.mode acme).
+    secrets: Mapping[str, Any] = field(default_factory=dict)
 
 
 COLLECTOR_FILES = (pbs_collector.SCRIPT_PATH, pbs_collector.SERVICE_PATH, pbs_collector.TIMER_PATH)
+INSTALLED_FILES = COLLECTOR_FILES + acme.INSTALLED
+
+
+def acme_env_resolver(config: StackConfig, secrets: Mapping[str, Any]) -> install.Resolver:
+    """The ACME credentials file: each provider variable with its secret value, kept secret."""
+
+    def resolve(item: SecretFile) -> pulumi.Output[str]:
+        if item.source != acme.ENV_SOURCE:
+            raise ValueError(f"{item.path}: PBS receives no secret from {item.source!r}")
+        values = {c.env: pulumi.Output.from_input(secrets[c.value_secret]) for c in config.monitoring.tls.credentials}
+        return pulumi.Output.secret(pulumi.Output.all(**values).apply(acme.env_file))
+
+    return resolve
 
 
 class PbsServer(pulumi.ComponentResource):
@@ -89,16 +105,20 @@ class PbsServer(pulumi.ComponentResource):
         self.collector = self._command(
             "collector", pbs_collector.prerequisites_script(), pbs_collector.uninstall_script(), [metrics_token]
         )
+        shipped, shipped_secrets = files_for(args.config, args.inventory, args.host.name)
         collector_files = install.InstallTarget(
             name=f"{name}-collector",
             ip=args.host.address,
             user=user,
             connection=self._connection,
-            files=tuple(
-                f for f in files_for(args.config, args.inventory, args.host.name)[0] if f.path in COLLECTOR_FILES
-            ),
+            files=tuple(f for f in shipped if f.path in INSTALLED_FILES),
+            secrets=tuple(s for s in shipped_secrets if s.path == acme.ENV_FILE),
+            only=("files",),
         )
-        self.collector_applied = install.install_files(self, args.config, collector_files, [self.collector])
+        # The collector, and the ACME renewer with its credentials file where tls.mode is acme.
+        (self.collector_applied,) = install.install(
+            self, args.config, collector_files, acme_env_resolver(args.config, args.secrets), [self.collector]
+        )
 
         self.datastores = pulumi.Output.from_input(sorted(stores))
         self.token_id = pulumi.Output.from_input(f"{pbs.token_user}!{pbs.token_name}")

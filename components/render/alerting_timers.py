@@ -17,7 +17,7 @@ import yaml
 
 from components.config import StackConfig, duration_seconds
 from components.inventory import Inventory, build
-from components.render import HostFile, layout, sources
+from components.render import HostFile, layout, sandbox, sources
 from components.render.rules import rule_files
 
 LIB_DIR = "/usr/local/lib/obsstack"
@@ -43,6 +43,10 @@ ACK_METRIC_RELABEL_CONFIGS: tuple[dict[str, Any], ...] = (
     # Only the ack series lose exported_service: other textfile series keep theirs.
     {"source_labels": ["__name__"], "regex": ACK_SERIES, "target_label": "exported_service", "replacement": ""},
 )
+
+# The prometheus user (it reads the API password and owns the textfile directory), the
+# Alertmanager API over the network, writes only the textfiles (components/render/sandbox.py).
+TOOL_SANDBOX = sandbox.Sandbox(dynamic_user=False, network=True, writable=(TEXTFILE_DIR,)).text().rstrip("\n")
 
 _env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)  # noqa: S701
 
@@ -72,17 +76,7 @@ User=prometheus
 Group=prometheus
 ExecStart={{ exec_start }}
 TimeoutStartSec={{ timeout }}
-NoNewPrivileges=yes
-ProtectSystem=strict
-ProtectHome=yes
-PrivateTmp=yes
-PrivateDevices=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectControlGroups=yes
-RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
-ReadWritePaths={{ textfile_dir }}
-"""
+{{ sandbox }}"""
 )
 
 TIMER = _env.from_string(
@@ -161,7 +155,7 @@ def units(config: StackConfig) -> dict[str, str]:
             description="obsstack silence policy check (obs_alerts.prom)",
             exec_start=f"/usr/local/bin/obs-silences --policy {POLICY_PATH} check --textfile-dir {TEXTFILE_DIR}",
             timeout="60s",
-            textfile_dir=TEXTFILE_DIR,
+            sandbox=TOOL_SANDBOX,
         ),
         "obs-silence-check.timer": TIMER.render(
             description="Run the silence policy check every " + check_every,
@@ -171,7 +165,7 @@ def units(config: StackConfig) -> dict[str, str]:
             description="obsstack on-call drill (obs_oncall_drill.prom)",
             exec_start=f"/usr/local/bin/obs-oncall-drill --textfile-dir {TEXTFILE_DIR} --ack-timeout {ack_timeout}",
             timeout=f"{int(_seconds(ack_timeout)[:-1]) + 120}s",
-            textfile_dir=TEXTFILE_DIR,
+            sandbox=TOOL_SANDBOX,
         ),
         "obs-oncall-drill.timer": TIMER.render(
             description="Monthly on-call drill", schedule=[f"OnCalendar={DRILL_SCHEDULE}"]

@@ -15,7 +15,7 @@ from typing import Any
 
 from components.config import AppCheck, StackConfig, duration_seconds
 from components.inventory import DrillTarget, Inventory
-from components.render import HostFile, sources
+from components.render import HostFile, SecretFile, layout, sandbox, sources
 
 CANARY_DIR = "/var/lib/obs-canary"
 CANARY_FILE = f"{CANARY_DIR}/canary.json"
@@ -33,10 +33,23 @@ DRILL_OUTPUTS = f"{DRILL_ETC}/outputs.json"
 TOKEN_FILE = f"{DRILL_ETC}/pve-token"
 SSH_KEY_FILE = f"{DRILL_ETC}/ssh-key"  # for `pct exec` on the nodes (LXC drills); installed by hand
 PCT_WRAPPER_DIR = "/usr/local/sbin"
+# The drill's Pushgateway writer password and the CA its TLS is checked with (metrics: pushgateway).
+PUSH_PASSWORD_FILE = f"{DRILL_ETC}/pushgateway-password"
+PUSH_CA_FILE = f"{DRILL_ETC}/ca.crt"
 DRILL_STATE = "/var/lib/obs-restore-drill"
-DRILL_SERVICE = "/etc/systemd/system/obs-restore-drill.service"
+DRILL_UNIT = "obs-restore-drill.service"
+DRILL_SERVICE = f"/etc/systemd/system/{DRILL_UNIT}"
+# Where the drill's unit finds its secrets (LoadCredential=, systemd.exec(5) "Credentials"):
+# readable by the unit's own dynamic user alone, while the files in DRILL_ETC stay root's.
+CREDENTIALS_DIR = f"/run/credentials/{DRILL_UNIT}"
+# The drill writes its textfiles here; ExecStopPost (as root) moves them to node_exporter's.
+DRILL_TEXTFILES = f"{DRILL_STATE}/textfile"
 DRILL_TIMER = "/etc/systemd/system/obs-restore-drill.timer"
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
+PUBLISH_TEXTFILES = (
+    f"/bin/sh -c 'for f in {DRILL_TEXTFILES}/*.prom; do "
+    f'[ -f "$$f" ] && install -m 0644 "$$f" {TEXTFILE_DIR}/; done; true\''
+)
 
 # The drill's own PVE identity (least privilege, see docs/restore-drill.md); the user is
 # stack-scoped (components/names.py): StackConfig.stack_names.drill_user.
@@ -154,13 +167,10 @@ Type=oneshot
 ExecStart={CANARY_SCRIPT}
 Nice=10
 IOSchedulingClass=idle
-# Reads anything under the canary paths, writes only its state directory ({CANARY_DIR}).
-ProtectSystem=strict
+# Its own dynamic user, no network: it writes only its state directory ({CANARY_DIR}).
 StateDirectory=obs-canary
 StateDirectoryMode=0700
-PrivateTmp=yes
-NoNewPrivileges=yes
-"""
+{sandbox.Sandbox().text()}"""
 
 
 def canary_timer(config: StackConfig, target: DrillTarget) -> str:
@@ -180,6 +190,15 @@ WantedBy=timers.target
 def tool_outputs(config: StackConfig, inventory: Inventory) -> str:
     """The tool's input on the monitoring host: the restoreDrill output, state kept under /var/lib."""
     drill = dict(restore_drill_document(config, inventory), reportDir=DRILL_STATE)
+    # On the host the unit's credentials stand in for the root-only files, and the textfiles go
+    # through its state directory (drill_service).
+    drill["credentials"] = dict(drill["credentials"], tokenFile=f"{CREDENTIALS_DIR}/pve-token")
+    drill["metrics"] = dict(
+        drill["metrics"],
+        textfileDir=DRILL_TEXTFILES,
+        pushgatewayPasswordFile=f"{CREDENTIALS_DIR}/pushgateway-password",
+        pushgatewayCaFile=f"{CREDENTIALS_DIR}/ca.crt",
+    )
     return json.dumps({"restoreDrill": drill}, indent=2, sort_keys=True) + "\n"
 
 
@@ -196,7 +215,16 @@ def requirements() -> str:
     return "".join(f"{p}=={pins[p]}\n" for p in TOOL_PACKAGES)
 
 
-def drill_service() -> str:
+def drill_credentials(config: StackConfig) -> tuple[tuple[str, str], ...]:
+    """(credential name, root-only file) the drill's unit loads."""
+    pushes = config.backups.drill.metrics == "pushgateway"
+    return (("outputs.json", DRILL_OUTPUTS), ("pve-token", TOKEN_FILE)) + (
+        (("pushgateway-password", PUSH_PASSWORD_FILE), ("ca.crt", PUSH_CA_FILE)) if pushes else ()
+    )
+
+
+def drill_service(config: StackConfig) -> str:
+    box = sandbox.Sandbox(network=True, credentials=drill_credentials(config))
     return f"""[Unit]
 Description=Restore drill: restore the newest backups into isolated scratch VMs and verify them
 Documentation={DOC_URL}
@@ -208,19 +236,18 @@ Type=oneshot
 Environment=PYTHONPATH={DRILL_HOME}
 Environment=PYTHONDONTWRITEBYTECODE=1
 WorkingDirectory={DRILL_HOME}
-ExecStart={DRILL_VENV}/bin/python -m tools.restore_drill --outputs {DRILL_OUTPUTS} --all --due
+ExecStart={DRILL_VENV}/bin/python -m tools.restore_drill --outputs {CREDENTIALS_DIR}/outputs.json --all --due
+# Failed drills too ('+': as root, outside the sandbox): the textfiles reach node_exporter.
+ExecStopPost=+{PUBLISH_TEXTFILES}
 # Every wait inside the tool is bounded; this only stops a hung interpreter. SIGTERM makes the
 # tool destroy its scratch VM before exiting, which may take a few minutes.
 TimeoutStartSec=24h
 TimeoutStopSec=20min
+# A dynamic user of its own; its outputs file, the PVE token (and the Pushgateway password) come
+# as credentials: /etc/obsstack/restore-drill stays root's.
 StateDirectory=obs-restore-drill
 StateDirectoryMode=0750
-ProtectSystem=strict
-ReadWritePaths=-{TEXTFILE_DIR}
-ProtectHome=yes
-PrivateTmp=yes
-NoNewPrivileges=yes
-"""
+{box.text()}"""
 
 
 def drill_timer(config: StackConfig) -> str:
@@ -297,7 +324,7 @@ def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
         out += [
             HostFile(mon.name, DRILL_OUTPUTS, tool_outputs(config, inventory), mode="0640"),
             HostFile(mon.name, DRILL_REQUIREMENTS, requirements()),
-            HostFile(mon.name, DRILL_SERVICE, drill_service()),
+            HostFile(mon.name, DRILL_SERVICE, drill_service(config)),
             HostFile(mon.name, DRILL_TIMER, drill_timer(config)),
         ]
         out += [HostFile(mon.name, f"{DRILL_HOME}/{rel}", text) for rel, text in sources.DRILL_TOOL.items()]
@@ -354,7 +381,11 @@ def restore_drill_document(config: StackConfig, inventory: Inventory) -> dict[st
         "metrics": {
             "mode": drill.metrics,
             "textfileDir": TEXTFILE_DIR,
-            "pushgatewayUrl": f"http://127.0.0.1:{mon_ports.pushgateway}",
+            # TLS with the host certificate, which names the host's address (not 127.0.0.1).
+            "pushgatewayUrl": f"https://{_url_host(inventory.monitoring[0].ip)}:{mon_ports.pushgateway}",
+            "pushgatewayUser": layout.DRILL_PUSH_USER,
+            "pushgatewayPasswordFile": PUSH_PASSWORD_FILE,
+            "pushgatewayCaFile": PUSH_CA_FILE,
         },
         "targets": [
             {
@@ -371,3 +402,18 @@ def restore_drill_document(config: StackConfig, inventory: Inventory) -> dict[st
             for t in inventory.drill_targets
         ],
     }
+
+
+def _url_host(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip
+
+
+def secret_files(config: StackConfig, inventory: Inventory) -> list[SecretFile]:
+    """The drill host's Pushgateway writer password and CA (only where drills push)."""
+    if not inventory.drill_targets or config.backups.drill.metrics != "pushgateway":
+        return []
+    host = inventory.monitoring[0].name
+    return [
+        SecretFile(host, PUSH_PASSWORD_FILE, "password:drill"),
+        SecretFile(host, PUSH_CA_FILE, "tls:ca", mode="0644"),
+    ]

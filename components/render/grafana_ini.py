@@ -1,5 +1,8 @@
 """grafana.ini: TLS, anonymous access off, admin password and secret_key read from 0600 files
-($__file{}), secure cookies, no sign-up, no phoning home."""
+($__file{}), secure cookies, no sign-up, no phoning home; /metrics behind basic auth (Prometheus'
+scrape user) and no plugin installs from the UI. grafana/grafana conf/defaults.ini: `[metrics]`
+"If both are set, basic auth will be required for the metrics endpoints" (basic_auth_username,
+basic_auth_password); `[plugins] plugin_admin_enabled = true` by default."""
 
 from __future__ import annotations
 
@@ -65,9 +68,12 @@ news_feed_enabled = false
 
 [plugins]
 public_key_retrieval_disabled = true
+plugin_admin_enabled = false
 
 [metrics]
 enabled = true
+basic_auth_username = {{ metrics_user }}
+basic_auth_password = $__file{{ '{' }}{{ secrets_dir }}/metrics_password{{ '}' }}
 
 [log]
 mode = console file
@@ -93,6 +99,7 @@ def render(config: StackConfig, inventory: Inventory, node: MonitoringNode | Non
         tls_dir=layout.GRAFANA_TLS_DIR,
         secrets_dir=layout.GRAFANA_SECRETS_DIR,
         admin_user=config.grafana.admin_user,
+        metrics_user=layout.SCRAPE_USER,
     )
 
 

@@ -16,7 +16,10 @@ PROMETHEUS_CONFIG = f"{PROMETHEUS_DIR}/prometheus.yml"
 PROMETHEUS_WEB = f"{PROMETHEUS_DIR}/web.yml"
 ALERTMANAGER_WEB = f"{PROMETHEUS_DIR}/alertmanager-web.yml"
 NODE_EXPORTER_WEB = f"{PROMETHEUS_DIR}/node-exporter-web.yml"
+PUSHGATEWAY_WEB = f"{PROMETHEUS_DIR}/pushgateway-web.yml"
 BLACKBOX_CONFIG = f"{PROMETHEUS_DIR}/blackbox.yml"
+BLACKBOX_WEB = f"{PROMETHEUS_DIR}/blackbox-web.yml"
+ALERTMANAGER_CLUSTER_TLS = f"{PROMETHEUS_DIR}/alertmanager-cluster-tls.yml"
 RULES_SUBDIR = "rules"
 RULES_DIR = f"{PROMETHEUS_DIR}/{RULES_SUBDIR}"
 
@@ -37,6 +40,8 @@ SCRAPE_PASSWORD_FILE = "scrape_password"
 # Alertmanager, health checks); `scrape` may only read node exporters' /metrics.
 API_USER = "obsstack"
 SCRAPE_USER = "scrape"
+# Pushgateway writers, one credential each (the scrape job keeps only what each may push).
+DRILL_PUSH_USER = "drill"
 
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
 PROMETHEUS_DATA = "/var/lib/prometheus/metrics2"

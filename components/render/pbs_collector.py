@@ -42,7 +42,7 @@ from jinja2 import Environment, StrictUndefined
 from components import names
 from components.config import PbsSection, StackConfig
 from components.inventory import Inventory
-from components.render import HostFile
+from components.render import HostFile, sandbox
 
 SCRIPT_PATH = "/usr/local/lib/obsstack/pbs-collector.sh"
 UNIT = "obsstack-pbs-collector"
@@ -246,11 +246,11 @@ Type=oneshot
 # proxmox-backup-client keeps its caches under $HOME; /root is hidden (ProtectHome).
 Environment=HOME={{ state_dir }}
 ExecStart={{ script_path }}
-ProtectSystem=full
-PrivateTmp=yes
-NoNewPrivileges=yes
-ProtectHome=yes
-""")
+# Root (proxmox-backup-manager reads PBS's root-only configuration and task logs), without any
+# capability, writing only its state and the textfile directory (made by the node exporter agent
+# on this host); the CLI reaches the local API over loopback.
+StateDirectory=obsstack/pbs-collector
+{{ sandbox }}""")
 
 _TIMER = _ENV.from_string("""[Unit]
 Description=obsstack: collect PBS maintenance job outcomes every {{ interval }}
@@ -329,8 +329,11 @@ def render_script(pbs: PbsSection, scoped: names.StackNames = names.LEGACY) -> s
     )
 
 
+SANDBOX = sandbox.Sandbox(dynamic_user=False, network=True, writable=(STATE_DIR, TEXTFILE_DIR))
+
+
 def render_service() -> str:
-    return _SERVICE.render(**_values())
+    return _SERVICE.render(sandbox=SANDBOX.text().rstrip("\n"), **_values())
 
 
 def render_timer() -> str:

@@ -40,8 +40,34 @@ TLS_JOBS: dict[str, dict[str, Any]] = {
             "key_file": f"{layout.TLS_SUBDIR}/{layout.KEY_FILE}",
         }
     },
-    "grafana": {"tls_config": {"ca_file": CA}},
+    "grafana": {"basic_auth": SCRAPE_AUTH, "tls_config": {"ca_file": CA}},
+    "blackbox": {"basic_auth": SCRAPE_AUTH, "tls_config": {"ca_file": CA}},
+    "pushgateway": {"basic_auth": SCRAPE_AUTH, "tls_config": {"ca_file": CA}},
 }
+
+# What reaches Prometheus from the Pushgateway: each writer's own families, under the job label it
+# pushes with (honor_labels keeps it), plus the Pushgateway's own process metrics (no pushed job:
+# the target's job=pushgateway). Everything else a writer (or a thief of its password) pushes is
+# dropped at scrape time, above all obs_backup_*: a pushed obs_backup_last_success_timestamp_seconds
+# would feed BackupTooOld's `max by (vmid)` and hide a failing backup. The drill pushes group
+# job="obs_restore_drill" (tools/restore_drill/metrics.py, JOB); push_time_seconds and
+# push_failure_time_seconds are the Pushgateway's per-group timestamps (prometheus/pushgateway
+# README, "About timestamps"). A `keep` drops every series the anchored regex does not match
+# (prometheus docs/configuration/configuration.md, <relabel_config>).
+PUSHGATEWAY_WRITER_FAMILIES: dict[str, str] = {"obs_restore_drill": "obs_restore_drill_[a-z_]+"}
+PUSHGATEWAY_METRIC_RELABEL_CONFIGS: tuple[dict[str, Any], ...] = (
+    {
+        "source_labels": ["job", "__name__"],
+        "regex": "|".join(
+            [
+                *(f"{job};({families}|push_time_seconds|push_failure_time_seconds)"
+                  for job, families in PUSHGATEWAY_WRITER_FAMILIES.items()),
+                "pushgateway;(go|process|pushgateway)_.+",
+            ]
+        ),
+        "action": "keep",
+    },
+)  # fmt: skip
 
 
 # Alerts leave every replica without its `replica` external label, so the replicas of a pair send
@@ -72,10 +98,13 @@ def _job(job: ScrapeJob, node: MonitoringNode, blackbox_port: int) -> dict[str, 
     scrape: dict[str, Any] = {"job_name": job.name}
     if job.metrics_path != "/metrics":
         scrape["metrics_path"] = job.metrics_path
-    scrape["scheme"] = "https" if job.name in TLS_JOBS or job.scheme == "https" else "http"
-    scrape.update(TLS_JOBS.get(job.name, {}))
+    # Probe jobs talk to the blackbox exporter (the probed URL is a parameter): its TLS and auth.
+    served_by = "blackbox" if job.probe_module else job.name
+    scrape["scheme"] = "https" if served_by in TLS_JOBS or job.scheme == "https" else "http"
+    scrape.update(TLS_JOBS.get(served_by, {}))
     if job.name == "pushgateway":
         scrape["honor_labels"] = True
+        scrape["metric_relabel_configs"] = [dict(c) for c in PUSHGATEWAY_METRIC_RELABEL_CONFIGS]
     if job.name == "node":
         # Acknowledgement series from the monitoring hosts' textfiles carry the alert's own labels.
         scrape["metric_relabel_configs"] = list(ACK_METRIC_RELABEL_CONFIGS)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from components.config import StackConfig
 from components.inventory import Inventory, MonitoringNode
-from components.render import HostFile, alloy, layout
+from components.render import HostFile, alloy, layout, yamlout
 
 
 @dataclass(frozen=True)
@@ -164,6 +164,28 @@ def dropin_text(unit: str, extra: tuple[str, ...] = (), *, lxc: bool = False) ->
     return "\n".join(lines) + "\n"
 
 
+def cluster_tls_config() -> str:
+    """Alertmanager gossip over mutual TLS with the host certificates (both sides verify the
+    stack's CA; peers dial addresses, which the certificates name). Format: prometheus/alertmanager
+    docs/https.md, "Gossip Traffic" (``--cluster.tls-config``, experimental in 0.25)."""
+    tls = layout.TLS_DIR
+    document = {
+        "tls_server_config": {
+            "cert_file": f"{tls}/{layout.CERT_FILE}",
+            "key_file": f"{tls}/{layout.KEY_FILE}",
+            "client_auth_type": "RequireAndVerifyClientCert",
+            "client_ca_file": f"{tls}/{layout.CA_FILE}",
+            "min_version": "TLS12",
+        },
+        "tls_client_config": {
+            "ca_file": f"{tls}/{layout.CA_FILE}",
+            "cert_file": f"{tls}/{layout.CERT_FILE}",
+            "key_file": f"{tls}/{layout.KEY_FILE}",
+        },
+    }
+    return "# Managed by obsstack.\n" + yamlout.dump(document)
+
+
 def _args(*flags: str) -> str:
     return f"ARGS={shlex.quote(' '.join(flags))}\n"
 
@@ -193,7 +215,13 @@ def node_exporter_files(host: str, ip: str, port: int, *, lxc: bool = False) -> 
 
 def alloy_files(config: StackConfig, host: str, ip: str, *, lxc: bool = False) -> list[HostFile]:
     listen = _addr(alloy.listen_ip(config, ip), config.monitoring.ports.alloy)
-    custom = f"--server.http.listen-addr={listen} --storage.path={layout.ALLOY_DATA} --disable-reporting"
+    # No /debug/pprof (a heap dump holds every credential Alloy read): `--server.http.enable-pprof`,
+    # default true (grafana/agent CHANGELOG.md, "Add CLI flag --server.http.enable-pprof to
+    # grafana-agent-flow"; Alloy docs reference/cli/run).
+    custom = (
+        f"--server.http.listen-addr={listen} --storage.path={layout.ALLOY_DATA} --disable-reporting"
+        " --server.http.enable-pprof=false"
+    )
     defaults = (
         "# Managed by obsstack.\n"
         f"CONFIG_FILE={layout.ALLOY_CONFIG}\n"
@@ -214,6 +242,7 @@ def monitoring_files(config: StackConfig, inventory: Inventory, node: Monitoring
     cluster = (
         [f"--cluster.listen-address={_addr(ip, ports.alertmanager_cluster)}"]
         + [f"--cluster.peer={_addr(p.ip, ports.alertmanager_cluster)}" for p in peers]
+        + [f"--cluster.tls-config={layout.ALERTMANAGER_CLUSTER_TLS}"]
         if peers
         else ["--cluster.listen-address="]  # a single Alertmanager: no gossip port open
     )
@@ -238,9 +267,11 @@ def monitoring_files(config: StackConfig, inventory: Inventory, node: Monitoring
         "prometheus-blackbox-exporter": _args(
             f"--config.file={layout.BLACKBOX_CONFIG}",
             f"--web.listen-address={_addr(ip, ports.blackbox)}",
+            f"--web.config.file={layout.BLACKBOX_WEB}",
         ),
         "prometheus-pushgateway": _args(
             f"--web.listen-address={_addr(ip, ports.pushgateway)}",
+            f"--web.config.file={layout.PUSHGATEWAY_WEB}",
             "--persistence.file=/var/lib/prometheus/pushgateway.data",
         ),
     }
@@ -248,6 +279,10 @@ def monitoring_files(config: StackConfig, inventory: Inventory, node: Monitoring
         HostFile(node.name, layout.defaults_file(unit), "# Managed by obsstack.\n" + text)
         for unit, text in defaults.items()
     ]
+    if peers:
+        shipped.append(
+            HostFile(node.name, layout.ALERTMANAGER_CLUSTER_TLS, cluster_tls_config(), mode="0640", group="prometheus")
+        )
     shipped += [HostFile(node.name, layout.dropin(unit), dropin_text(unit)) for unit in defaults]
     loki_exec = (
         "ExecStart=",

@@ -1,4 +1,5 @@
-"""Web configuration (TLS + bcrypt basic auth) of Prometheus, Alertmanager and node exporter, and
+"""Web configuration (TLS + bcrypt basic auth) of Prometheus, Alertmanager, node exporter and the
+Pushgateway (``--web.config.file`` since 1.4.0, prometheus/pushgateway CHANGELOG.md), and
 every credential and certificate file a host receives.
 
 Passwords come from pulumi-random; the web-config files hold their bcrypt hashes, which are
@@ -8,7 +9,8 @@ secret too (an offline brute force of a hash is a attack on the password), so al
 
 - ``tls:ca`` / ``tls:cert:<host>`` / ``tls:key:<host>``: the internal CA (pki.py)
 - ``password:api`` / ``password:scrape``: generated passwords (credentials.py)
-- ``web:api`` / ``web:scrape``: a web config with that user's bcrypt hash
+- ``web:api`` / ``web:scrape``: a web config with that user's bcrypt hash; ``web:scrape+drill``
+  one with several users (the Pushgateway: Prometheus reads, each writer pushes)
 - ``loki-env:<key>``: Loki's environment file with the S3 secret
 - any other value: a secret config key (``grafanaAdminPassword``)
 """
@@ -22,7 +24,13 @@ from components.inventory import Inventory
 from components.render import SecretFile, layout, yamlout
 from components.render.prometheus import remote_write_password_file
 
-WEB_USERS = {"api": layout.API_USER, "scrape": layout.SCRAPE_USER}
+WEB_USERS = {"api": layout.API_USER, "scrape": layout.SCRAPE_USER, "drill": layout.DRILL_PUSH_USER}
+PUSHGATEWAY_ROLES = ("scrape", "drill")
+
+
+def web_roles(source_rest: str) -> tuple[str, ...]:
+    """The roles of a ``web:<role>[+<role>...]`` source."""
+    return tuple(source_rest.split("+"))
 
 
 def render(users: Mapping[str, str]) -> str:
@@ -64,6 +72,8 @@ def monitoring_secret_files(config: StackConfig, host: str) -> list[SecretFile]:
         *agent_secret_files(host),
         SecretFile(host, layout.PROMETHEUS_WEB, "web:api", **prom),
         SecretFile(host, layout.ALERTMANAGER_WEB, "web:api", **prom),
+        SecretFile(host, layout.PUSHGATEWAY_WEB, f"web:{'+'.join(PUSHGATEWAY_ROLES)}", **prom),
+        SecretFile(host, layout.BLACKBOX_WEB, "web:scrape", **prom),
         SecretFile(host, f"{layout.SECRETS_DIR}/{layout.API_PASSWORD_FILE}", "password:api", **prom),
         SecretFile(host, f"{layout.SECRETS_DIR}/{layout.SCRAPE_PASSWORD_FILE}", "password:scrape", **prom),
         *tls_files(host, layout.LOKI_TLS_DIR, "loki"),
@@ -72,6 +82,13 @@ def monitoring_secret_files(config: StackConfig, host: str) -> list[SecretFile]:
             host,
             f"{layout.GRAFANA_SECRETS_DIR}/admin_password",
             config.grafana.admin_password_secret,
+            owner="grafana",
+            group="grafana",
+        ),
+        SecretFile(
+            host,
+            f"{layout.GRAFANA_SECRETS_DIR}/metrics_password",
+            "password:scrape",
             owner="grafana",
             group="grafana",
         ),

@@ -106,9 +106,11 @@ class Credentials:
             return self.passwords[rest]
         if kind == "web":
             # Hashed once, like random.RandomPassword's bcrypt_hash kept in Pulumi state.
-            if rest not in self.hashes:
-                self.hashes[rest] = bcrypt.hashpw(self.passwords[rest].encode(), bcrypt.gensalt(rounds=10)).decode()
-            return webconfig.render({webconfig.WEB_USERS[rest]: self.hashes[rest]})
+            for role in webconfig.web_roles(rest):
+                if role not in self.hashes:
+                    hashed = bcrypt.hashpw(self.passwords[role].encode(), bcrypt.gensalt(rounds=10))
+                    self.hashes[role] = hashed.decode()
+            return webconfig.render({webconfig.WEB_USERS[r]: self.hashes[r] for r in webconfig.web_roles(rest)})
         # A secret config key (receiver URLs, ...): a closed port on loopback, never the internet.
         return f"http://127.0.0.1:9/{source}"
 

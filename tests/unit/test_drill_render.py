@@ -105,7 +105,9 @@ def test_units_pass_systemd_analyze_verify(example_config, example_inventory, tm
     units = {
         "obs-canary.service": render.canary_service(target).replace(render.CANARY_SCRIPT, str(canary)),
         "obs-canary.timer": render.canary_timer(example_config, target),
-        "obs-restore-drill.service": render.drill_service().replace(f"{render.DRILL_VENV}/bin/python", sys.executable),
+        "obs-restore-drill.service": render.drill_service(example_config).replace(
+            f"{render.DRILL_VENV}/bin/python", sys.executable
+        ),
         "obs-restore-drill.timer": render.drill_timer(example_config),
     }
     for name, text in units.items():

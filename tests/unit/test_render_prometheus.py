@@ -173,8 +173,25 @@ def test_node_job_restores_the_ack_series_labels(example_config, example_invento
     doc = yaml.safe_load(prometheus.render(example_config, example_inventory))
     node = next(j for j in doc["scrape_configs"] if j["job_name"] == "node")
     assert node["metric_relabel_configs"] == list(ACK_METRIC_RELABEL_CONFIGS)
-    others = [j for j in doc["scrape_configs"] if j["job_name"] != "node"]
+    others = [j for j in doc["scrape_configs"] if j["job_name"] not in ("node", "pushgateway")]
     assert all("metric_relabel_configs" not in j for j in others)
+
+
+def test_pushgateway_job_keeps_only_what_writers_may_push(example_config, example_inventory) -> None:
+    """Exact keep-list (tests/e2e/test_pushgateway_forgery.py proves it against a forged push)."""
+    doc = yaml.safe_load(prometheus.render(example_config, example_inventory))
+    job = next(j for j in doc["scrape_configs"] if j["job_name"] == "pushgateway")
+    assert job["scheme"] == "https" and job["basic_auth"]["username"] == "scrape"
+    (keep,) = job["metric_relabel_configs"]
+    assert keep["action"] == "keep" and keep["source_labels"] == ["job", "__name__"]
+    pattern = re.compile(f"^(?:{keep['regex']})$")
+    for accepted in ("obs_restore_drill;obs_restore_drill_last_status", "obs_restore_drill;push_time_seconds",
+                     "pushgateway;go_goroutines"):  # fmt: skip
+        assert pattern.match(accepted), accepted
+    for refused in ("obs_vzdump;obs_backup_last_success_timestamp_seconds",
+                    "obs_restore_drill;obs_backup_last_success_timestamp_seconds",
+                    "pushgateway;obs_backup_last_status", "obs_restore_drill;up"):  # fmt: skip
+        assert not pattern.match(refused), refused
 
 
 def _relabelled(labels: dict[str, str], configs: list[dict[str, Any]]) -> dict[str, str]:

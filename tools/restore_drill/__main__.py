@@ -148,14 +148,29 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _export(sink: tuple[str, str | None], target: str, entry: dict[str, Any], progress: Progress) -> None:
+def _push_auth(plan: DrillPlan, url: str | None) -> metrics.PushAuth | None:
+    """The plan's Pushgateway writer credentials, for the plan's Pushgateway only (it refuses
+    pushes without them); another one given with --pushgateway gets none."""
+    m = plan.metrics
+    if url == m.pushgateway_url and m.pushgateway_user and m.pushgateway_password_file:
+        return metrics.PushAuth(m.pushgateway_user, m.pushgateway_password_file, m.pushgateway_ca_file)
+    return None
+
+
+def _export(
+    sink: tuple[str, str | None],
+    target: str,
+    entry: dict[str, Any],
+    progress: Progress,
+    push_auth: metrics.PushAuth | None = None,
+) -> None:
     kind, where = sink
     try:
         if kind == "textfile" and where:
             path = metrics.write_textfile(Path(where), target, entry)
             progress.line(f"{target}: metrics written to {path}")
         elif kind == "pushgateway" and where:
-            metrics.push(where, target, entry)
+            metrics.push(where, target, entry, auth=push_auth)
             progress.line(f"{target}: metrics pushed to {where}")
     except OSError as err:
         progress.line(f"{target}: WARNING: metrics not exported to {where}: {err}")
@@ -211,7 +226,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             results.append(result)
             metrics.record(state, result)
             metrics.save_state(report_dir, state)
-            _export(sink, target.name, state[target.name], progress)
+            _export(sink, target.name, state[target.name], progress, _push_auth(plan, sink[1]))
             if interrupted:
                 break
     finally:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
 
 from tools.restore_drill.drill import Result
@@ -97,9 +100,41 @@ def write_textfile(directory: Path, target: str, entry: dict[str, Any]) -> Path:
     return path
 
 
-def push(url: str, target: str, entry: dict[str, Any], timeout: float = 15) -> None:
+@dataclass(frozen=True)
+class PushAuth:
+    """The drill's Pushgateway writer: basic auth (password read from a file), TLS with a CA file."""
+
+    user: str
+    password_file: str
+    ca_file: str | None = None
+
+
+def _handler(auth: PushAuth) -> Callable[..., Callable[[], None]]:
+    """A push_to_gateway handler: requests with the writer's basic auth and the stack's CA."""
+
+    def handler(
+        url: str, method: str, timeout: float | None, headers: list[tuple[str, str]], data: bytes
+    ) -> Callable[[], None]:
+        def send() -> None:
+            password = Path(auth.password_file).read_text().strip()
+            response = requests.request(
+                method, url, data=data, headers=dict(headers), timeout=timeout,
+                auth=(auth.user, password), verify=auth.ca_file or True,
+            )  # fmt: skip
+            if response.status_code >= 400:
+                raise OSError(f"Pushgateway answered {response.status_code}: {response.text.strip()[:200]}")
+
+        return send
+
+    return handler
+
+
+def push(url: str, target: str, entry: dict[str, Any], timeout: float = 15, auth: PushAuth | None = None) -> None:
     """PUT the target's group (job=obs_restore_drill, target=<name>) on the Pushgateway."""
-    push_to_gateway(url, job=JOB, grouping_key={"target": target}, registry=registry(target, entry), timeout=timeout)
+    extra: dict[str, Any] = {"handler": _handler(auth)} if auth is not None else {}
+    push_to_gateway(
+        url, job=JOB, grouping_key={"target": target}, registry=registry(target, entry), timeout=timeout, **extra
+    )
 
 
 def _atomic_write(path: Path, text: str) -> None:

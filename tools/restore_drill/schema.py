@@ -108,6 +108,10 @@ class Metrics(_Model):
     mode: Literal["textfile", "pushgateway"] = "textfile"
     textfile_dir: str = "/var/lib/prometheus/node-exporter"
     pushgateway_url: str | None = None
+    # The drill's own Pushgateway writer (basic auth over TLS with the stack's CA).
+    pushgateway_user: str | None = None
+    pushgateway_password_file: str | None = None
+    pushgateway_ca_file: str | None = None
 
 
 class Check(_Model):

@@ -8,7 +8,7 @@ rules/dashboards.yml) are shipped as they are.
 
 - builders.py: the alert/record builders, hold times and PromQL helpers every area shares, and
   the conventions every alert follows.
-- availability.py, hosts.py, backups.py, meta.py: one area each, one small function per alert
+- availability.py, hosts.py, backups.py, meta.py, tls.py: one area each, one small function per alert
   family.
 
 The inventory is compiled into constant recording rules (``obs:registered_target:info``, ...), so
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from components.config import StackConfig
 from components.inventory import Inventory
 from components.render import rendered_once, sources
-from components.render.rules import availability, backups, hosts, meta
+from components.render.rules import availability, backups, hosts, meta, tls
 from components.render.rules.builders import range_regex
 
 __all__ = ["GENERATED", "RULES_DIR", "range_regex", "rule_files"]
@@ -35,6 +35,7 @@ GENERATED: dict[str, Callable[[StackConfig, Inventory], str]] = {
     "hosts": hosts.render,
     "backups": backups.render,
     "meta": meta.render,
+    "tls": tls.render,
 }
 
 
