@@ -855,8 +855,6 @@ class Versions(Model):
             )
         return self
 
-    lego: str = Field(default="4.9.1-1", description="the ACME client where tls.mode is acme")
-
 
 def alertmanager_reads_webhook_url_file(version: str) -> bool:
     """Webhook `url_file` arrived in Alertmanager 0.26; Debian 12 ships 0.25."""
