@@ -48,7 +48,7 @@ def test_units_schedule_and_command(example_config) -> None:
     assert "OnUnitActiveSec=60s" in units["obs-silence-check.timer"]
     assert f"OnCalendar={alerting_timers.DRILL_SCHEDULE}" in units["obs-oncall-drill.timer"]
     assert "--ack-timeout 10m" in units["obs-oncall-drill.service"]
-    assert "ReadWritePaths=/var/lib/prometheus/node-exporter" in units["obs-silence-check.service"]
+    assert "ReadWritePaths=-/var/lib/prometheus/node-exporter" in units["obs-silence-check.service"]
     systemd_analyze = shutil.which("systemd-analyze")
     assert systemd_analyze, "systemd-analyze not found (apt-get install systemd)"
     result = subprocess.run(
