@@ -33,6 +33,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -917,6 +918,20 @@ class SilencePolicy(Model):
     maintenance_max_duration: Duration = "7d"
     protected_alerts: tuple[str, ...] = ("Watchdog",)
     check_every: Duration = "1m"
+
+    @field_validator("protected_alerts")
+    @classmethod
+    def _protects_the_heartbeat(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        """Without Watchdog a silence may stop the dead-man's switch; names are alert names (rules
+        check they exist: render/alerting_timers.py), listed once."""
+        bad = [n for n in names if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not an alert name: write names like Watchdog")
+        if "Watchdog" not in names:
+            raise ValueError("must include Watchdog (the dead-man's switch no silence may stop); add it to the list")
+        if len(set(names)) != len(names):
+            raise ValueError("lists an alert twice: list each protected alert once")
+        return names
 
 
 class TimeRange(Model):
