@@ -210,9 +210,11 @@ def _check_email(text: str) -> str:
 
 def _check_secret_key(text: str) -> str:
     if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9]*", text):
+        # The value is not echoed: what lands here by mistake is often the secret itself.
         raise ValueError(
-            f"'{text}' is not a config key name: name a secret set with "
-            f"`pulumi config set --secret {NAMESPACE}:<name>` (camelCase, letters and digits)"
+            f"is not a config key name (the value, {len(text)} characters, is not shown: it may be the secret "
+            f"itself): name a secret set with `pulumi config set --secret {NAMESPACE}:<name>` "
+            "(camelCase, letters and digits)"
         )
     return text
 

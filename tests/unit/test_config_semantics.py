@@ -68,3 +68,19 @@ def test_a_misspelt_protected_alert_is_refused_with_the_rule_it_meant() -> None:
     message = str(caught.value)
     assert "obsstack:alerting.silence_policy.protected_alerts[1]" in message
     assert "did you mean 'SilencePolicyViolation'?" in message
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["https://hooks.slack.com/services/T000/B000/tok3nSECRETvalue123", "xoxb-1234-tok3n-SECRET"],
+    ids=["slack-webhook-url", "slack-token"],
+)
+def test_a_rejected_url_secret_value_is_never_echoed(value: str) -> None:
+    sections = load_sections()
+    receiver = sections["alerting"]["receivers"][0]
+    sections["alerting"]["receivers"][0] = {"name": receiver["name"], "type": "slack", "url_secret": value}
+    with pytest.raises(stack_config.ConfigError) as caught:
+        stack_config.validate(sections)
+    message = str(caught.value)
+    assert "receivers[0].url_secret: is not a config key name" in message
+    assert "tok3n" not in message and "hooks.slack.com" not in message
