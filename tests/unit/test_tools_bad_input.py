@@ -7,7 +7,9 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -202,6 +204,7 @@ CASES: list[tuple[str, Setup, int, str]] = [
         2,
         "plan.json",
     ),
+    ("plan-unknown-stack", lambda t: ["tools.plan", "--stack", "nosuch", "--out", str(t / "o")], 2, "nosuch"),
     ("pr-comment-missing-dir", lambda t: ["tools.pr_comment", "--base", str(t / "a"), "--pr", str(t / "b")], 2, "a"),
 ]
 
@@ -223,8 +226,72 @@ def _plan(tmp: Path, name: str, plan_json: bytes | str) -> Path:
 
 @pytest.mark.parametrize(("setup", "code", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_a_clear_error(tmp_path: Path, setup: Setup, code: int, fragment: str) -> None:
-    args = setup(tmp_path)
-    result = subprocess.run(
+    result = _run(setup(tmp_path))
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == code, (result.returncode, result.stderr[-2000:])
+    assert fragment in result.stderr, result.stderr[-2000:]
+
+
+class _NotAnApi(BaseHTTPRequestHandler):
+    """Answers 200 to everything: an HTML page, or JSON of the wrong shape under /api/v2/."""
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self._answer()
+
+    def _answer(self) -> None:
+        body = b'{"status": "success"}' if self.path.startswith("/wrong-shape/") else b"<html>login</html>"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def not_an_api() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotAnApi)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+SERVED: list[tuple[str, Callable[[Path, str], list[str]], str]] = [
+    ("silences-html-200", lambda t, url: ["tools.silences", "--alertmanager", url, "list"], "without JSON"),
+    (
+        "silences-wrong-shape",
+        lambda t, url: ["tools.silences", "--alertmanager", url + "/wrong-shape", "alerts"],
+        "did not answer a list",
+    ),
+    (
+        "oncall-drill-html-200",
+        lambda t, url: ["tools.oncall_drill", "--alertmanager", url, "--textfile-dir", str(t), "--ack-timeout", "1s"],
+        "answered",
+    ),
+    ("report-html-200", lambda t, url: ["tools.report", "--prometheus", url, "--out", str(t / "r")], "without JSON"),
+]
+
+
+@pytest.mark.parametrize(("setup", "fragment"), [c[1:] for c in SERVED], ids=[c[0] for c in SERVED])
+def test_an_answer_that_is_not_the_api_is_a_clear_error(
+    tmp_path: Path, not_an_api: str, setup: Callable[[Path, str], list[str]], fragment: str
+) -> None:
+    result = _run(setup(tmp_path, not_an_api))
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1, (result.returncode, result.stderr[-2000:])
+    assert fragment in result.stderr, result.stderr[-2000:]
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])},
@@ -233,6 +300,3 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, setup: Setup, code: int, fra
         timeout=120,
         check=False,
     )
-    assert "Traceback" not in result.stderr, result.stderr
-    assert result.returncode == code, (result.returncode, result.stderr[-2000:])
-    assert fragment in result.stderr, result.stderr[-2000:]
