@@ -18,7 +18,7 @@ import yaml
 
 from components.config import NAMESPACE, ConfigError, Problem, StackConfig, duration_seconds
 from components.inventory import Inventory, build
-from components.render import HostFile, layout, sources
+from components.render import HostFile, layout, rendered_once, sources
 from components.render.rules import rule_files
 
 LIB_DIR = "/usr/local/lib/obsstack"
@@ -130,9 +130,18 @@ def _alert_label_sets(config: StackConfig, inventory: Inventory) -> dict[str, di
     """alertname -> alertname plus its rule's static labels and the stack's external labels: what
     Alertmanager sees of an alert before its expression's own labels (Prometheus adds external
     labels to alerts, then alert_relabel_configs drops `replica`: render/prometheus.py)."""
+    return rendered_once("alert-label-sets", config, inventory, lambda: _read_alert_label_sets(config, inventory))
+
+
+def _safe_yaml(text: str) -> Any:
+    """safe_load, with libyaml's C SafeLoader where PyYAML has it (the rule files are large)."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a SafeLoader
+
+
+def _read_alert_label_sets(config: StackConfig, inventory: Inventory) -> dict[str, dict[str, str]]:
     static: dict[str, dict[str, str]] = {}
     for text in rule_files(config, inventory).values():
-        for group in (yaml.safe_load(text) or {}).get("groups", []):
+        for group in (_safe_yaml(text) or {}).get("groups", []):
             for rule in group.get("rules", []):
                 if "alert" in rule:
                     # A templated label ({{ $labels.service }}) varies per alert: not a static one.
