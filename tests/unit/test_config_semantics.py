@@ -20,7 +20,120 @@ def _silence_policy(s: dict[str, Any]) -> dict[str, Any]:
     return s["alerting"].setdefault("silence_policy", {})
 
 
+def _critical(s: dict[str, Any]) -> dict[str, Any]:
+    return s["alerting"].setdefault("routing", {}).setdefault("critical", {"receivers": ["oncall-primary"]})
+
+
+def _datastore(s: dict[str, Any], i: int) -> dict[str, Any]:
+    return s["pbs"]["datastores"][i]
+
+
+def _exclude_gitea(s: dict[str, Any]) -> None:
+    s["backups"]["selection"] = "all_except"
+    s["backups"]["exclude"] = ["gitea"]
+
+
+def _ports(s: dict[str, Any]) -> dict[str, Any]:
+    return s["monitoring"].setdefault("ports", {})
+
+
+def _images_off(s: dict[str, Any]) -> None:
+    s["proxmox"]["durable_storages"][0]["content"] = ["backup"]
+
+
 LOAD_CASES: list[tuple[str, Edit, str, str]] = [
+    (
+        "vm-disk-on-pbs-storage",
+        lambda s: s["monitoring"]["vm"].__setitem__("storage", "pbs-main"),
+        "monitoring.vm.storage",
+        "PBS storage entry, which holds backups only",
+    ),
+    (
+        "data-disk-on-pbs-storage",
+        lambda s: s["monitoring"]["vm"].__setitem__("data_storage", "pbs-main"),
+        "monitoring.vm.data_storage",
+        "PBS storage entry, which holds backups only",
+    ),
+    (
+        "drill-scratch-on-pbs-storage",
+        lambda s: s["backups"].setdefault("drill", {}).__setitem__("scratch_storage", "pbs-main"),
+        "backups.drill.scratch_storage",
+        "PBS storage entry, which holds backups only",
+    ),
+    (
+        "snippets-on-pbs-storage",
+        lambda s: s["proxmox"].__setitem__("snippets_storage", "pbs-main"),
+        "proxmox.snippets_storage",
+        "PBS storage entry, which holds backups only",
+    ),
+    ("data-storage-without-images", _images_off, "monitoring.vm.data_storage", "add images to its content"),
+    (
+        "two-datastores-one-path",
+        lambda s: _datastore(s, 1).update(path="/mnt/datastore/main", mounted_at=None),
+        "pbs.datastores[1].path",
+        "give each datastore its own directory",
+    ),
+    (
+        "datastore-inside-another",
+        lambda s: _datastore(s, 1).update(path="/mnt/datastore/main/copy", mounted_at=None),
+        "pbs.datastores[1].path",
+        "overlaps datastore 'main'",
+    ),
+    (
+        "datastore-syncs-to-itself",
+        lambda s: _datastore(s, 0).__setitem__("sync", {"remote_store": "main"}),
+        "pbs.datastores[0].sync.remote_store",
+        "would sync from itself",
+    ),
+    ("drill-target-excluded", _exclude_gitea, "inventory.assets[", "there is no backup to restore"),
+    (
+        "two-daemons-one-port",
+        lambda s: _ports(s).__setitem__("grafana", 9090),
+        "monitoring.ports.prometheus",
+        "two daemons cannot listen on one port",
+    ),
+    (
+        "pbs-exporter-on-8007",
+        lambda s: s["pbs"].__setitem__("exporter_port", 8007),
+        "pbs.exporter_port",
+        "the PBS API",
+    ),
+    (
+        "pbs-exporter-on-node-exporter",
+        lambda s: s["pbs"].__setitem__("exporter_port", 9100),
+        "pbs.exporter_port",
+        "node_exporter",
+    ),
+    (
+        "retention-shorter-than-report",
+        lambda s: s["monitoring"].__setitem__("retention", "15d"),
+        "monitoring.retention",
+        "keep at least 30d",
+    ),
+    (
+        "group-by-not-a-label",  # found by tools/fuzz_config: amtool refused the rendered file
+        lambda s: _critical(s).__setitem__("group_by", ["alertname", "service x"]),
+        "alerting.routing.critical.group_by",
+        "is not a label name",
+    ),
+    (
+        "group-by-wildcard-and-labels",
+        lambda s: _critical(s).__setitem__("group_by", ["...", "service"]),
+        "alerting.routing.critical.group_by",
+        "stands alone",
+    ),
+    (
+        "group-by-twice",
+        lambda s: _critical(s).__setitem__("group_by", ["service", "service"]),
+        "alerting.routing.critical.group_by",
+        "lists a label twice",
+    ),
+    (
+        "by-service-without-receivers",
+        lambda s: _critical(s).__setitem__("by_service", {"git": []}),
+        "alerting.routing.critical.by_service",
+        "has no receivers",
+    ),
     (
         "protected-alerts-empty",
         lambda s: _silence_policy(s).__setitem__("protected_alerts", []),
