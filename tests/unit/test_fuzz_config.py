@@ -12,6 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from components.render import HostFile
 from tests.conftest import load_sections
 from tools.fuzz_config import (
     SCALARS,
@@ -117,3 +118,17 @@ def test_the_validators_can_fail(tmp_path: Path) -> None:
     verdict = validate_batch([outcome], tmp_path / "validated")
     assert any(r.startswith("promtool") for r in verdict.rejected), verdict.rejected
     assert any(r.startswith("systemd-analyze") for r in verdict.rejected), verdict.rejected
+
+
+def test_the_structure_check_can_fail() -> None:
+    """A value that adds a line or a section, or a YAML key, is a structure change."""
+    before = [
+        HostFile("h", "/etc/grafana/grafana.ini", "[security]\nadmin_user = admin\n"),
+        HostFile("h", "/etc/prometheus/alertmanager.yml", "route:\n  receiver: a\n"),
+    ]
+    after = [
+        HostFile("h", "/etc/grafana/grafana.ini", "[security]\nadmin_user = admin\n[auth]\nx = y\n"),
+        HostFile("h", "/etc/prometheus/alertmanager.yml", "route:\n  receiver: a\n  continue: true\n"),
+    ]
+    assert structure_changes(before, after) == ["h:/etc/grafana/grafana.ini", "h:/etc/prometheus/alertmanager.yml"]
+    assert structure_changes(before, before) == []
