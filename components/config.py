@@ -1156,6 +1156,7 @@ class StackConfig(Model):
         _check_drill_targets_backed_up(self, col)
         _check_ports(self, col)
         _check_retention_covers_lookbacks(self, col)
+        _check_rpo_fits_schedule(self, col)
         col.raise_if_any()
         return self
 
@@ -1390,6 +1391,31 @@ def _check_retention_covers_lookbacks(config: StackConfig, col: _Collector) -> N
             f"{config.monitoring.retention} is shorter than {what}, which looks back {longest}: "
             f"keep at least {longest}",
         )
+
+
+def _check_rpo_fits_schedule(config: StackConfig, col: _Collector) -> None:
+    """A recovery point objective shorter than the longest gap between two backup runs cannot be met:
+    the newest backup is that old just before the next run (an RPO of 1h with a nightly job)."""
+    gap = calendar_event.longest_gap_seconds(config.backups.schedule)
+    if gap == math.inf:
+        col.add(
+            "backups.schedule", f"{config.backups.schedule!r} runs at most once in two years: give a recurring event"
+        )
+        return
+    hours = f"{gap / 3600:g}h"
+    if duration_seconds(config.backups.rpo) < gap:
+        col.add(
+            "backups.rpo",
+            f"{config.backups.rpo} cannot be met: backups.schedule {config.backups.schedule!r} leaves up to {hours} "
+            f"between runs; set rpo to {hours} or more, or schedule backups more often",
+        )
+    for i, asset in enumerate(config.inventory.assets):
+        if asset.drill is not None and duration_seconds(asset.drill.rpo) < gap:
+            col.add(
+                f"inventory.assets[{i}].drill.rpo",
+                f"{asset.drill.rpo} cannot be met: the newest backup of {asset.name!r} may be {hours} old "
+                f"(backups.schedule {config.backups.schedule!r}); set it to {hours} or more",
+            )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -105,6 +105,30 @@ LOAD_CASES: list[tuple[str, Edit, str, str]] = [
         "node_exporter",
     ),
     (
+        "rpo-1h-nightly-job",
+        lambda s: s["backups"].__setitem__("rpo", "1h"),
+        "backups.rpo",
+        "leaves up to 24h between runs",
+    ),
+    (
+        "weekly-job-24h-rpo",
+        lambda s: s["backups"].__setitem__("schedule", "sun 02:00"),
+        "backups.rpo",
+        "leaves up to 168h between runs",
+    ),
+    (
+        "drill-rpo-1s",
+        lambda s: next(a for a in s["inventory"]["assets"] if a["name"] == "gitea")["drill"].__setitem__("rpo", "1s"),
+        ".drill.rpo",
+        "may be 24h old",
+    ),
+    (
+        "one-off-backup-schedule",
+        lambda s: s["backups"].__setitem__("schedule", "2030-01-01 02:00"),
+        "backups.schedule",
+        "give a recurring event",
+    ),
+    (
         "retention-shorter-than-report",
         lambda s: s["monitoring"].__setitem__("retention", "15d"),
         "monitoring.retention",
