@@ -171,6 +171,8 @@ CASES: list[tuple[str, Setup, int, str]] = [
         "is a file",
     ),
     ("report-from-nan", lambda t: ["tools.report", "--prometheus", CLOSED, "--from", "nan"], 2, "--from"),
+    ("report-step-nan", lambda t: ["tools.report", "--prometheus", CLOSED, "--step", "nan"], 2, "--step"),
+    ("report-step-zero", lambda t: ["tools.report", "--prometheus", CLOSED, "--step", "0"], 2, "--step"),
     ("report-to-inf", lambda t: ["tools.report", "--prometheus", CLOSED, "--to", "inf"], 2, "--to"),
     (
         "report-missing-ca",
@@ -191,6 +193,14 @@ CASES: list[tuple[str, Setup, int, str]] = [
         "--out",
     ),
     ("alert-quality-unknown-stack", lambda t: ["tools.alert_quality", "--stack", "nosuch"], 2, "nosuch"),
+    ("alert-quality-precision-nan", lambda t: ["tools.alert_quality", "--min-precision", "nan"], 2, "--min-precision"),
+    ("alert-quality-recall-2", lambda t: ["tools.alert_quality", "--min-recall", "2"], 2, "--min-recall"),
+    (
+        "alert-quality-out-is-a-file",
+        lambda t: ["tools.alert_quality", "--out", str(_file(t, "f", "x"))],
+        2,
+        "is a file",
+    ),
     ("alert-quality-no-scenarios", lambda t: ["tools.alert_quality", "--scenarios", str(t / "none")], 2, "none"),
     (
         "pr-comment-plan-json-not-json",

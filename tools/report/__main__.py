@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     if end <= start:
         print("error: --from must be before --to", file=sys.stderr)
         return EXIT_USAGE
+    if args.step is not None and not (math.isfinite(args.step) and args.step > 0):
+        print("error: --step is seconds between points: write a positive number, e.g. 300", file=sys.stderr)
+        return EXIT_USAGE
     if not 0 < args.coverage_target <= 1:
         print("error: --coverage-target is a ratio: write e.g. 0.95", file=sys.stderr)
         return EXIT_USAGE
