@@ -215,6 +215,26 @@ CASES: list[tuple[str, Setup, int, str]] = [
         "plan.json",
     ),
     ("plan-unknown-stack", lambda t: ["tools.plan", "--stack", "nosuch", "--out", str(t / "o")], 2, "nosuch"),
+    (
+        "pr-comment-out-is-a-directory",
+        lambda t: [
+            "tools.pr_comment",
+            "--base",
+            str(_plan(t, "b", "{}")),
+            "--pr",
+            str(_plan(t, "p", "{}")),
+            "--out",
+            str(t),
+        ],
+        2,
+        "is a directory",
+    ),
+    (
+        "silences-textfile-dir-unwritable",
+        lambda t: _silences(t, "check", "--textfile-dir", str(_file(t, "f", "x") / "sub")),
+        1,
+        "cannot write",
+    ),
     ("pr-comment-missing-dir", lambda t: ["tools.pr_comment", "--base", str(t / "a"), "--pr", str(t / "b")], 2, "a"),
 ]
 

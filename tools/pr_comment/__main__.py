@@ -182,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, PlanDirError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.out and args.out.is_dir():
+        print(f"error: --out {args.out} is a directory: give the file to write the comment to", file=sys.stderr)
+        return 2
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(comment)

@@ -102,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     except (PolicyError, AlertmanagerError) as err:
         print(err, file=sys.stderr)
         return EXIT_FAILED
+    except OSError as err:  # the textfile directory: unwritable, full, gone
+        print(f"error: cannot write {err.filename or 'a file'}: {err.strerror}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def _run(args: argparse.Namespace) -> int:
