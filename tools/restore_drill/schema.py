@@ -207,6 +207,8 @@ def read_outputs(path: Path | None, stack: str) -> tuple[dict[str, Any], str]:
 
 def token_from(outputs: dict[str, Any], plan: DrillPlan, token_file: Path | None, env: dict[str, str]) -> str:
     """The PVE API token ``user@realm!name=secret``: secret output, token file, or environment."""
+    if token_file is not None and not token_file.is_file():
+        raise InputError(f"--token-file {token_file}: no such file (it holds user@realm!name=secret)")
     candidates: list[tuple[str, str | None]] = [
         (f"--token-file {token_file}", _read_secret(token_file) if token_file else None),
         ("OBS_RESTORE_DRILL_PVE_TOKEN", env.get("OBS_RESTORE_DRILL_PVE_TOKEN")),
