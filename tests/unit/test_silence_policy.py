@@ -283,6 +283,16 @@ CASES = [
     ),
     ("one-host", ['instance="10.0.10.110:9100"'], 3600, "alice", REASON, Marks(), set(), set()),
     (
+        "monitoring-maintenance-leaving-the-alarm",  # the form docs/routing-and-silences.md gives
+        ['service="monitoring"', 'alertname!~"Watchdog|SilencePolicyViolation|CriticalAlertUnacknowledged"'],
+        3600,
+        "alice",
+        REASON,
+        Marks(),
+        set(),
+        set(),
+    ),
+    (
         "one-host-every-alert",
         ['instance="10.0.10.110:9100"', 'alertname=~".+"'],
         3600,
