@@ -116,7 +116,7 @@ def _is_zone(word: str) -> bool:
         return False
     try:
         zoneinfo.ZoneInfo(word)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
         return False
     return True
 

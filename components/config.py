@@ -986,7 +986,7 @@ class MaintenanceWindow(Model):
     def _known_location(self) -> MaintenanceWindow:
         try:
             zoneinfo.ZoneInfo(self.location)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
             raise ValueError(
                 f"location {self.location!r} is not a time zone: write e.g. UTC or Europe/Berlin"
             ) from None

@@ -136,3 +136,9 @@ def test_longest_gap_matches_systemd_analyze(event: str) -> None:
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(stamps)]
     assert len(gaps) == 119
     assert calendar_event.longest_gap_seconds(event) == max(gaps)
+
+
+def test_a_zone_name_too_long_for_a_path_is_no_zone() -> None:
+    """zoneinfo raises OSError (file name too long) for it: found by tools/fuzz_config."""
+    with pytest.raises(calendar_event.CalendarError, match="time zone"):
+        calendar_event.check("02:00 Europe/" + "y" * 300)

@@ -43,6 +43,12 @@ def _images_off(s: dict[str, Any]) -> None:
 
 LOAD_CASES: list[tuple[str, Edit, str, str]] = [
     (
+        "maintenance-location-too-long",  # found by tools/fuzz_config: zoneinfo raised OSError
+        lambda s: s["alerting"]["maintenance_windows"][0].__setitem__("location", "y" * 300),
+        "alerting.maintenance_windows[0]",
+        "is not a time zone",
+    ),
+    (
         "vm-disk-on-pbs-storage",
         lambda s: s["monitoring"]["vm"].__setitem__("storage", "pbs-main"),
         "monitoring.vm.storage",

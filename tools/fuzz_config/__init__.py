@@ -79,6 +79,27 @@ class Mutation:
     description: str
     sections: dict[str, Any]
     string_only: bool  # one string field got a suffix: the rendered files keep their structure
+    raw: bytes | None = None  # the stack file's bytes, when the mutation is of the text itself
+
+
+def stack_text(sections: dict[str, Any]) -> str:
+    document = {"config": {f"{stack_config.NAMESPACE}:{k}": v for k, v in sections.items()}}
+    return yaml.safe_dump(document, allow_unicode=True, sort_keys=False)
+
+
+# Edits of the file's text: what a bad paste, an editor or another tool does to YAML.
+TEXT_EDITS = (
+    ("tag !!binary", lambda line: line.replace(": ", ": !!binary ", 1)),
+    ("tag !!set", lambda line: line.replace(": ", ": !!set ", 1)),
+    ("timestamp", lambda line: line.replace(": ", ": 2026-01-01 10:00:00 #", 1)),
+    ("anchor and alias", lambda line: line.replace(": ", ": &a ", 1) + "\n  obsstack:extra: *a"),
+    ("duplicate line", lambda line: line + "\n" + line),
+    ("tab indent", lambda line: "\t" + line.lstrip()),
+    ("unclosed flow", lambda line: line.replace(": ", ": [", 1)),
+    ("stray byte", lambda line: line + "\udcff"),
+    ("nul byte", lambda line: line + "\x00"),
+    ("deep nesting", lambda line: line.replace(": ", ": " + "[" * 200, 1)),
+)
 
 
 def paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -103,8 +124,12 @@ def mutations(example: dict[str, Any], seed: int, count: int) -> Iterator[Mutati
     rng = random.Random(seed)  # noqa: S311 - reproducible test input, not a secret
     every = paths(example)
     strings = [p for p in every if isinstance(parent_of(example, p)[p[-1]], str)]
+    lines = stack_text(example).splitlines()
     for n in range(count):
         sections = copy.deepcopy(example)
+        if n % 6 == 1:
+            yield _text_mutation(rng, lines, sections)
+            continue
         if n % 3 == 0:
             path = rng.choice(strings)
             suffix = rng.choice(SUFFIXES)
@@ -121,6 +146,17 @@ def mutations(example: dict[str, Any], seed: int, count: int) -> Iterator[Mutati
                 continue
             done.append(_apply(rng, parent, path))
         yield Mutation("; ".join(done) or "none", sections, False)
+
+
+def _text_mutation(rng: random.Random, lines: list[str], sections: dict[str, Any]) -> Mutation:
+    index = rng.randrange(1, len(lines))
+    name, edit = rng.choice(TEXT_EDITS)
+    edited = [*lines[:index], edit(lines[index]), *lines[index + 1 :]]
+    text = "\n".join(edited) + "\n"
+    raw = text.encode("utf-8", errors="surrogateescape")
+    if rng.random() < 0.1:
+        raw = text.encode("utf-16", errors="surrogatepass")
+    return Mutation(f"text line {index}: {name}", sections, False, raw)
 
 
 def _apply(rng: random.Random, parent: Any, path: tuple[Any, ...]) -> str:
@@ -157,8 +193,7 @@ class Outcome:
 def load_and_render(mutation: Mutation, workdir: Path) -> Outcome:
     """The plan's loading path (a stack file read back), then the plan's renderers."""
     stack_file = workdir / "Pulumi.fuzz.yaml"
-    document = {"config": {f"{stack_config.NAMESPACE}:{k}": v for k, v in mutation.sections.items()}}
-    stack_file.write_text(yaml.safe_dump(document, allow_unicode=True))
+    stack_file.write_bytes(mutation.raw if mutation.raw is not None else stack_text(mutation.sections).encode())
     try:
         sections, _ = stack_config.read_stack_file(stack_file)
         config = stack_config.validate(sections, source=stack_file.name)
