@@ -1,6 +1,7 @@
 """The silence policy check on every monitoring host, the on-call drill on the primary one.
 
-The tools ship as their own source (standard library + python3-requests, no project imports),
+The tools ship as their own source (standard library + python3-requests, no project imports;
+without RE2 there, tools/silences/policy.py judges regexes conservatively),
 run from /usr/local/lib/obsstack, and write textfiles node_exporter serves:
 - obs-silence-check.timer: every ``silence_policy.check_every`` -> obs_alerts.prom (every host)
 - obs-oncall-drill.timer: monthly (first Tuesday, 10:00 local) -> obs_oncall_drill.prom (the

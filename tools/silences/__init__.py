@@ -1,7 +1,8 @@
 """Silences and acknowledgements through Alertmanager's API, held to the silence policy.
 
 Operations used by the CLI (``python -m tools.silences``), the on-call drill and the tests.
-Only the standard library and requests: the package also runs on the monitoring host (timer).
+The standard library, requests and (where installed) google-re2: the package also runs on the
+monitoring host (timer), whose Debian python3 has no RE2 binding (policy.py says how it judges there).
 """
 
 from __future__ import annotations
