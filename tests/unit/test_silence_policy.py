@@ -524,3 +524,8 @@ def test_the_policy_alarm_cannot_be_acknowledged(policy) -> None:
             comment="looking at it, OPS-9",
         )
     assert am.store == {}
+
+
+def test_re2_is_installed_where_silences_are_created() -> None:
+    """The controller judges with RE2 (requirements.txt pins google-re2); only the host falls back."""
+    assert policy_module.re2 is not None, "google-re2 missing: pip install -r requirements.txt -c constraints.txt"
