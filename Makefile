@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: plan test lint typecheck unit bench-plan clean engine engine-test
+.PHONY: plan test lint typecheck unit bench-plan fuzz clean engine engine-test
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV) || { \
@@ -56,6 +56,10 @@ engine-test: engine
 
 bench-plan: $(STAMP)
 	$(PY) -m tools.bench_plan
+
+# Seeded config fuzzing through the plan's loader, real validators on what is accepted.
+fuzz: $(STAMP)
+	$(PY) -m tools.fuzz_config --seed $(or $(SEED),18) --count $(or $(COUNT),2000)
 
 clean:
 	rm -rf build .mypy_cache .pytest_cache .ruff_cache

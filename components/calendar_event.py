@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import itertools
 import re
 import zoneinfo
 
@@ -115,6 +116,83 @@ def _is_zone(word: str) -> bool:
         return False
     try:
         zoneinfo.ZoneInfo(word)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
         return False
     return True
+
+
+# ---- how often an event elapses (for budgets: an RPO shorter than the job's gap cannot be met) ----
+
+_EXPANDED = {
+    "minutely": "*-*-* *:*:00",
+    "hourly": "*-*-* *:00:00",
+    "daily": "*-*-* 00:00:00",
+    "weekly": "Mon *-*-* 00:00:00",
+    "monthly": "*-*-01 00:00:00",
+    "yearly": "*-01-01 00:00:00",
+    "annually": "*-01-01 00:00:00",
+    "quarterly": "*-01,04,07,10-01 00:00:00",
+    "semiannually": "*-01,07-01 00:00:00",
+}
+_SPAN_DAYS = 800  # two years and more: every yearly, leap-day or 31st-of-month event recurs in it
+
+
+def longest_gap_seconds(text: str) -> float:
+    """The longest time between two elapses of a valid calendar event (minute resolution), over the
+    next two years from a fixed start; ``inf`` when it elapses at most once in them."""
+    words = _EXPANDED.get(check(text).lower(), text).split(" ")
+    weekdays = _weekday_set(words.pop(0)) if _WEEKDAYS.fullmatch(words[0]) else set(range(7))
+    date = _DATE.fullmatch(words[0]) if words else None
+    if date:
+        words.pop(0)
+    time = _TIME.fullmatch(words[0]) if words else None
+    minutes = sorted(
+        h * 60 + m
+        for h in _values(time["hour"] if time else "0", 0, 23)
+        for m in _values(time["minute"] if time else "0", 0, 59)
+    )
+    start = datetime.date(2026, 1, 1)
+    days = [
+        n
+        for n in range(_SPAN_DAYS)
+        if _date_matches(start + datetime.timedelta(days=n), date)
+        and (start + datetime.timedelta(days=n)).weekday() in weekdays
+    ]
+    elapses = [d * 1440 + m for d in days for m in minutes]
+    if len(elapses) < 2:
+        return float("inf")
+    return 60.0 * max(b - a for a, b in itertools.pairwise(elapses))
+
+
+def _weekday_set(spec: str) -> set[int]:
+    found: set[int] = set()
+    for item in spec.lower().split(","):
+        first, _, last = item.partition("..")
+        low = WEEKDAYS.index(_day(first))
+        found.update(range(low, WEEKDAYS.index(_day(last)) + 1) if last else [low])
+    return found
+
+
+def _values(component: str, low: int, high: int) -> set[int]:
+    """The integers in low..high a component (``*``, ``N``, ``N..M``, each with ``/STEP``) names."""
+    found: set[int] = set()
+    for item in component.split(","):
+        bounds, _, step = item.partition("/")
+        first, _, last = bounds.partition("..")
+        begin = low if first == "*" else int(float(first))
+        end = high if first == "*" or (step and not last) else int(float(last or first))
+        found.update(range(begin, end + 1, int(float(step)) if step else 1))
+    return {v for v in found if low <= v <= high}
+
+
+def _date_matches(day: datetime.date, date: re.Match[str] | None) -> bool:
+    if date is None:
+        return True
+    if date["year"] and day.year not in _values(date["year"], 1970, 2199):
+        return False
+    if day.month not in _values(date["month"], 1, 12):
+        return False
+    if date["sep"] == "~":  # days counted back from the month's end: ~1 is the last day
+        last = calendar.monthrange(day.year, day.month)[1]
+        return last - day.day + 1 in _values(date["day"], 1, 31)
+    return day.day in _values(date["day"], 1, 31)

@@ -33,6 +33,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -211,9 +212,11 @@ def _check_email(text: str) -> str:
 
 def _check_secret_key(text: str) -> str:
     if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9]*", text):
+        # The value is not echoed: what lands here by mistake is often the secret itself.
         raise ValueError(
-            f"'{text}' is not a config key name: name a secret set with "
-            f"`pulumi config set --secret {NAMESPACE}:<name>` (camelCase, letters and digits)"
+            f"is not a config key name (the value, {len(text)} characters, is not shown: it may be the secret "
+            f"itself): name a secret set with `pulumi config set --secret {NAMESPACE}:<name>` "
+            "(camelCase, letters and digits)"
         )
     return text
 
@@ -1042,6 +1045,31 @@ class SeverityRoute(Model):
     group_interval: Duration = "5m"
     repeat_interval: Duration = "4h"
 
+    @field_validator("group_by")
+    @classmethod
+    def _label_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        """Alertmanager refuses the whole file otherwise ("invalid label name %q in group_by list",
+        prometheus/alertmanager config/config.go Route.UnmarshalYAML; "..." groups by every label)."""
+        for name in names:
+            if name != "..." and not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name):
+                raise ValueError(f"{name!r} is not a label name: write e.g. alertname, service, instance (or ...)")
+        if "..." in names and len(names) > 1:
+            raise ValueError("'...' (group by every label) stands alone: remove the other labels or the '...'")
+        if len(set(names)) != len(names):
+            raise ValueError("lists a label twice: list each label once")
+        return names
+
+    @field_validator("by_service")
+    @classmethod
+    def _routes_reach_someone(cls, routes: dict[str, tuple[Name, ...]]) -> dict[str, tuple[Name, ...]]:
+        empty = sorted(service for service, receivers in routes.items() if not receivers)
+        if empty:
+            raise ValueError(
+                f"the route for service {empty[0]!r} has no receivers: its alerts would reach nobody; "
+                "list receivers or remove the route"
+            )
+        return routes
+
 
 class Routing(Model):
     critical: SeverityRoute
@@ -1061,6 +1089,20 @@ class SilencePolicy(Model):
     maintenance_max_duration: Duration = "7d"
     protected_alerts: tuple[str, ...] = ("Watchdog",)
     check_every: Duration = "1m"
+
+    @field_validator("protected_alerts")
+    @classmethod
+    def _protects_the_heartbeat(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        """Without Watchdog a silence may stop the dead-man's switch; names are alert names (rules
+        check they exist: render/alerting_timers.py), listed once."""
+        bad = [n for n in names if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not an alert name: write names like Watchdog")
+        if "Watchdog" not in names:
+            raise ValueError("must include Watchdog (the dead-man's switch no silence may stop); add it to the list")
+        if len(set(names)) != len(names):
+            raise ValueError("lists an alert twice: list each protected alert once")
+        return names
 
 
 class TimeRange(Model):
@@ -1088,7 +1130,7 @@ class MaintenanceWindow(Model):
     def _known_location(self) -> MaintenanceWindow:
         try:
             zoneinfo.ZoneInfo(self.location)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
             raise ValueError(
                 f"location {self.location!r} is not a time zone: write e.g. UTC or Europe/Berlin"
             ) from None
@@ -1273,6 +1315,12 @@ class StackConfig(Model):
         self._check_capacity_and_versions(col)
         self._check_names(col)
         self._check_tls(col)
+        _check_storage_roles(self, col)
+        _check_datastores(self, col)
+        _check_drill_targets_backed_up(self, col)
+        _check_ports(self, col)
+        _check_retention_covers_lookbacks(self, col)
+        _check_rpo_fits_schedule(self, col)
         col.raise_if_any()
         return self
 
@@ -1438,6 +1486,126 @@ class StackConfig(Model):
                 "monitoring.tls.renew_days",
                 f"{tls.renew_days} must exceed alerting.thresholds.cert_expiry_days ({alert_days}): the expiry "
                 "alert is for renewals that keep failing, so renewal has to start earlier",
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# Semantic checks: values each valid alone that cannot work together (one function per rule)
+# ---------------------------------------------------------------------------------------------
+
+# The ranges queries look back over: the monthly report (tools/report, --from now-30d by default)
+# and the datastore capacity forecast (rules/dashboards.yml: predict_linear(pbs_used[7d], ...)).
+# Drill and on-call timestamps are gauges re-exported every scrape: no lookback.
+LOOKBACKS = {"the monthly report (tools/report --from now-30d)": "30d", "the capacity forecast (pbs_used[7d])": "7d"}
+
+
+def _check_storage_roles(config: StackConfig, col: _Collector) -> None:
+    """The PBS storage entry holds backups only (PVE stores no disk images or snippets there), and
+    the data disk's durable storage must take disk images."""
+    users = {
+        "monitoring.vm.storage": config.monitoring.vm.storage,
+        "monitoring.vm.data_storage": config.monitoring.vm.data_storage,
+        "proxmox.cloud_image.storage": config.proxmox.cloud_image.storage,
+        "proxmox.snippets_storage": config.proxmox.snippets_storage,
+        "backups.drill.scratch_storage": config.backups.drill.scratch_storage,
+    }
+    for path, storage in users.items():
+        if storage == config.pbs.storage_id:
+            col.add(
+                path,
+                f"{storage!r} is the PBS storage entry, which holds backups only: name a disk storage such as "
+                f"{config.proxmox.existing_storages[-1]!r}",
+            )
+    durable = {s.name: s for s in config.proxmox.durable_storages}
+    data = durable.get(config.monitoring.vm.data_storage or "")
+    if data is not None and "images" not in data.content:
+        col.add(
+            "monitoring.vm.data_storage",
+            f"durable storage {data.name!r} has no 'images' content, so PVE cannot put the data disk there: "
+            "add images to its content",
+        )
+
+
+def _check_datastores(config: StackConfig, col: _Collector) -> None:
+    """Two datastores in one directory (or one inside the other) corrupt each other's chunk store;
+    a sync job from a datastore to itself copies nothing."""
+    datastores = config.pbs.datastores
+    for i, ds in enumerate(datastores):
+        for other in datastores[:i]:
+            mine, theirs = ds.path.rstrip("/") + "/", other.path.rstrip("/") + "/"
+            if mine.startswith(theirs) or theirs.startswith(mine):
+                col.add(
+                    f"pbs.datastores[{i}].path",
+                    f"{ds.path} overlaps datastore {other.name!r} at {other.path}: "
+                    "give each datastore its own directory",
+                )
+        if ds.sync is not None and ds.sync.remote is None and ds.sync.remote_store == ds.name:
+            col.add(
+                f"pbs.datastores[{i}].sync.remote_store",
+                f"datastore {ds.name!r} would sync from itself: name another datastore, or set `remote`",
+            )
+
+
+def _check_drill_targets_backed_up(config: StackConfig, col: _Collector) -> None:
+    if config.backups.selection != "all_except":
+        return
+    for i, asset in enumerate(config.inventory.assets):
+        if asset.drill is not None and asset.name in config.backups.exclude:
+            col.add(
+                f"inventory.assets[{i}].drill",
+                f"{asset.name!r} is in backups.exclude, so there is no backup to restore: "
+                "remove it from backups.exclude or drop `drill`",
+            )
+
+
+def _check_ports(config: StackConfig, col: _Collector) -> None:
+    """Every daemon on a monitoring host listens on its own port."""
+    ports = config.monitoring.ports
+    seen: dict[int, str] = {}
+    for name in type(ports).model_fields:
+        port = getattr(ports, name)
+        if port in seen:
+            col.add(
+                f"monitoring.ports.{name}",
+                f"port {port} is also monitoring.ports.{seen[port]}: two daemons cannot listen on one port, "
+                "pick another",
+            )
+        seen.setdefault(port, name)
+
+
+def _check_retention_covers_lookbacks(config: StackConfig, col: _Collector) -> None:
+    """Prometheus must keep the data its queries look back over, or they answer from nothing."""
+    what, longest = max(LOOKBACKS.items(), key=lambda item: duration_seconds(item[1]))
+    if duration_seconds(config.monitoring.retention) < duration_seconds(longest):
+        col.add(
+            "monitoring.retention",
+            f"{config.monitoring.retention} is shorter than {what}, which looks back {longest}: "
+            f"keep at least {longest}",
+        )
+
+
+def _check_rpo_fits_schedule(config: StackConfig, col: _Collector) -> None:
+    """A recovery point objective shorter than the longest gap between two backup runs cannot be met:
+    the newest backup is that old just before the next run (an RPO of 1h with a nightly job)."""
+    gap = calendar_event.longest_gap_seconds(config.backups.schedule)
+    if gap == math.inf:
+        col.add(
+            "backups.schedule", f"{config.backups.schedule!r} runs at most once in two years: give a recurring event"
+        )
+        return
+    hours = f"{gap / 3600:g}h"
+    if duration_seconds(config.backups.rpo) < gap:
+        col.add(
+            "backups.rpo",
+            f"{config.backups.rpo} cannot be met: backups.schedule {config.backups.schedule!r} leaves up to {hours} "
+            f"between runs; set rpo to {hours} or more, or schedule backups more often",
+        )
+    for i, asset in enumerate(config.inventory.assets):
+        if asset.drill is not None and duration_seconds(asset.drill.rpo) < gap:
+            col.add(
+                f"inventory.assets[{i}].drill.rpo",
+                f"{asset.drill.rpo} cannot be met: the newest backup of {asset.name!r} may be {hours} old "
+                f"(backups.schedule {config.backups.schedule!r}); set it to {hours} or more",
             )
 
 

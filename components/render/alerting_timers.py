@@ -1,6 +1,7 @@
 """The silence policy check on every monitoring host, the on-call drill on the primary one.
 
-The tools ship as their own source (standard library + python3-requests, no project imports),
+The tools ship as their own source (standard library + python3-requests, no project imports;
+without RE2 there, tools/silences/policy.py judges regexes conservatively),
 run from /usr/local/lib/obsstack, and write textfiles node_exporter serves:
 - obs-silence-check.timer: every ``silence_policy.check_every`` -> obs_alerts.prom (every host)
 - obs-oncall-drill.timer: monthly (first Tuesday, 10:00 local) -> obs_oncall_drill.prom (the
@@ -9,15 +10,16 @@ run from /usr/local/lib/obsstack, and write textfiles node_exporter serves:
 
 from __future__ import annotations
 
+import difflib
 import json
 from typing import Any
 
 import jinja2
 import yaml
 
-from components.config import StackConfig, duration_seconds
+from components.config import NAMESPACE, ConfigError, Problem, StackConfig, duration_seconds
 from components.inventory import Inventory, build
-from components.render import HostFile, layout, sandbox, sources
+from components.render import HostFile, layout, rendered_once, sandbox, sources
 from components.render.rules import rule_files
 
 LIB_DIR = "/usr/local/lib/obsstack"
@@ -95,10 +97,11 @@ WantedBy=timers.target
 
 # With two replicas, which tools run on every monitoring host and which once per stack (on the
 # primary, ``inventory.monitoring[0]``, like the restore drill in components/render/drill.py):
-# - obs-silence-check, per host: read-only (it only GETs alerts and silences from the host's own
-#   Alertmanager, and silences are gossiped, so both hosts see the same state) and it feeds local
-#   metrics. Each host's run is what keeps obs_alert_acknowledged alive when the other host is
-#   down (without it CriticalAlertUnacknowledged would escalate acknowledged alerts), and
+# - obs-silence-check, per host: it GETs alerts and silences from the host's own Alertmanager
+#   (silences are gossiped, so both hosts see the same state) and feeds local metrics; its one
+#   write expires a silence muting SilencePolicyViolation, idempotent when both hosts do it.
+#   Each host's run is what keeps obs_alert_acknowledged alive when the other host is down
+#   (without it CriticalAlertUnacknowledged would escalate acknowledged alerts), and
 #   obs_silence_policy_check_up == 0 on a host tells that host's Alertmanager is unreachable.
 # - obs-oncall-drill, singleton: it posts a synthetic critical alert that pages whoever is on call
 #   and waits for them to acknowledge it; on every host it would page twice, with two drill ids
@@ -118,15 +121,51 @@ def shipped_to(inventory: Inventory, host: str, name: str) -> bool:
     return name.rsplit(".", 1)[0] not in SINGLETONS or is_primary(inventory, host)
 
 
-def protected_label_sets(config: StackConfig, inventory: Inventory) -> list[dict[str, str]]:
-    """alertname plus the static labels its rule gives it, for every protected alert (Watchdog)."""
+def _alert_label_sets(config: StackConfig, inventory: Inventory) -> dict[str, dict[str, str]]:
+    """alertname -> alertname plus its rule's static labels and the stack's external labels: what
+    Alertmanager sees of an alert before its expression's own labels (Prometheus adds external
+    labels to alerts, then alert_relabel_configs drops `replica`: render/prometheus.py)."""
+    return rendered_once("alert-label-sets", config, inventory, lambda: _read_alert_label_sets(config, inventory))
+
+
+def _safe_yaml(text: str) -> Any:
+    """safe_load, with libyaml's C SafeLoader where PyYAML has it (the rule files are large)."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a SafeLoader
+
+
+def _read_alert_label_sets(config: StackConfig, inventory: Inventory) -> dict[str, dict[str, str]]:
     static: dict[str, dict[str, str]] = {}
     for text in rule_files(config, inventory).values():
-        for group in (yaml.safe_load(text) or {}).get("groups", []):
+        for group in (_safe_yaml(text) or {}).get("groups", []):
             for rule in group.get("rules", []):
                 if "alert" in rule:
-                    static.setdefault(rule["alert"], {str(k): str(v) for k, v in (rule.get("labels") or {}).items()})
-    return [{**static.get(name, {}), "alertname": name} for name in config.alerting.silence_policy.protected_alerts]
+                    # A templated label ({{ $labels.service }}) varies per alert: not a static one.
+                    labels = {str(k): str(v) for k, v in (rule.get("labels") or {}).items() if "{{" not in str(v)}
+                    static.setdefault(rule["alert"], {"cluster": config.cluster, **labels, "alertname": rule["alert"]})
+    return static
+
+
+def protected_label_sets(config: StackConfig, inventory: Inventory) -> list[dict[str, str]]:
+    """The label sets of every protected alert (Watchdog); a name no rule defines is a config error."""
+    static = _alert_label_sets(config, inventory)
+    names = config.alerting.silence_policy.protected_alerts
+    unknown = [
+        Problem(
+            f"{NAMESPACE}:alerting.silence_policy.protected_alerts[{i}]",
+            f"no alert rule is named {name!r}: write one of the rules' alert names"
+            + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(name, static, n=1)) else ""),
+        )
+        for i, name in enumerate(names)
+        if name not in static
+    ]
+    if unknown:
+        raise ConfigError(unknown)
+    return [static[name] for name in names]
+
+
+def critical_label_sets(config: StackConfig, inventory: Inventory) -> list[dict[str, str]]:
+    """The label sets of the critical alert rules: what a silence of "every critical alert" mutes."""
+    return [labels for labels in _alert_label_sets(config, inventory).values() if labels.get("severity") == "critical"]
 
 
 def policy_document(config: StackConfig, inventory: Inventory | None = None) -> dict[str, Any]:
@@ -139,6 +178,7 @@ def policy_document(config: StackConfig, inventory: Inventory | None = None) -> 
         "maintenance_max_duration_seconds": duration_seconds(spec.maintenance_max_duration),
         "maintenance_windows": [w.name for w in config.alerting.maintenance_windows],
         "protected": protected_label_sets(config, inventory),
+        "critical": critical_label_sets(config, inventory),
     }
 
 

@@ -169,7 +169,7 @@ def test_target_down_severity_follows_the_tier() -> None:
         pytest.param(
             "alerting", ("thresholds", "scrape_coverage_min"), 0.8, "availability", "ratio < 0.8", id="coverage-min"
         ),
-        pytest.param("backups", ("rpo",), "12h", "backups", "backup_age:seconds > 50400", id="rpo-plus-grace"),
+        pytest.param("backups", ("rpo",), "36h", "backups", "backup_age:seconds > 136800", id="rpo-plus-grace"),
         pytest.param("backups", ("rpo_grace",), "4h", "backups", "backup_age:seconds > 100800", id="rpo-grace"),
         pytest.param(
             "backups", ("drill", "every"), "7d", "backups", "last_success_timestamp_seconds > 604800", id="drill-every"

@@ -5,7 +5,9 @@ must accept it too. The corpus is generated from the grammar's parts, valid and 
 
 from __future__ import annotations
 
+import datetime
 import itertools
+import os
 import random
 import subprocess
 
@@ -95,3 +97,48 @@ def test_nothing_accepted_here_is_refused_by_systemd() -> None:
 def test_events_systemd_would_take_but_never_run_or_inject_are_refused(event: str, fragment: str) -> None:
     with pytest.raises(calendar_event.CalendarError, match=fragment):
         calendar_event.check(event)
+
+
+GAP_CORPUS = [
+    "02:00",
+    "daily",
+    "weekly",
+    "monthly",
+    "hourly",
+    "sun 02:00",
+    "mon..fri 02:00",
+    "sat,sun 03:30",
+    "*:0/15",
+    "*-*-* 02,14:00",
+    "*-*-01,15 04:00",
+    "*-*~01 03:00",
+    "quarterly",
+    "0/6:30",
+]
+
+
+@pytest.mark.parametrize("event", GAP_CORPUS)
+def test_longest_gap_matches_systemd_analyze(event: str) -> None:
+    """The gaps between systemd's own next elapses, from a fixed base, in UTC."""
+    run = subprocess.run(
+        [require_binary("systemd-analyze"), "calendar", "--iterations=120", "--base-time=2025-12-31 23:59:59", event],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "TZ": "UTC"},
+    )
+    assert run.returncode == 0, run.stderr
+    stamps = [
+        datetime.datetime.strptime(" ".join(line.split()[-3:-1]), "%Y-%m-%d %H:%M:%S")
+        for line in run.stdout.splitlines()
+        if line.strip().startswith(("Next elapse:", "Iter. #"))
+    ]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(stamps)]
+    assert len(gaps) == 119
+    assert calendar_event.longest_gap_seconds(event) == max(gaps)
+
+
+def test_a_zone_name_too_long_for_a_path_is_no_zone() -> None:
+    """zoneinfo raises OSError (file name too long) for it: found by tools/fuzz_config."""
+    with pytest.raises(calendar_event.CalendarError, match="time zone"):
+        calendar_event.check("02:00 Europe/" + "y" * 300)

@@ -110,12 +110,12 @@ def test_every_dashboard_has_queries() -> None:
 
 
 def test_thresholds_come_from_the_stack_config(example_sections: dict[str, Any]) -> None:
-    example_sections["backups"]["rpo"] = "12h"
+    example_sections["backups"]["rpo"] = "36h"
     example_sections["alerting"]["thresholds"] = {"scrape_coverage_min": 0.99}
     boards = {b.name: b for b in dashboards.render(stack_config.validate(example_sections))}
     overview = {p["title"]: p for p in _panels(boards["overview"])}
     rpo_steps = overview["Backup age per protected guest"]["fieldConfig"]["defaults"]["thresholds"]["steps"]
-    assert [s["value"] for s in rpo_steps] == [None, 12 * 3600, 14 * 3600]
+    assert [s["value"] for s in rpo_steps] == [None, 36 * 3600, 38 * 3600]
     coverage_steps = overview["Scrape coverage"]["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert [s["value"] for s in coverage_steps] == [None, 0.99]
 

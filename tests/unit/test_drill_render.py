@@ -144,6 +144,11 @@ def test_canary_calendar(schedule: str, lead: str, expected: str | None) -> None
 
 def test_underivable_canary_time_asks_for_canary_schedule(example_sections) -> None:
     example_sections["backups"]["schedule"] = "mon..fri 02:00"
+    # Weekdays only leave 72h over the weekend: the RPOs must allow it (config._check_rpo_fits_schedule).
+    example_sections["backups"]["rpo"] = "72h"
+    for asset in example_sections["inventory"]["assets"]:
+        if "drill" in asset:
+            asset["drill"]["rpo"] = "72h"
     with pytest.raises(stack_config.ConfigError, match=r"backups\.drill\.canary_schedule: cannot derive"):
         stack_config.validate(example_sections)
     example_sections["backups"]["drill"]["canary_schedule"] = "Mon..Fri *-*-* 01:00:00"

@@ -126,9 +126,10 @@ def test_unreadable_stack_exits_2(tmp_path: Path, content: str, expected: str) -
     assert expected in result.stderr and "Traceback" not in result.stderr
 
 
-def test_missing_stack_exits_1(tmp_path: Path) -> None:
+def test_missing_stack_exits_2(tmp_path: Path) -> None:
+    """An unknown --stack is bad input, like an invalid one: 1 is left for crashes."""
     result = run_cli("--stack", "nope", "--out", str(tmp_path / "out"))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "Pulumi.nope.yaml not found" in result.stderr
 
 

@@ -86,6 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-recall", type=float, default=1.0)
     parser.add_argument("--out", type=Path, default=Path("build/alert-quality"), help="report.txt and quality.png")
     args = parser.parse_args(argv)
+    # Bad options are refused before the scenarios replay (minutes), not after.
+    for option, ratio in (("--min-precision", args.min_precision), ("--min-recall", args.min_recall)):
+        if not 0 <= ratio <= 1:  # nan fails both comparisons too
+            print(f"error: {option} is a ratio between 0 and 1: write e.g. 0.99", file=sys.stderr)
+            return 2
+    if args.out.exists() and not args.out.is_dir():
+        print(f"error: --out {args.out} is a file: give a directory for report.txt and quality.png", file=sys.stderr)
+        return 2
     try:
         config = load_stack(args.stack)
         scenarios = load_scenarios(args.scenarios)

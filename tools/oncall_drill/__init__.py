@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from tools.silences import write_textfile
 from tools.silences.api import Alertmanager, iso, parse_time
-from tools.silences.policy import ACK_MARK, exposition
+from tools.silences.policy import BadInputError, Matcher, exposition, read_marks
 
 ALERTNAME = "OnCallDrill"
 TEXTFILE_NAME = "obs_oncall_drill.prom"
@@ -53,9 +54,18 @@ def drill_alert(drill_id: str, start: datetime, ends: datetime, runbook_url: str
     }
 
 
+def _is_ack(silence: dict[str, Any]) -> bool:
+    """An acknowledgement the silences tool signed (a comment typed to look like one is not)."""
+    try:
+        matchers = [Matcher.from_api(m) for m in silence["matchers"]]
+    except (BadInputError, KeyError, TypeError):
+        return False
+    return read_marks(str(silence.get("comment", "")), matchers, str(silence.get("createdBy", "")))[0].ack
+
+
 def _ack_time(am: Alertmanager, drill_id: str) -> float | None:
     """When the drill alert's acknowledgement silence started, if it has one."""
-    acks = {s["id"]: s for s in am.silences() if s["status"]["state"] == "active" and ACK_MARK in s["comment"]}
+    acks = {s["id"]: s for s in am.silences() if s["status"].get("state") == "active" and _is_ack(s)}
     for alert in am.alerts():
         if alert["labels"].get("drill") == drill_id:
             times = [parse_time(acks[i]["startsAt"]).timestamp() for i in alert["status"]["silencedBy"] if i in acks]

@@ -3,18 +3,20 @@
     python -m tools.oncall_drill --alertmanager http://127.0.0.1:9093 \\
         --textfile-dir /var/lib/prometheus/node-exporter [--ack-timeout 30m]
 
-Exit codes: 0 acknowledged, 1 not acknowledged in time, 2 Alertmanager unreachable.
+Exit codes: 0 acknowledged, 1 not acknowledged in time or Alertmanager unreachable, 2 bad input
+(checked before the alert is sent: a drill that cannot record its result must not page anyone).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from tools.oncall_drill import record, run
 from tools.silences.api import AlertmanagerError, add_connection_arguments, from_arguments
-from tools.silences.policy import PolicyError, parse_duration
+from tools.silences.policy import BadInputError, parse_duration
 
 RUNBOOK = "docs/runbooks/OnCallDrillOverdue.md"
 
@@ -28,15 +30,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         timeout = parse_duration(args.ack_timeout)
-    except PolicyError as err:
-        parser.error(f"--ack-timeout: {err}")
+        _writable_dir(args.textfile_dir)
+        am = from_arguments(args)
+    except BadInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
-        result = run(from_arguments(args), timeout, args.runbook_url, progress=lambda s: print(s, flush=True))
+        result = run(am, timeout, args.runbook_url, progress=lambda s: print(s, flush=True))
     except AlertmanagerError as err:
         print(err, file=sys.stderr)
-        return 2
+        return 1
     print(f"wrote {record(result, args.textfile_dir)}")
     return 0 if result.acked else 1
+
+
+def _writable_dir(path: Path) -> None:
+    """The textfile directory must take the result, or the drill would page for nothing."""
+    if path.exists() and not path.is_dir():
+        raise BadInputError(f"--textfile-dir {path} is a file: give node_exporter's textfile directory")
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None or not os.access(existing, os.W_OK | os.X_OK):
+        raise BadInputError(f"--textfile-dir {path}: {existing} is not writable by this user")
 
 
 if __name__ == "__main__":

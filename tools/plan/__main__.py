@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not stack_file.exists():
             print(f"error: {stack_file} not found: create it or pass --stack NAME", file=sys.stderr)
-            return EXIT_ERROR
+            return EXIT_INVALID
         sections, _ = stack_config.read_stack_file(stack_file)
         config = stack_config.validate(sections, source=stack_file.name)
         earlier_plan(args.out)  # refuse a wrong --out before the run, not after it

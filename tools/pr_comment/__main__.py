@@ -36,6 +36,21 @@ class FileDiff:
     diff: str
 
 
+class PlanDirError(ValueError):
+    """A plan directory this tool cannot read: exit code 2."""
+
+
+def _plan(plan_json: Path) -> dict[str, Any]:
+    """plan.json as the plan tool writes it (an object with resources), or a clear error."""
+    try:
+        data = json.loads(plan_json.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise PlanDirError(f"{plan_json} is not plan.json as `make plan` writes it ({type(err).__name__})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("resources", []), list):
+        raise PlanDirError(f"{plan_json} is not plan.json as `make plan` writes it (no resources list)")
+    return data
+
+
 def rendered_files(plan_dir: Path) -> dict[str, str]:
     """Relative path -> content for every host file and dashboard in one plan directory."""
     files: dict[str, str] = {}
@@ -46,7 +61,7 @@ def rendered_files(plan_dir: Path) -> dict[str, str]:
                 files[path.relative_to(plan_dir).as_posix()] = path.read_text(errors="replace")
     plan_json = plan_dir / "plan.json"
     if plan_json.exists():
-        for resource in json.loads(plan_json.read_text()).get("resources", []):
+        for resource in _plan(plan_json).get("resources", []):
             if resource.get("type") != DASHBOARD_TYPE:
                 continue
             body = resource.get("inputs", {}).get("configJson", "")
@@ -82,7 +97,7 @@ def _resources(plan_dir: Path) -> dict[tuple[str, str], Any]:
         return {}
     return {
         (r["type"], r["name"]): (r.get("inputs"), r.get("options"), r.get("parent"))
-        for r in json.loads(plan_json.read_text()).get("resources", [])
+        for r in _plan(plan_json).get("resources", [])
     }
 
 
@@ -171,8 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         comment = build_comment(args.base, args.pr, args.max_chars, args.stack)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, PlanDirError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.out and args.out.is_dir():
+        print(f"error: --out {args.out} is a directory: give the file to write the comment to", file=sys.stderr)
         return 2
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

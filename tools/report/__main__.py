@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+import math
 import os
 import sys
 import time
@@ -40,9 +41,13 @@ def parse_time(text: str, now: float) -> float:
     if text.startswith("now-"):
         return now - duration_seconds(text[4:])
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):
+            raise ValueError(f"'{text}' is not a time: write a finite Unix time, a date or now-30d")
+        return number
     try:
         parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -50,6 +55,13 @@ def parse_time(text: str, now: float) -> float:
             f"'{text}' is not a time: write 2026-10-01, 2026-10-01T00:00:00Z, 1790000000 or now-30d"
         ) from None
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
+
+
+def _time(option: str, text: str, now: float) -> float:
+    try:
+        return parse_time(text, now)
+    except ValueError as err:
+        raise ValueError(f"{option}: {err}") from None
 
 
 def credentials(user: str | None, password_file: Path | None) -> tuple[str, str] | None:
@@ -119,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     now = time.time()
     try:
-        start, end = parse_time(args.start, now), parse_time(args.end, now)
+        start, end = _time("--from", args.start, now), _time("--to", args.end, now)
+        if args.out.exists() and not args.out.is_dir():
+            raise ValueError(f"--out {args.out} is a file: give a directory for the report")
         budgets = Budgets(
             coverage_target=args.coverage_target,
             rpo_seconds=duration_seconds(args.rpo),
@@ -134,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if end <= start:
         print("error: --from must be before --to", file=sys.stderr)
+        return EXIT_USAGE
+    if args.step is not None and not (math.isfinite(args.step) and args.step > 0):
+        print("error: --step is seconds between points: write a positive number, e.g. 300", file=sys.stderr)
         return EXIT_USAGE
     if not 0 < args.coverage_target <= 1:
         print("error: --coverage-target is a ratio: write e.g. 0.95", file=sys.stderr)

@@ -186,7 +186,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
 
     report_dir = args.report_dir or Path(plan.report_dir or DEFAULT_REPORT_DIR)
-    report_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InputError(f"--report-dir {report_dir} is a file: give a directory for reports, state and lock") from None
+    except OSError as err:
+        raise InputError(f"--report-dir {report_dir} cannot be created ({err.strerror})") from None
     lock = (report_dir / ".lock").open("w")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

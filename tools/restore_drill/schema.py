@@ -207,15 +207,24 @@ def parse(outputs: dict[str, Any], source: str) -> DrillPlan:
         raise InputError("\n".join(lines)) from None
 
 
+def _json(text: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{source} is not JSON ({err}): pass the file `pulumi stack output --json` wrote") from None
+    except RecursionError:
+        raise InputError(f"{source} is nested too deeply to be stack outputs") from None
+
+
 def read_outputs(path: Path | None, stack: str) -> tuple[dict[str, Any], str]:
     """Stack outputs from a JSON file, or from `pulumi stack output --json --show-secrets`."""
     if path is not None:
         try:
-            data = json.loads(path.read_text())
+            data = _json(path.read_text(encoding="utf-8"), str(path))
         except OSError as err:
             raise InputError(f"cannot read --outputs {path}: {err.strerror}") from None
-        except json.JSONDecodeError as err:
-            raise InputError(f"{path} is not JSON ({err}): pass the file `pulumi stack output --json` wrote") from None
+        except UnicodeDecodeError:
+            raise InputError(f"{path} is not UTF-8 text: pass the file `pulumi stack output --json` wrote") from None
         source = str(path)
     else:
         command = ["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", stack]
@@ -227,7 +236,7 @@ def read_outputs(path: Path | None, stack: str) -> tuple[dict[str, Any], str]:
             raise InputError("`pulumi stack output` took over 120 s: pass --outputs FILE instead") from None
         if done.returncode != 0:
             raise InputError(f"`{' '.join(command)}` failed: {done.stderr.strip()[:500]}")
-        data = json.loads(done.stdout)
+        data = _json(done.stdout, f"`{' '.join(command)}`")
         source = f"stack {stack}"
     if not isinstance(data, dict):
         raise InputError(f"{source}: expected a JSON object of stack outputs")
@@ -236,6 +245,8 @@ def read_outputs(path: Path | None, stack: str) -> tuple[dict[str, Any], str]:
 
 def token_from(outputs: dict[str, Any], plan: DrillPlan, token_file: Path | None, env: dict[str, str]) -> str:
     """The PVE API token ``user@realm!name=secret``: secret output, token file, or environment."""
+    if token_file is not None and not token_file.is_file():
+        raise InputError(f"--token-file {token_file}: no such file (it holds user@realm!name=secret)")
     candidates: list[tuple[str, str | None]] = [
         (f"--token-file {token_file}", _read_secret(token_file) if token_file else None),
         ("OBS_RESTORE_DRILL_PVE_TOKEN", env.get("OBS_RESTORE_DRILL_PVE_TOKEN")),

@@ -8,8 +8,9 @@
     silences check --textfile-dir /var/lib/prometheus/node-exporter     (the timer on the host)
 
 The policy comes from --policy FILE (rendered to /etc/obsstack/silence-policy.json on the
-monitoring host) or from --stack NAME (Pulumi.NAME.yaml). Exit codes: 0 ok, 1 refused by policy
-or bad input, 2 Alertmanager unreachable or refused the request.
+monitoring host) or from --stack NAME (Pulumi.NAME.yaml). Exit codes: 0 ok, 1 refused by the
+policy, audit found breaches, or Alertmanager unreachable or refusing, 2 bad input (a matcher, a
+duration, a file, an option).
 """
 
 from __future__ import annotations
@@ -19,24 +20,46 @@ import sys
 import time
 from pathlib import Path
 
-from tools.silences import TEXTFILE_NAME, acknowledge, audit, check, check_failed, create, write_textfile
-from tools.silences.api import AlertmanagerError, add_connection_arguments, from_arguments
-from tools.silences.policy import ACK_MARK, Matcher, Policy, PolicyError
+from tools.silences import (
+    TEXTFILE_NAME,
+    acknowledge,
+    audit,
+    author_of,
+    check,
+    check_failed,
+    create,
+    judge_active,
+    write_textfile,
+)
+from tools.silences.api import Alertmanager, AlertmanagerError, add_connection_arguments, from_arguments
+from tools.silences.policy import BadInputError, Matcher, Policy, PolicyError, parse_duration
 
 DEFAULT_POLICY = Path("/etc/obsstack/silence-policy.json")
-EXIT_REFUSED, EXIT_ALERTMANAGER = 1, 2
+EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 
 
 def load_policy(args: argparse.Namespace) -> Policy:
     if args.stack:
+        # Only on the controller: the host has the rendered policy file and no components/.
         from components import config as stack_config
         from tools.silences.from_config import policy
 
-        return policy(stack_config.load_file(Path(f"Pulumi.{args.stack}.yaml")))
-    path = Path(args.policy)
-    if not path.exists():
-        raise PolicyError(f"no policy file at {path}: pass --policy FILE or --stack NAME")
-    return Policy.load(path)
+        path = Path(f"Pulumi.{args.stack}.yaml")
+        if not path.is_file():
+            raise BadInputError(
+                f"--stack {args.stack}: no {path} here (run from the repository, or pass --policy FILE)"
+            )
+        try:
+            return policy(stack_config.load_file(path))
+        except stack_config.ConfigError as err:
+            raise BadInputError(str(err)) from None
+    return Policy.load(Path(args.policy))
+
+
+def _textfile_dir(path: Path) -> Path:
+    if path.exists() and not path.is_dir():
+        raise BadInputError(f"--textfile-dir {path} is a file: give node_exporter's textfile directory")
+    return path
 
 
 def parser() -> argparse.ArgumentParser:
@@ -72,75 +95,100 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        am = from_arguments(args)
-        if args.command == "alerts":
-            for a in am.alerts():
-                labels = ",".join(f"{k}={v}" for k, v in sorted(a["labels"].items()))
-                print(f"{a['fingerprint']}  {a['status']['state']:<10} {a['startsAt']}  {labels}")
-            return 0
-        if args.command == "list":
-            for s in am.silences():
-                if s["status"]["state"] == "active":
-                    shown = " ".join(str(Matcher.from_api(m)) for m in s["matchers"])
-                    kind = "ack " if ACK_MARK in s["comment"] else "    "
-                    print(f"{s['id']}  {kind} until {s['endsAt']}  {s['createdBy']}: {s['comment']}  [{shown}]")
-            return 0
-        if args.command == "expire":
-            am.expire_silence(args.silence_id)
-            print(f"expired {args.silence_id}")
-            return 0
-        policy = load_policy(args)
-        if args.command == "audit":
-            broken = audit(am.silences(), am.alerts(), policy)
-            for silence, findings in broken:
-                reasons = "; ".join(f.message for f in findings)
-                print(f"{silence['id']}  {silence['createdBy']}: {silence['comment']!r}  -> {reasons}")
-            print(
-                f"{len(broken)} silence(s) break the policy"
-                + (": expire them (`silences expire ID`)" if broken else "")
-            )
-            return 1 if broken else 0
-        if args.command == "check":
-            try:
-                text = check(am, policy)
-            except AlertmanagerError:
-                write_textfile(args.textfile_dir, TEXTFILE_NAME, check_failed(time.time()))
-                raise
-            print(f"wrote {write_textfile(args.textfile_dir, TEXTFILE_NAME, text)}")
-            return 0
-        matchers = [Matcher.parse(m) for m in args.matcher]
-        if args.command == "ack":
-            if not matchers and not args.fingerprint:
-                raise PolicyError("pick the alert: --fingerprint FP or -m label=value (see `silences alerts`)")
-            ids = acknowledge(
-                am,
-                policy,
-                selectors=matchers,
-                fingerprint=args.fingerprint,
-                duration=args.duration,
-                author=args.author,
-                comment=args.comment,
-            )
-            print("\n".join(f"acknowledged: silence {i}" for i in ids))
-            return 0
-        silence_id = create(
+        return _run(args)
+    except BadInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (PolicyError, AlertmanagerError) as err:
+        print(err, file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as err:  # the textfile directory: unwritable, full, gone
+        print(f"error: cannot write {err.filename or 'a file'}: {err.strerror}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _run(args: argparse.Namespace) -> int:
+    # Bad input is refused before Alertmanager is asked anything.
+    if args.command == "check":
+        _textfile_dir(args.textfile_dir)
+    matchers = [Matcher.parse(m) for m in getattr(args, "matcher", [])]
+    if args.command in ("create", "ack"):
+        parse_duration(args.duration)
+    policy = load_policy(args) if args.command in ("audit", "check", "create", "ack") else None
+    am = from_arguments(args)
+    if args.command == "alerts":
+        for a in am.alerts():
+            labels = ",".join(f"{k}={v}" for k, v in sorted(a["labels"].items()))
+            print(f"{a['fingerprint']}  {a['status'].get('state', '?'):<10} {a['startsAt']}  {labels}")
+        return 0
+    if args.command == "list":
+        for j in judge_active(am.silences(), [], Policy(0, 0, ())):
+            s = j.silence
+            shown = " ".join(f"{m['name']}{_op(m)}{m['value']!r}" for m in s["matchers"])
+            who = author_of(str(s.get("createdBy", "")))
+            kind = "ack " if j.marks.ack else "    "
+            print(f"{s['id']}  {kind} until {s['endsAt']}  {who}: {s.get('comment')}  [{shown}]")
+        return 0
+    if args.command == "expire":
+        am.expire_silence(args.silence_id)
+        print(f"expired {args.silence_id}")
+        return 0
+    assert policy is not None
+    if args.command == "audit":
+        return _audit(am, policy)
+    if args.command == "check":
+        return _check(am, policy, args.textfile_dir)
+    if args.command == "ack":
+        if not matchers and not args.fingerprint:
+            raise BadInputError("pick the alert: --fingerprint FP or -m label=value (see `silences alerts`)")
+        ids = acknowledge(
             am,
             policy,
-            matchers=matchers,
+            selectors=matchers,
+            fingerprint=args.fingerprint,
             duration=args.duration,
             author=args.author,
             comment=args.comment,
-            maintenance=args.maintenance,
-            force_reason=args.force,
         )
-        print(f"created silence {silence_id}")
+        print("\n".join(f"acknowledged: silence {i}" for i in ids))
         return 0
-    except PolicyError as err:
-        print(err, file=sys.stderr)
-        return EXIT_REFUSED
-    except AlertmanagerError as err:
-        print(err, file=sys.stderr)
-        return EXIT_ALERTMANAGER
+    silence_id = create(
+        am,
+        policy,
+        matchers=matchers,
+        duration=args.duration,
+        author=args.author,
+        comment=args.comment,
+        maintenance=args.maintenance,
+        force_reason=args.force,
+    )
+    print(f"created silence {silence_id}")
+    return 0
+
+
+def _audit(am: Alertmanager, policy: Policy) -> int:
+    broken = audit(am.silences(), am.alerts(), policy)
+    for silence, findings in broken:
+        reasons = "; ".join(f.message for f in findings)
+        print(f"{silence['id']}  {silence.get('createdBy')}: {silence.get('comment')!r}  -> {reasons}")
+    print(f"{len(broken)} silence(s) break the policy" + (": expire them (`silences expire ID`)" if broken else ""))
+    return EXIT_FAILED if broken else 0
+
+
+def _check(am: Alertmanager, policy: Policy, textfile_dir: Path) -> int:
+    try:
+        text = check(am, policy)
+    except AlertmanagerError:
+        write_textfile(textfile_dir, TEXTFILE_NAME, check_failed(time.time()))
+        raise
+    print(f"wrote {write_textfile(textfile_dir, TEXTFILE_NAME, text)}")
+    return 0
+
+
+def _op(matcher: dict[str, object]) -> str:
+    return {(False, True): "=", (False, False): "!=", (True, True): "=~", (True, False): "!~"}[
+        (bool(matcher.get("isRegex")), bool(matcher.get("isEqual", True)))
+    ]
 
 
 if __name__ == "__main__":

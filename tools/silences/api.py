@@ -10,11 +10,11 @@ from typing import Any
 
 import requests
 
-from tools.silences.policy import Matcher
+from tools.silences.policy import BadInputError, Matcher
 
 
 class AlertmanagerError(RuntimeError):
-    """Alertmanager could not be reached or refused a request."""
+    """Alertmanager could not be reached, refused a request or answered something unusable."""
 
 
 def parse_time(text: str) -> datetime:
@@ -38,15 +38,17 @@ class Alertmanager:
     ) -> None:
         self.base = url.rstrip("/") + "/api/v2"
         self.timeout = timeout
+        if ca_file and not Path(ca_file).is_file():
+            raise BadInputError(f"--ca-file {ca_file}: no such file (the CA that signed Alertmanager's certificate)")
         self.verify: str | bool = ca_file or True
         self.auth: tuple[str, str] | None = None
         if user:
             if not password_file:
-                raise AlertmanagerError("--user needs --password-file (the password is never an argument)")
+                raise BadInputError("--user needs --password-file (the password is never an argument)")
             try:
                 self.auth = (user, Path(password_file).read_text().strip())
             except OSError as err:
-                raise AlertmanagerError(f"cannot read the password file {password_file}: {err.strerror}") from None
+                raise BadInputError(f"cannot read the password file {password_file}: {err.strerror}") from None
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -57,17 +59,38 @@ class Alertmanager:
             raise AlertmanagerError(f"cannot reach Alertmanager at {self.base}: {err}") from None
         if response.status_code >= 400:
             raise AlertmanagerError(
-                f"Alertmanager refused {method} {path}: {response.status_code} {response.text.strip()}"
+                f"Alertmanager refused {method} {path}: {response.status_code} {response.text.strip()[:500]}"
             )
-        return response.json() if response.content else None
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise AlertmanagerError(
+                f"{self.base}{path} answered {response.status_code} without JSON: is --alertmanager "
+                "the Alertmanager's base URL (e.g. https://10.0.20.10:9093)?"
+            ) from None
+
+    def _objects(self, path: str, required: tuple[str, ...], **kwargs: Any) -> list[dict[str, Any]]:
+        """A list of objects with these keys (API v2 shapes), or an error saying the answer is not one."""
+        data = self._call("GET", path, **kwargs)
+        ok = isinstance(data, list) and all(
+            isinstance(item, dict) and all(k in item for k in required) and isinstance(item.get("status"), dict)
+            for item in data
+        )
+        if not ok:
+            raise AlertmanagerError(
+                f"{self.base}{path} did not answer a list of API v2 objects ({', '.join(required)})"
+            )
+        return list(data)
 
     def alerts(self, active_only: bool = True) -> list[dict[str, Any]]:
         params = {"active": "true", "silenced": "true", "inhibited": "true", "unprocessed": "true"}
-        alerts: list[dict[str, Any]] = self._call("GET", "/alerts", params=params)
-        return [a for a in alerts if not active_only or a["status"]["state"] != "unprocessed"]
+        alerts = self._objects("/alerts", ("labels", "status", "startsAt", "fingerprint"), params=params)
+        return [a for a in alerts if not active_only or a["status"].get("state") != "unprocessed"]
 
     def silences(self) -> list[dict[str, Any]]:
-        return list(self._call("GET", "/silences"))
+        return self._objects("/silences", ("id", "matchers", "status", "startsAt", "endsAt"))
 
     def create_silence(self, matchers: list[Matcher], duration: timedelta, author: str, comment: str) -> str:
         now = datetime.now(UTC)
@@ -78,7 +101,10 @@ class Alertmanager:
             "createdBy": author,
             "comment": comment,
         }
-        return str(self._call("POST", "/silences", json=body)["silenceID"])
+        answer = self._call("POST", "/silences", json=body)
+        if not isinstance(answer, dict) or "silenceID" not in answer:
+            raise AlertmanagerError(f"{self.base}/silences answered no silenceID: {str(answer)[:200]}")
+        return str(answer["silenceID"])
 
     def expire_silence(self, silence_id: str) -> None:
         self._call("DELETE", f"/silence/{silence_id}")
