@@ -168,8 +168,9 @@ config:
         node: {q(args.monitoring_node or nodes[0][0])}
         address: {q(args.monitoring_address)}
         gateway: {q(args.gateway)}
-    # Sized for a small environment: 7 days of metrics and logs on a 64 GB data disk.
-    retention: 7d
+    # Sized for a small environment: 30 days of metrics (the monthly report looks back 30 days),
+    # capped at 40 GB, and 7 days of logs on a 64 GB data disk.
+    retention: 30d
     retention_size_gb: 40
     vm:
       data_disk_gb: 64
