@@ -17,6 +17,7 @@ from components import config as stack_config
 from components import inventory as stack_inventory
 from components.render import rules
 from tests.support import metric_names
+from tools.rules import cases
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS_DIR = rules.RULES_DIR / "tests"
@@ -77,6 +78,15 @@ def test_committed_rules_match_the_renderer(
     committed = (rules.RULES_DIR / f"{area}.yml").read_text()
     assert rules.GENERATED[area](example_config, example_inventory) == committed, (
         f"rules/{area}.yml drifted: run `make rules`"
+    )
+
+
+def test_committed_incident_cases_match_the_generator(
+    example_config: stack_config.StackConfig, example_inventory: stack_inventory.Inventory
+) -> None:
+    committed = (TESTS_DIR / cases.FILE_NAME).read_text()
+    assert cases.render(example_config, example_inventory) == committed, (
+        f"rules/tests/{cases.FILE_NAME} drifted: run `make rules`"
     )
 
 
