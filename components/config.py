@@ -1035,7 +1035,9 @@ class Thresholds(Model):
     cpu_saturation_ratio: float = Field(default=0.90, gt=0, le=1)
     datastore_fill_horizon: Duration = "7d"
     datastore_almost_full_ratio: float = Field(default=0.85, gt=0, lt=1)
-    oncall_drill_every: Duration = "31d"
+    # The drill runs on the first Tuesday of each month: first Tuesdays are up to 35 days apart,
+    # plus a day to acknowledge (docs/alerting.md).
+    oncall_drill_every: Duration = "36d"
     backup_verify_within: Duration = Field(
         default="36h", description="a snapshot still unverified after this is BackupNotVerified (verify runs daily)"
     )

@@ -211,11 +211,323 @@ def target_down_budget(stack: Stack) -> Iterator[Case]:
     )
 
 
+def _firing(at: str, alertname: str, labels: list[dict[str, str]]) -> Case:
+    """ALERTS at ``at``: exactly these alerts (labels only) fire, for rules whose annotations
+    template the value."""
+    samples = [
+        {"labels": _selector("ALERTS", {"alertname": alertname, "alertstate": "firing", **ls}), "value": 1}
+        for ls in labels
+    ]
+    return {"expr": f'ALERTS{{alertname="{alertname}",alertstate="firing"}}', "eval_time": at, "exp_samples": samples}
+
+
+def _selector(metric: str, labels: dict[str, str]) -> str:
+    return metric + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
+
+def _query_test(name: str, interval: str, series: list[dict[str, str]], checks: list[Case]) -> Case:
+    return {"name": name, "interval": interval, "input_series": series, "promql_expr_test": checks}
+
+
+def _clock(offset: int, samples: int, interval: int) -> str:
+    """A timestamp series reading ``now - offset`` at every sample."""
+    return f"{-offset}+{interval}x{samples}"
+
+
+def pbs_and_hooks(stack: Stack) -> Iterator[Case]:
+    pbs = stack.target("pbs")
+    pbs_labels = {"job": pbs.job, "instance": pbs.instance, **pbs.labels}
+    yield _test(
+        "defect 5: pbs-exporter answering with pbs_up 0 fires PbsApiDown after 15m; pbs_up 1 does not",
+        [{"series": pbs.series("pbs_up"), "values": "1x4 0x80"}],
+        [
+            _check("15m", "PbsApiDown", []),
+            _check("16m15s", "PbsApiDown", [stack.expected("PbsApiDown", {**pbs_labels, "service": "backup"})]),
+        ],
+    )
+    yield _test(
+        "defect 5: a healthy PBS API (pbs_up 1) is no PbsApiDown",
+        [{"series": pbs.series("pbs_up"), "values": "1x80"}],
+        [_check("20m", "PbsApiDown", [])],
+    )
+    nodes = sorted({g.node for g in stack_protected(stack)})
+    rebuilt = nodes[0]
+    series = [{"series": stack.target("node", n).series("up"), "values": "1x80"} for n in nodes]
+    ended = [
+        {
+            "series": stack.target("node", n).series("obs_backup_job_last_end_timestamp_seconds", node=n),
+            "values": _clock(3600, 80, 15),
+        }
+        for n in nodes
+        if n != rebuilt
+    ]
+    yield _test(
+        f"defect 5: {rebuilt} rebuilt without its vzdump hook (no obs_backup_* at all) fires BackupHookSilent",
+        series + ended,
+        [
+            _check(
+                "16m",
+                "BackupHookSilent",
+                [stack.expected("BackupHookSilent", {"node": rebuilt, "asset": rebuilt, "service": "backup"})],
+            )
+        ],
+    )
+    every_node = [
+        {
+            "series": stack.target("node", n).series("obs_backup_job_last_end_timestamp_seconds", node=n),
+            "values": _clock(3600, 80, 15),
+        }
+        for n in nodes
+    ]
+    yield _test(
+        "defect 5: every node's hook wrote a job end an hour ago: no BackupHookSilent",
+        series + every_node,
+        [_check("16m", "BackupHookSilent", [])],
+    )
+    pbs_node = stack.target("node", stack.config.pbs.host)
+    verify = pbs_node.series("obs_pbs_job_last_status", datastore=stack.config.pbs.datastore, job_type="verify")
+    labels = {"job": pbs_node.job, "instance": pbs_node.instance, **pbs_node.labels}
+    failed = {**labels, "datastore": stack.config.pbs.datastore, "job_type": "verify", "service": "backup"}
+    yield _test(
+        "defect 6: a verify job finding a corrupt snapshot (obs_pbs_job_last_status 0) fires PbsJobFailed at once",
+        [{"series": verify, "values": "1x4 0x8"}],
+        [_check("45s", "PbsJobFailed", []), _check("1m15s", "PbsJobFailed", [stack.expected("PbsJobFailed", failed)])],
+    )
+    present = [
+        {
+            "series": pbs_node.series("obs_pbs_job_last_success_timestamp_seconds", datastore=ds, job_type=jt),
+            "values": _clock(3600, 80, 15),
+        }
+        for ds in ("main",)
+        for jt in ("gc", "prune")
+    ]
+    yield _query_test(
+        "defect 5: a verify job that never ran (no series) fires PbsMaintenanceStale for it",
+        "15s",
+        present,
+        [
+            _firing(
+                "16m",
+                "PbsMaintenanceStale",
+                [{"datastore": "main", "job_type": "verify", "severity": "warning", "service": "backup"}],
+            )
+        ],
+    )
+
+
+def stack_protected(stack: Stack) -> list[Any]:
+    from components.inventory import build
+
+    return list(build(stack.config).protected)
+
+
+def backups(stack: Stack) -> Iterator[Case]:
+    storage = stack.config.backups.storage
+    guest = next(g for g in stack_protected(stack) if g.name == "gitea")
+    node = stack.target("node", guest.node)
+    hook = {"vmid": str(guest.vmid), "node": guest.node}
+    samples = 4 * 60
+    guest_labels = {
+        "vmid": str(guest.vmid),
+        "asset": guest.name,
+        "node": guest.node,
+        "tier": guest.tier,
+        "severity": "critical",
+        "service": "backup",
+    }
+    others = [
+        {
+            "series": stack.target("node", g.node).series(
+                "obs_backup_last_success_timestamp_seconds", vmid=str(g.vmid), node=g.node, storage=storage
+            ),
+            "values": _clock(7200, samples, 60),
+        }
+        for g in stack_protected(stack)
+    ]
+    yield _query_test(
+        "defect 6: an ad-hoc backup to `local` does not satisfy the RPO while the PBS backups fail",
+        "1m",
+        [
+            *(o for o in others if f'vmid="{guest.vmid}"' not in o["series"]),
+            {
+                "series": node.series("obs_backup_last_success_timestamp_seconds", **hook, storage=storage),
+                "values": _clock(2 * 86400, samples, 60),
+            },
+            {
+                "series": node.series("obs_backup_last_success_timestamp_seconds", **hook, storage="local"),
+                "values": _clock(3600, samples, 60),
+            },
+        ],
+        [_firing("30m", "BackupTooOld", [guest_labels])],
+    )
+    yield _query_test(
+        "defect 6: a nightly PBS backup 2h ago keeps every protected guest within its RPO",
+        "1m",
+        others,
+        [_firing("30m", "BackupTooOld", [])],
+    )
+    old, new = stack.target("node", "pve1"), stack.target("node", "pve2")
+    pve = stack.target("pve", "pve1")
+    moved = {"id": f"qemu/{guest.vmid}", "name": guest.name, "type": "qemu", "template": "0", "tags": ""}
+    status = [
+        {
+            "series": old.series("obs_backup_last_status", vmid=str(guest.vmid), node="pve1", storage=storage),
+            "values": "0x20",
+        },
+        {
+            "series": new.series("obs_backup_last_status", vmid=str(guest.vmid), node="pve2", storage=storage),
+            "values": "1x20",
+        },
+    ]
+    yield _query_test(
+        "defect 6: after gitea migrated to pve2 (backed up fine there), pve1's stale failure is no BackupJobFailed",
+        "1m",
+        [*status, {"series": pve.series("pve_guest_info", **moved, node="pve2"), "values": "1x20"}],
+        [_firing("10m", "BackupJobFailed", [])],
+    )
+    failure = {
+        "job": old.job,
+        "instance": old.instance,
+        **old.labels,
+        "vmid": str(guest.vmid),
+        "node": "pve1",
+        "storage": storage,
+        "severity": "warning",
+        "service": "backup",
+    }
+    yield _query_test(
+        "defect 6: while gitea still runs on pve1 its failed backup there is BackupJobFailed",
+        "1m",
+        [*status, {"series": pve.series("pve_guest_info", **moved, node="pve1"), "values": "1x20"}],
+        [_firing("10m", "BackupJobFailed", [failure])],
+    )
+
+
+def schedules_and_dead_rules(stack: Stack) -> Iterator[Case]:
+    host = stack.target("node", stack.config.pbs.host)
+    modes = {"user": "0.03", "system": "0.02", "iowait": "0.9", "idle": "0.05"}
+    cpu = [
+        {"series": host.series("node_cpu_seconds_total", cpu=str(c), mode=m), "values": f"0+{float(v) * 60:g}x120"}
+        for c in range(2)
+        for m, v in modes.items()
+    ]
+    yield _query_test(
+        "defect 7: the monthly PBS verify (90% iowait) is no CPU saturation",
+        "1m",
+        cpu,
+        [_firing("100m", "HostHighCpuSaturation", [])],
+    )
+    am = stack.target("alertmanager")
+    yield _query_test(
+        "defect 8: Alertmanager down (no up == 1 at all) fires AlertmanagerClusterDegraded",
+        "15s",
+        [{"series": am.series("up"), "values": "1x4 0x40"}],
+        [_firing("7m", "AlertmanagerClusterDegraded", [{"severity": "warning", "service": "monitoring"}])],
+    )
+    pve = stack.target("pve", "pve1")
+    guests = [
+        {
+            "series": pve.series(
+                "pve_guest_info",
+                id="qemu/9000",
+                name="debian-12-template",
+                node="pve1",
+                type="qemu",
+                template="1",
+                tags="",
+            ),
+            "values": "1x30",
+        },
+    ]
+    yield _query_test(
+        "defect 8: a VM template is no unregistered guest",
+        "5m",
+        guests,
+        [_firing("2h", "UnregisteredGuest", [])],
+    )
+    pbs = stack.config.pbs
+    mount = next(ds.mounted_at or ds.path for ds in pbs.datastores if ds.name == pbs.datastore)
+    fs = {"device": "/dev/sdb1", "fstype": "ext4", "mountpoint": mount}
+    pbs_target = stack.target("pbs")
+    yield _query_test(
+        "defect 8: a full datastore alerts once (PbsDatastoreAlmostFull), not also as a full filesystem",
+        "1m",
+        [
+            {"series": host.series("node_filesystem_avail_bytes", **fs), "values": "5x30"},
+            {"series": host.series("node_filesystem_size_bytes", **fs), "values": "100x30"},
+            {"series": pbs_target.series("pbs_used", datastore=pbs.datastore), "values": "95x30"},
+            {"series": pbs_target.series("pbs_size", datastore=pbs.datastore), "values": "100x30"},
+        ],
+        [
+            _firing("20m", "HostFilesystemAlmostFull", []),
+            _firing(
+                "20m",
+                "PbsDatastoreAlmostFull",
+                [
+                    {
+                        "job": pbs_target.job,
+                        "instance": pbs_target.instance,
+                        **pbs_target.labels,
+                        "datastore": pbs.datastore,
+                        "severity": "warning",
+                        "service": "backup",
+                    }
+                ],
+            ),
+        ],
+    )
+
+
+def read_by_no_rule(stack: Stack) -> Iterator[Case]:
+    mon = stack.target("node", "mon-1")
+    labels = {"job": mon.job, "instance": mon.instance, **mon.labels}
+    target = next(d.name for d in build_inventory(stack).drill_targets)
+    for value, fired in (("1", True), ("0", False)):
+        series = [{"series": mon.series("obs_restore_drill_scratch_leftover", target=target), "values": f"{value}x8"}]
+        exp = [stack.expected("RestoreDrillScratchLeftover", {**labels, "target": target, "service": "backup"})]
+        yield _test(
+            f"defect 9: obs_restore_drill_scratch_leftover {value} {'fires' if fired else 'does not fire'}",
+            series,
+            [_check("1m", "RestoreDrillScratchLeftover", exp if fired else [])],
+        )
+    for rpo, fired in ((30 * 3600, True), (2 * 3600, False)):
+        series = [
+            {"series": mon.series("obs_restore_drill_rpo_seconds", target=target), "values": f"{rpo}x8"},
+            {"series": mon.series("obs_restore_drill_rpo_budget_seconds", target=target), "values": "86400x8"},
+        ]
+        # `>` matched on(target) keeps only `target` (one-to-one matching drops the rest).
+        exp = [stack.expected("RestoreRpoBudgetExceeded", {"target": target, "service": "backup"})]
+        yield _test(
+            f"defect 9: a drill restoring data {rpo // 3600}h old against a 24h RPO "
+            f"{'fires' if fired else 'does not fire'} RestoreRpoBudgetExceeded",
+            series,
+            [_check("1m", "RestoreRpoBudgetExceeded", exp if fired else [])],
+        )
+    for value, fired in (("0", True), ("1", False)):
+        series = [{"series": mon.series("obs_oncall_drill_success"), "values": f"{value}x8"}]
+        exp = [stack.expected("OnCallDrillFailed", {**labels, "service": "monitoring"})]
+        yield _test(
+            f"defect 9: obs_oncall_drill_success {value} {'fires' if fired else 'does not fire'} OnCallDrillFailed",
+            series,
+            [_check("1m", "OnCallDrillFailed", exp if fired else [])],
+        )
+
+
+def build_inventory(stack: Stack) -> Inventory:
+    from components.inventory import build
+
+    return build(stack.config)
+
+
 CASES: tuple[Callable[[Stack], Iterator[Case]], ...] = (
     upstream_pve_node,
     upstream_router_and_prober,
     target_not_scraped,
     target_down_budget,
+    pbs_and_hooks,
+    backups,
+    schedules_and_dead_rules,
+    read_by_no_rule,
 )
 
 
