@@ -195,7 +195,10 @@ def document(config: StackConfig, inventory: Inventory | None = None) -> dict[st
             },
             {
                 "source_matchers": ['alertname="TargetDown"'],
-                "target_matchers": [f'alertname!~"{"|".join(NEVER_INHIBITED)}"'],
+                "target_matchers": [
+                    f'alertname!~"{"|".join(NEVER_INHIBITED)}"',
+                    f'{routing.ESCALATION_LABEL[0]}!="{routing.ESCALATION_LABEL[1]}"',
+                ],
                 "equal": ["instance"],
             },
             *dependency_inhibitions(inventory.upstreams),

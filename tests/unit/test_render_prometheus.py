@@ -3,7 +3,6 @@ every managed asset scraped with its labels, every Alertmanager peer listed, no 
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,6 +16,7 @@ from components import inventory as stack_inventory
 from components.render import prometheus, rules
 from components.render.alerting_timers import ACK_METRIC_RELABEL_CONFIGS
 from tests.unit.monitoring_helpers import generated_secret_values, with_replicas, write_plan
+from tools.alert_quality.notify import relabel
 
 REPLICAS = [1, 2]
 
@@ -178,12 +178,8 @@ def test_node_job_restores_the_ack_series_labels(example_config, example_invento
 
 
 def _relabelled(labels: dict[str, str], configs: list[dict[str, Any]]) -> dict[str, str]:
-    """The labeldrop part of Prometheus relabeling (regexes anchored on both ends, as it does)."""
-    out = dict(labels)
-    for step in configs:
-        assert step["action"] == "labeldrop", f"only labeldrop is expected here: {step}"
-        out = {k: v for k, v in out.items() if not re.fullmatch(step["regex"], k)}
-    return out
+    """Prometheus' alert relabeling as the alert-quality replay applies it (replace, labeldrop)."""
+    return relabel(labels, configs)
 
 
 def test_replicas_send_identical_alerts_but_keep_replica_on_series(planned: dict[str, Any]) -> None:

@@ -205,9 +205,16 @@ def _clock(offset_seconds: int, duration: str, interval: str) -> str:
     return f"{-offset_seconds}+{step}x{_samples(duration, interval)}"
 
 
+def _node_labels(inventory: Inventory, asset: str) -> dict[str, str]:
+    """The labels production gives a series scraped from ``asset``'s node_exporter (textfiles)."""
+    entry = next(e for e in inventory.coverage if e.job == "node" and e.asset == asset)
+    return {"job": "node", "instance": entry.instance, "asset": asset, "service": entry.service, "tier": entry.tier}
+
+
 def baseline(config: StackConfig, inventory: Inventory, duration: str, interval: str) -> list[dict[str, str]]:
-    """Series of a healthy stack: every registered target up, probes passing, backups 2h old,
-    drills and on-call drills a day old, the silence policy check running without violations."""
+    """Series of a healthy stack, labelled as production scrapes them: every registered target up,
+    probes passing, backups 2h old on every node's hook, PBS jobs and API healthy, drills and
+    on-call drills a day old, the silence policy check running without violations."""
     n = _samples(duration, interval)
     series: list[tuple[str, dict[str, str], str]] = []
     for entry in inventory.coverage:
@@ -217,20 +224,41 @@ def baseline(config: StackConfig, inventory: Inventory, duration: str, interval:
         if entry.job.startswith("blackbox_"):
             series.append(("probe_success", labels, f"1x{n}"))
     for guest in inventory.protected:
-        labels = {"vmid": str(guest.vmid), "node": guest.node, "storage": config.backups.storage}
+        labels = _node_labels(inventory, guest.node)
+        labels |= {"vmid": str(guest.vmid), "node": guest.node, "storage": config.backups.storage}
         series.append(("obs_backup_last_success_timestamp_seconds", labels, _clock(2 * 3600, duration, interval)))
         series.append(("obs_backup_last_status", labels, f"1x{n}"))
-    for target in inventory.drill_targets:
-        series.append(
-            (
-                "obs_restore_drill_last_success_timestamp_seconds",
-                {"target": target.name},
-                _clock(86400, duration, interval),
-            )
+    for node in sorted({g.node for g in inventory.protected}):
+        labels = _node_labels(inventory, node) | {"node": node}
+        series.append(("obs_backup_job_last_end_timestamp_seconds", labels, _clock(2 * 3600, duration, interval)))
+        series.append(("obs_backup_job_last_status", labels, f"1x{n}"))
+    pbs = _node_labels(inventory, config.pbs.host)
+    for ds in config.pbs.datastores:
+        for job_type in ("gc", "prune", "verify"):
+            labels = pbs | {"datastore": ds.name, "job_type": job_type}
+            series.append(("obs_pbs_job_last_success_timestamp_seconds", labels, _clock(6 * 3600, duration, interval)))
+            series.append(("obs_pbs_job_last_status", labels, f"1x{n}"))
+    exporter = next(e for e in inventory.coverage if e.job == "pbs")
+    series.append(
+        (
+            "pbs_up",
+            {
+                "job": "pbs",
+                "instance": exporter.instance,
+                "asset": exporter.asset,
+                "service": exporter.service,
+                "tier": exporter.tier,
+            },
+            f"1x{n}",
         )
-        series.append(("obs_restore_drill_last_status", {"target": target.name}, f"1x{n}"))
-    monitoring = {"job": "node", "instance": f"{inventory.monitoring[0].ip}:{config.monitoring.ports.node_exporter}"}
+    )
+    monitoring = _node_labels(inventory, inventory.monitoring[0].name)
+    for target in inventory.drill_targets:
+        labels = monitoring | {"target": target.name}
+        series.append(("obs_restore_drill_last_success_timestamp_seconds", labels, _clock(86400, duration, interval)))
+        series.append(("obs_restore_drill_last_status", labels, f"1x{n}"))
     series.append(("obs_oncall_drill_last_success_timestamp_seconds", monitoring, _clock(86400, duration, interval)))
+    series.append(("obs_oncall_drill_success", monitoring, f"1x{n}"))
     series.append(("obs_silence_policy_violations", monitoring | {"reason": "too_long"}, f"0x{n}"))
     series.append(("obs_silence_policy_check_up", monitoring, f"1x{n}"))
     series.append(("obs_silence_policy_check_last_run_timestamp_seconds", monitoring, _clock(30, duration, interval)))

@@ -16,6 +16,7 @@ not counted twice) and wall-clock time intervals (the replay's clock is the mach
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import socket
 import subprocess
@@ -33,6 +34,7 @@ from components import routing
 from components.config import StackConfig, duration_seconds
 from components.inventory import Inventory
 from components.render import alertmanager as am_render
+from components.render import prometheus as prom_render
 from tools.alert_quality import FiredAlert, ScenarioSilence
 
 BINARY = "prometheus-alertmanager"
@@ -47,6 +49,30 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def relabel(labels: dict[str, str], configs: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Prometheus' alert relabelling (the ``replace`` and ``labeldrop`` actions the rendered
+    prometheus.yml uses): source labels joined by ';', the regex anchored, $1 substituted
+    (prometheus/prometheus docs/configuration/configuration.md, <relabel_config>)."""
+    out = dict(labels)
+    for cfg in configs:
+        regex = re.compile(f"^(?:{cfg.get('regex', '(.*)')})$")
+        action = cfg.get("action", "replace")
+        if action == "labeldrop":
+            out = {k: v for k, v in out.items() if not regex.match(k)}
+        elif action == "replace":
+            joined = ";".join(out.get(name, "") for name in cfg.get("source_labels", []))
+            match = regex.match(joined)
+            if match:
+                value = match.expand(cfg.get("replacement", "$1").replace("$", "\\"))
+                if value:
+                    out[cfg["target_label"]] = value
+                else:
+                    out.pop(cfg["target_label"], None)
+        else:
+            raise ReplayError(f"alert_relabel_configs action {action!r} is not replayed")
+    return out
 
 
 def replay_config(config: StackConfig, inventory: Inventory) -> dict[str, Any]:
@@ -67,6 +93,8 @@ class Alertmanager:
         self.binary = found
         self.config = config
         self.document = replay_config(config, inventory)
+        rendered = yaml.safe_load(prom_render.render(config, inventory))
+        self.alert_relabel_configs: list[dict[str, Any]] = rendered["alerting"]["alert_relabel_configs"]
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = Path(tempfile.mkdtemp(prefix="alert-quality-am-"))
@@ -210,6 +238,9 @@ def notifications(
         if wait is not None and labels not in first and now - since >= wait:
             first[labels] = since + wait
 
+    # What Prometheus sends (alert_relabel_configs applied) -> the alert as the rules fired it.
+    as_fired = {_key(relabel(dict(ls), am.alert_relabel_configs)): ls for _, firing in timeline for ls in firing}
+    timeline = [(t, frozenset(_key(relabel(dict(ls), am.alert_relabel_configs)) for ls in f)) for t, f in timeline]
     try:
         for start, end, firing, active_silences in _states(timeline, silences):
             for j in sorted(active_silences - silence_ids.keys()):
@@ -232,6 +263,6 @@ def notifications(
         am.active(set())
     out = []
     for labels, at in first.items():
-        named = dict(labels)
+        named = dict(as_fired[labels])
         out.append(FiredAlert(named.pop("alertname"), named, at))
     return sorted(out, key=lambda n: (n.alertname, sorted(n.labels.items())))

@@ -301,6 +301,7 @@ def pbs_and_hooks(stack: Stack) -> Iterator[Case]:
         for ds in ("main",)
         for jt in ("gc", "prune")
     ]
+    present.append({"series": pbs_node.series("up"), "values": "1x80"})
     yield _query_test(
         "defect 5: a verify job that never ran (no series) fires PbsMaintenanceStale for it",
         "15s",

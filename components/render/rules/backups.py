@@ -224,7 +224,11 @@ def _maintenance_stale(config: StackConfig) -> Rule:
             f'time() - obs_pbs_job_last_success_timestamp_seconds{{job_type="{job}"}} > {seconds(within)}'
             for job, within in maintenance.items()
         ]
-        + ["(obs:pbs_job_expected:info unless on(datastore, job_type) obs_pbs_job_last_success_timestamp_seconds)"]
+        # Never ran, while the PBS host's node_exporter (which serves these series) is up.
+        + [
+            "(obs:pbs_job_expected:info unless on(datastore, job_type) obs_pbs_job_last_success_timestamp_seconds)"
+            f'\nand on() (up{{job="node", asset="{config.pbs.host}"}} == 1)'
+        ]
     )
     return alert(
         config,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from components import routing
 from components.config import StackConfig
 from components.inventory import Inventory
 from components.render.rules.builders import ACK_LABELS, META_FOR, Rule, alert, dump, record, seconds
@@ -161,6 +162,7 @@ def _critical_alert_unacknowledged(config: StackConfig) -> Rule:
         hold=ack_timeout,
         severity="critical",
         service="{{ $labels.service }}",
+        labels={routing.ESCALATION_LABEL[0]: routing.ESCALATION_LABEL[1]},
         summary="{{ $labels.unacknowledged_alert }} has been firing for " + ack_timeout + " unacknowledged",
         description=(
             "Critical alert {{ $labels.unacknowledged_alert }}{{ with $labels.instance }} on {{ . }}{{ end }} "
