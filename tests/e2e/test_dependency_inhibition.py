@@ -37,7 +37,9 @@ def _target_down(inventory: stack_inventory.Inventory, asset: str, severity: str
 
 
 def _upstream(name: str, asset: str, service: str) -> LabelSet:
-    return _alert("UpstreamDown", upstream=name, asset=asset, service=service, tier="critical", severity="critical")
+    return _alert(
+        "UpstreamDown", upstream=name, instance=name, asset=asset, service=service, tier="critical", severity="critical"
+    )
 
 
 @pytest.fixture
@@ -79,6 +81,7 @@ def test_a_dead_pve_node_pages_once_and_its_page_still_escalates(alertmanager: A
         "CriticalAlertUnacknowledged",
         unacknowledged_alert="UpstreamDown",
         upstream="pve1",
+        instance="pve1",
         asset="pve1",
         service="proxmox",
         tier="critical",

@@ -138,7 +138,8 @@ def _down(stack: Stack, targets: list[Scraped], minutes: int, down_from: int = 1
 
 def _upstream_labels(stack: Stack, upstream: str, asset: str) -> dict[str, str]:
     target = stack.of_asset(asset)[0]
-    return {"upstream": upstream, "asset": asset, "service": target.labels["service"], "tier": target.labels["tier"]}
+    labels = {"upstream": upstream, "instance": upstream, "asset": asset}
+    return labels | {"service": target.labels["service"], "tier": target.labels["tier"]}
 
 
 # ---------------------------------------------------------------------------------------------

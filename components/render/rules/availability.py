@@ -205,9 +205,14 @@ def _upstream_down(config: StackConfig) -> list[Rule]:
     # Every target of the upstream fails: scrapes fail (up == 0) or probes run and fail
     # (probe_success == 0). A probe whose scrape failed proves nothing about the upstream (the
     # prober is down: that is the prober's own UpstreamDown), so it does not count as failed.
+    # `instance` is the upstream's name: acknowledgements (obs_alert_acknowledged joins on instance,
+    # not on upstream) and Alertmanager's groups (by instance) then tell two upstreams apart.
     def query(tier: str) -> str:
         return f'''
-            max by (upstream, asset, service, tier) (obs:upstream_target:info{{tier="{tier}"}})
+            label_replace(
+              max by (upstream, asset, service, tier) (obs:upstream_target:info{{tier="{tier}"}}),
+              "instance", "$1", "upstream", "(.+)"
+            )
             unless on(upstream)
             (
               obs:upstream_target:info
