@@ -459,6 +459,11 @@ class Asset(Model):
     probes: tuple[Probe, ...] = ()
     drill: DrillSpec | None = None
     ssh_user: UnixUser | None = None
+    depends_on: tuple[Name, ...] = Field(
+        default=(),
+        description="assets this one is unreachable without, beyond what the inventory derives "
+        "(its PVE node, the monitoring hosts' gateway): their outage suppresses this asset's alerts",
+    )
 
     @property
     def is_guest(self) -> bool:
@@ -524,8 +529,70 @@ class InventorySection(Model):
                         f"duplicate {attr} {getattr(asset, attr)!r} (also used by another asset): "
                         f"every asset needs its own {attr}",
                     )
+        _check_dependencies(self.assets, col)
         col.raise_if_any()
         return self
+
+
+# --- Dependencies between assets (docs/alerting.md, "Dependency model") ---
+
+
+def placement_edges(assets: Iterable[Asset]) -> dict[str, tuple[str, ...]]:
+    """asset -> the assets it needs: its PVE node (guests) and its explicit ``depends_on``."""
+    return {a.name: tuple(dict.fromkeys(((a.node,) if a.node else ()) + a.depends_on)) for a in assets}
+
+
+def dependency_cycle(edges: Mapping[str, Iterable[str]], start: str) -> list[str] | None:
+    """A path start -> ... -> start through ``edges``, or None."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    seen: set[str] = set()
+    while stack:
+        name, path = stack.pop()
+        for upstream in edges.get(name, ()):
+            if upstream == start:
+                return [*path, start]
+            if upstream not in seen:
+                seen.add(upstream)
+                stack.append((upstream, [*path, upstream]))
+    return None
+
+
+def upstream_down_seconds(config: StackConfig) -> int:
+    """UpstreamDown's hold: the dependents' shortest hold minus one scrape and one evaluation of
+    phase skew each, so the upstream's alert always reaches Alertmanager first and inhibits."""
+    th, mon = config.alerting.thresholds, config.monitoring
+    shortest = min(duration_seconds(th.target_down_for), duration_seconds(th.probe_failed_for))
+    skew = duration_seconds(mon.scrape_interval) + duration_seconds(mon.evaluation_interval)
+    return shortest - skew
+
+
+def _check_upstream_timing(config: StackConfig, col: _Collector) -> None:
+    if upstream_down_seconds(config) < duration_seconds(config.monitoring.evaluation_interval):
+        col.add(
+            "alerting.thresholds.target_down_for",
+            "target_down_for and probe_failed_for must exceed scrape_interval + 2 x evaluation_interval: "
+            "the alert of a dependency (UpstreamDown) must fire before the alerts it suppresses",
+        )
+
+
+def _check_dependencies(assets: tuple[Asset, ...], col: _Collector) -> None:
+    names = {a.name for a in assets}
+    for i, asset in enumerate(assets):
+        for j, upstream in enumerate(asset.depends_on):
+            path = f"assets[{i}].depends_on[{j}]"
+            if upstream == asset.name:
+                col.add(path, f"{asset.name!r} cannot depend on itself: remove it")
+            elif upstream not in names:
+                col.add(path, f"unknown asset {upstream!r}: use one of {sorted(names - {asset.name})}")
+    edges = placement_edges(assets)
+    for i, asset in enumerate(assets):
+        cycle = dependency_cycle(edges, asset.name) if asset.depends_on else None
+        if cycle:
+            col.add(
+                f"assets[{i}].depends_on",
+                f"dependency cycle {' -> '.join(cycle)}: an outage would suppress every alert of the cycle; "
+                "remove one of these dependencies",
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1140,10 +1207,12 @@ class MaintenanceWindow(Model):
 class Thresholds(Model):
     """Alert thresholds and hold times; rules are rendered from these, never hard-coded."""
 
-    target_down_for: Duration = "1m"
+    # 3m30s: a restart of up to 2 minutes never pages, a failure still notifies within 5 minutes
+    # (derivation in docs/alerting.md, "Timing budget"); UpstreamDown fires 30s earlier.
+    target_down_for: Duration = "3m30s"
     scrape_coverage_min: float = Field(default=0.95, gt=0, le=1)
     scrape_coverage_for: Duration = "5m"
-    probe_failed_for: Duration = "2m"
+    probe_failed_for: Duration = "3m30s"
     unregistered_guest_for: Duration = "1h"
     cert_expiry_days: int = Field(default=14, ge=1)
     filesystem_fill_horizon: Duration = "24h"
@@ -1152,7 +1221,9 @@ class Thresholds(Model):
     cpu_saturation_ratio: float = Field(default=0.90, gt=0, le=1)
     datastore_fill_horizon: Duration = "7d"
     datastore_almost_full_ratio: float = Field(default=0.85, gt=0, lt=1)
-    oncall_drill_every: Duration = "31d"
+    # The drill runs on the first Tuesday of each month: first Tuesdays are up to 35 days apart,
+    # plus a day to acknowledge (docs/alerting.md).
+    oncall_drill_every: Duration = "36d"
     backup_verify_within: Duration = Field(
         default="36h", description="a snapshot still unverified after this is BackupNotVerified (verify runs daily)"
     )
@@ -1321,6 +1392,7 @@ class StackConfig(Model):
         _check_ports(self, col)
         _check_retention_covers_lookbacks(self, col)
         _check_rpo_fits_schedule(self, col)
+        _check_upstream_timing(self, col)
         col.raise_if_any()
         return self
 

@@ -6,6 +6,9 @@ Inventory, so a target can't be scraped by one part and forgotten by another.
 
 from __future__ import annotations
 
+import ipaddress
+import urllib.parse
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from components.config import (
@@ -15,7 +18,9 @@ from components.config import (
     DrillSpec,
     Severity,
     StackConfig,
+    dependency_cycle,
     duration_seconds,
+    placement_edges,
 )
 
 MONITORING_SERVICE = "monitoring"
@@ -102,6 +107,22 @@ class CoverageEntry:
 
 
 @dataclass(frozen=True)
+class Upstream:
+    """Something many targets cannot be reached without. When every one of its ``targets``
+    (job, instance) fails, UpstreamDown pages once and Alertmanager inhibits the alerts of the
+    ``dependent_assets`` (and, for a prober, of every target of the ``dependent_jobs``)."""
+
+    name: str
+    asset: str
+    service: str
+    tier: str
+    reason: str
+    targets: tuple[tuple[str, str], ...]
+    dependent_assets: tuple[str, ...] = ()
+    dependent_jobs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Inventory:
     cluster: str
     monitoring: tuple[MonitoringNode, ...]
@@ -110,6 +131,7 @@ class Inventory:
     protected: tuple[ProtectedGuest, ...]
     drill_targets: tuple[DrillTarget, ...]
     coverage: tuple[CoverageEntry, ...] = field(default=())
+    upstreams: tuple[Upstream, ...] = field(default=())
 
     def job(self, name: str) -> ScrapeJob:
         for job in self.scrape_jobs:
@@ -163,6 +185,7 @@ def build(config: StackConfig) -> Inventory:
         protected=protected,
         drill_targets=drill_targets,
         coverage=coverage,
+        upstreams=_upstreams(config, coverage),
     )
 
 
@@ -239,3 +262,104 @@ def _drill_target(asset: Asset, drill: DrillSpec) -> DrillTarget:
         kind="lxc" if asset.kind == "lxc" else "qemu",
         checks=drill.checks,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Dependency model (docs/alerting.md): which failure explains which other alerts
+# ---------------------------------------------------------------------------------------------
+
+
+def _hosts_of(asset: Asset) -> list[str]:
+    """Every host name or IP the monitoring host reaches this asset by (address and probes)."""
+    hosts = [asset.address] if asset.address else []
+    for probe in asset.probes:
+        if probe.module == "http_2xx":
+            hosts.append(urllib.parse.urlsplit(probe.target).hostname or "")
+        elif probe.module == "tcp_connect":
+            hosts.append(probe.target.rpartition(":")[0].strip("[]"))
+        else:
+            hosts.append(probe.target)
+    return hosts
+
+
+def _in_network(host: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    try:
+        return ipaddress.ip_address(host) in network
+    except ValueError:
+        return False  # a DNS name: reached through the resolver and, for all we know, the router
+
+
+def _is_name(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return False
+
+
+def _owner(config: StackConfig, host: str) -> Asset | None:
+    return next((a for a in config.assets if host in _hosts_of(a)), None)
+
+
+def dependency_edges(config: StackConfig) -> dict[str, tuple[str, ...]]:
+    """asset -> assets it needs, direct: its PVE node and ``depends_on`` (config), the monitoring
+    hosts' gateway when it lies outside their network, the resolver when a probe names a host.
+    A derived edge that would close a cycle is left out (the explicit and placement edges win)."""
+    edges = {name: list(upstreams) for name, upstreams in placement_edges(config.assets).items()}
+    derived: list[tuple[str, str]] = []
+    for host in config.monitoring.hosts:
+        gateway = _owner(config, host.gateway) if host.gateway else None
+        network = ipaddress.ip_interface(host.address).network
+        for asset in config.assets:
+            if gateway and asset.name != gateway.name and not all(_in_network(h, network) for h in _hosts_of(asset)):
+                derived.append((asset.name, gateway.name))
+    resolvers = [a for a in (_owner(config, str(ip)) for ip in config.monitoring.vm.dns) if a]
+    for asset in config.assets:
+        if any(_is_name(h) for h in _hosts_of(asset)):
+            derived += [(asset.name, r.name) for r in resolvers if r.name != asset.name]
+    for dependent, upstream in derived:
+        if upstream not in edges[dependent] and dependency_cycle({**edges, dependent: [upstream]}, dependent) is None:
+            edges[dependent].append(upstream)
+    return {name: tuple(upstreams) for name, upstreams in edges.items()}
+
+
+def _dependents(edges: Mapping[str, Iterable[str]], upstream: str) -> tuple[str, ...]:
+    """Every asset that needs ``upstream``, directly or through others."""
+    found: set[str] = set()
+    frontier = [upstream]
+    while frontier:
+        current = frontier.pop()
+        for name, needs in edges.items():
+            if current in needs and name not in found and name != upstream:
+                found.add(name)
+                frontier.append(name)
+    return tuple(sorted(found))
+
+
+def _upstreams(config: StackConfig, coverage: tuple[CoverageEntry, ...]) -> tuple[Upstream, ...]:
+    edges = dependency_edges(config)
+    by_asset = {a.name: a for a in config.assets}
+    out = []
+    for name in sorted({u for needs in edges.values() for u in needs}):
+        asset = by_asset.get(name)
+        dependents = _dependents(edges, name)
+        targets = tuple(sorted((e.job, e.instance) for e in coverage if e.asset == name))
+        if asset is None or not dependents or not targets:
+            continue
+        reason = "PVE node" if asset.kind == "pve_node" else "network or explicit depends_on"
+        out.append(Upstream(name, name, asset.service, asset.tier, reason, targets, dependent_assets=dependents))
+    probe_jobs = tuple(sorted({e.job for e in coverage if e.job.startswith("blackbox_")}))
+    for entry in coverage:
+        if entry.job == "blackbox" and probe_jobs:
+            out.append(
+                Upstream(
+                    f"blackbox-{entry.asset}",
+                    entry.asset,
+                    entry.service,
+                    entry.tier,
+                    "prober",
+                    ((entry.job, entry.instance),),
+                    dependent_jobs=probe_jobs,
+                )
+            )
+    return tuple(out)

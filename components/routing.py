@@ -14,6 +14,10 @@ from components.config import AlertingSection, SeverityRoute
 
 WATCHDOG = "Watchdog"
 ESCALATION_ALERT = "CriticalAlertUnacknowledged"
+# The escalation's label (rules/meta.yml). Prometheus' alert_relabel_configs rename the escalation
+# to the alert it escalates (components/render/prometheus.py), so every silence of an alert, a
+# maintenance silence scoped by alertname included, also mutes its escalation; routes find it by this.
+ESCALATION_LABEL = ("escalation", "unacknowledged")
 SEVERITIES = ("critical", "warning", "info")
 
 
@@ -94,7 +98,7 @@ def routes(alerting: AlertingSection) -> tuple[Route, ...]:
         ),
         Route(
             name="escalation",
-            matchers=(("alertname", ESCALATION_ALERT),),
+            matchers=(ESCALATION_LABEL,),
             receivers=alerting.escalation.secondary_receivers,
             group_by=("alertname", "unacknowledged_alert", "service", "instance"),  # one page per ignored alert
             group_wait="0s",

@@ -1,9 +1,9 @@
 """`make bench-alerts`: time from a target going down to its notification, at production timings.
 
 Real Prometheus and Alertmanager from the lab with the stack's rendered configs and unscaled
-timings (scrape and evaluation 15s, TargetDown `for: 1m`, critical group_wait 15s). Each trial is
+timings (scrape and evaluation 15s, TargetDown `for: 3m30s`, critical group_wait 15s). Each trial is
 its own small exporter (a critical-tier target, so its own alert group) stopped at a random moment
-of the scrape cycle; the trials run concurrently. Prints p50, p95 and max against the 2-minute
+of the scrape cycle; the trials run concurrently. Prints p50, p95 and max against the 5-minute
 bound and the term-by-term worst case for this config, and draws build/bench/alerts.png.
 This is a benchmark, not a test: it prints figures and exits 0 unless the pipeline broke.
 
@@ -27,7 +27,8 @@ from components import config as stack_config
 from components.config import StackConfig, duration_seconds
 from tools.lab import Lab, LabError, free_port
 
-BOUND_SECONDS = 120  # issue 5: at most 2 minutes from target down to notification (user's bar: 5)
+# issue 13: at most 5 minutes from target down to notification (a 2-minute restart pages nobody).
+BOUND_SECONDS = 300
 
 
 class _Metrics(BaseHTTPRequestHandler):

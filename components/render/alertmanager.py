@@ -23,7 +23,7 @@ from components.config import (
     StackConfig,
     alertmanager_reads_webhook_url_file,
 )
-from components.inventory import Inventory
+from components.inventory import Inventory, Upstream, build
 from components.render import HostFile, SecretFile
 
 CONFIG_PATH = "/etc/prometheus/alertmanager.yml"
@@ -122,8 +122,40 @@ def _time_interval(window: MaintenanceWindow) -> dict[str, Any]:
     return {"name": window.name, "time_intervals": [spec]}
 
 
-def document(config: StackConfig) -> dict[str, Any]:
+UPSTREAM_ALERT = "UpstreamDown"
+
+
+def dependency_inhibitions(upstreams: tuple[Upstream, ...]) -> list[dict[str, Any]]:
+    """While UpstreamDown fires for an upstream, its dependents' alerts (and their escalations,
+    which carry the same asset/job) are inhibited, and so are the upstream's own per-target alerts:
+    the outage pages once. Inhibited alerts still fire in Prometheus and show on the dashboards.
+    Asset and job names are config ``Name``s ([a-z0-9-]) and job names: no regex metacharacters."""
+    rules: list[dict[str, Any]] = []
+    for upstream in upstreams:
+        source = [f'alertname="{UPSTREAM_ALERT}"', f'upstream="{upstream.name}"']
+        if upstream.dependent_assets:
+            dependents = f'asset=~"{"|".join(upstream.dependent_assets)}"'
+            rules.append({"source_matchers": list(source), "target_matchers": [dependents]})
+        if upstream.dependent_jobs:
+            dependents = f'job=~"{"|".join(upstream.dependent_jobs)}"'
+            rules.append({"source_matchers": list(source), "target_matchers": [dependents]})
+        not_itself = [f'alertname!="{UPSTREAM_ALERT}"', f'unacknowledged_alert!="{UPSTREAM_ALERT}"']
+        rules.append({"source_matchers": list(source), "target_matchers": _own_alerts(upstream) + not_itself})
+    return rules
+
+
+def _own_alerts(upstream: Upstream) -> list[str]:
+    """Matchers of the upstream's own per-target alerts: its asset's, or for a prober (on a
+    monitoring host, whose other jobs must still page) exactly the prober's target."""
+    if upstream.dependent_jobs:
+        (job, instance), *_ = upstream.targets
+        return [f'job="{job}"', f'instance="{instance}"']
+    return [f'asset="{upstream.asset}"']
+
+
+def document(config: StackConfig, inventory: Inventory | None = None) -> dict[str, Any]:
     """alertmanager.yml as a mapping (the lab and tests adjust timings on it)."""
+    inventory = inventory or build(config)
     alerting = config.alerting
     webhook_url_file = alertmanager_reads_webhook_url_file(config.monitoring.versions.alertmanager)
     fallback = alerting.routing.warning
@@ -163,9 +195,13 @@ def document(config: StackConfig) -> dict[str, Any]:
             },
             {
                 "source_matchers": ['alertname="TargetDown"'],
-                "target_matchers": [f'alertname!~"{"|".join(NEVER_INHIBITED)}"'],
+                "target_matchers": [
+                    f'alertname!~"{"|".join(NEVER_INHIBITED)}"',
+                    f'{routing.ESCALATION_LABEL[0]}!="{routing.ESCALATION_LABEL[1]}"',
+                ],
                 "equal": ["instance"],
             },
+            *dependency_inhibitions(inventory.upstreams),
         ],
         "receivers": [_receiver(r, webhook_url_file) for r in alerting.receivers],
     }
@@ -180,7 +216,7 @@ def dump(doc: dict[str, Any]) -> str:
 
 
 def render(config: StackConfig, inventory: Inventory) -> str:
-    return dump(document(config))
+    return dump(document(config, inventory))
 
 
 def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from components import routing
 from components.config import StackConfig
 from components.inventory import Inventory, MonitoringNode, ScrapeJob, Target
 from components.render import HostFile, layout, yamlout
@@ -82,7 +83,21 @@ PUSHGATEWAY_METRIC_RELABEL_CONFIGS: tuple[dict[str, Any], ...] = (
 # Alertmanager identifies an alert by its whole label set (prometheus/alertmanager notify/notify.go,
 # hashAlert) and expects every Prometheus to send to every Alertmanager (its README, High
 # Availability), which the `alertmanagers` list below does.
-ALERT_RELABEL_CONFIGS: tuple[dict[str, str], ...] = ({"action": "labeldrop", "regex": "replica"},)
+#
+# The escalation (CriticalAlertUnacknowledged, label escalation="unacknowledged") leaves Prometheus
+# named as the alert it escalates: it then carries every label of that alert plus `escalation`, so
+# any silence matching the alert (planned work scoped by alertname and instance, an ack) matches
+# its escalation too and the secondary is not paged for silenced work (issue 13, defect 3).
+# `replace` joins source_labels with ';' and writes the anchored regex's $1 (same doc).
+ALERT_RELABEL_CONFIGS: tuple[dict[str, str | list[str]], ...] = (
+    {"action": "labeldrop", "regex": "replica"},
+    {
+        "source_labels": [routing.ESCALATION_LABEL[0], "unacknowledged_alert"],
+        "regex": f"{routing.ESCALATION_LABEL[1]};(.+)",
+        "target_label": "alertname",
+        "replacement": "$1",
+    },
+)
 
 
 def remote_write_password_file(index: int) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 from tools.lab import Lab
 
-# 15s scrape/eval -> 1s, TargetDown `for: 1m` -> 4s, critical group_wait 15s -> 1s, group_interval
+# 15s scrape/eval -> 1s, TargetDown `for: 3m30s` -> 14s, critical group_wait 15s -> 1s, group_interval
 # 1m -> 4s; repeat_interval stays production-sized (1h), so any second notification is a bug.
 SPEEDUP = 15
 

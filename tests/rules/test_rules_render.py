@@ -17,6 +17,7 @@ from components import config as stack_config
 from components import inventory as stack_inventory
 from components.render import rules
 from tests.support import metric_names
+from tools.rules import cases
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS_DIR = rules.RULES_DIR / "tests"
@@ -77,6 +78,15 @@ def test_committed_rules_match_the_renderer(
     committed = (rules.RULES_DIR / f"{area}.yml").read_text()
     assert rules.GENERATED[area](example_config, example_inventory) == committed, (
         f"rules/{area}.yml drifted: run `make rules`"
+    )
+
+
+def test_committed_incident_cases_match_the_generator(
+    example_config: stack_config.StackConfig, example_inventory: stack_inventory.Inventory
+) -> None:
+    committed = (TESTS_DIR / cases.FILE_NAME).read_text()
+    assert cases.render(example_config, example_inventory) == committed, (
+        f"rules/tests/{cases.FILE_NAME} drifted: run `make rules`"
     )
 
 
@@ -172,7 +182,12 @@ def test_target_down_severity_follows_the_tier() -> None:
         pytest.param("backups", ("rpo",), "36h", "backups", "backup_age:seconds > 136800", id="rpo-plus-grace"),
         pytest.param("backups", ("rpo_grace",), "4h", "backups", "backup_age:seconds > 100800", id="rpo-grace"),
         pytest.param(
-            "backups", ("drill", "every"), "7d", "backups", "last_success_timestamp_seconds > 604800", id="drill-every"
+            "backups",
+            ("drill", "every"),
+            "7d",
+            "backups",
+            "last_success_timestamp_seconds > 699000",
+            id="drill-every",  # 7d + 1d2h10m slack
         ),
         pytest.param(
             "alerting", ("thresholds", "filesystem_almost_full_ratio"), 0.8, "hosts", "avail:ratio < 0.2", id="fs-full"

@@ -42,6 +42,7 @@ EXPORTER_FIXTURES = (FIXTURES / "pve_exporter_metrics.txt", FIXTURES / "pbs_expo
 BINARIES = {
     "prometheus": "prometheus",
     "promtool": "prometheus",
+    "amtool": "prometheus-alertmanager",
     "prometheus-alertmanager": "prometheus-alertmanager",
     "prometheus-node-exporter": "prometheus-node-exporter",
     "prometheus-blackbox-exporter": "prometheus-blackbox-exporter",

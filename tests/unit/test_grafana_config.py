@@ -53,7 +53,7 @@ def test_prometheus_time_interval_is_the_scrape_interval(run_program, example_se
     example_sections["monitoring"]["evaluation_interval"] = "30s"
     example_sections["monitoring"]["scrape_timeout"] = "10s"
     example_sections["alerting"]["thresholds"] = {
-        "target_down_for": "1m",
+        "target_down_for": "2m",  # > scrape + 2 x evaluation (UpstreamDown fires first)
         "scrape_coverage_for": "5m",
         "probe_failed_for": "2m",
         "unregistered_guest_for": "1h",

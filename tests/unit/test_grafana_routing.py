@@ -53,6 +53,7 @@ LABELS = st.fixed_dictionaries(
         "severity": st.sampled_from(["critical", "warning", "info", "page", ""]),
         "service": st.sampled_from(["media", "git", "monitoring", "backup", "dns", ""]),
         "instance": st.sampled_from(["10.0.10.110:9100", "x"]),
+        "escalation": st.sampled_from(["unacknowledged", ""]),
     },
 )
 

@@ -67,7 +67,7 @@ def test_a_config_change_retriggers_only_its_service(run_program: RunProgram) ->
     sections["monitoring"]["scrape_interval"] = "30s"
     sections["monitoring"]["evaluation_interval"] = "30s"
     sections["alerting"]["thresholds"] = {
-        "target_down_for": "1m",
+        "target_down_for": "2m",  # > scrape + 2 x evaluation (UpstreamDown fires first)
         "scrape_coverage_for": "5m",
         "probe_failed_for": "2m",
     }

@@ -162,6 +162,6 @@ def test_pagerduty_and_ntfy_options_render_valid(example_sections, tmp_path) -> 
 def test_escalation_pages_once_per_ignored_alert(example_config) -> None:
     """CriticalAlertUnacknowledged carries the ignored alert's name in `unacknowledged_alert`."""
     routes = alertmanager.document(example_config)["route"]["routes"]
-    escalation = next(r for r in routes if r.get("matchers") == ['alertname="CriticalAlertUnacknowledged"'])
+    escalation = next(r for r in routes if r.get("matchers") == ['escalation="unacknowledged"'])
     assert escalation["receiver"] == "oncall-secondary"
     assert {"unacknowledged_alert", "instance"} <= set(escalation["group_by"])

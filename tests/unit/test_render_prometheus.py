@@ -17,6 +17,7 @@ from components import inventory as stack_inventory
 from components.render import prometheus, rules
 from components.render.alerting_timers import ACK_METRIC_RELABEL_CONFIGS
 from tests.unit.monitoring_helpers import generated_secret_values, with_replicas, write_plan
+from tools.alert_quality.notify import relabel
 
 REPLICAS = [1, 2]
 
@@ -195,12 +196,8 @@ def test_pushgateway_job_keeps_only_what_writers_may_push(example_config, exampl
 
 
 def _relabelled(labels: dict[str, str], configs: list[dict[str, Any]]) -> dict[str, str]:
-    """The labeldrop part of Prometheus relabeling (regexes anchored on both ends, as it does)."""
-    out = dict(labels)
-    for step in configs:
-        assert step["action"] == "labeldrop", f"only labeldrop is expected here: {step}"
-        out = {k: v for k, v in out.items() if not re.fullmatch(step["regex"], k)}
-    return out
+    """Prometheus' alert relabeling as the alert-quality replay applies it (replace, labeldrop)."""
+    return relabel(labels, configs)
 
 
 def test_replicas_send_identical_alerts_but_keep_replica_on_series(planned: dict[str, Any]) -> None:

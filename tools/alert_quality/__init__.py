@@ -32,6 +32,8 @@ from components.render import rules
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS_DIR = ROOT / "tests" / "scenarios"
+# Written from how these systems fail, not from the rules (issue 13); scored on notifications.
+CORPUS_DIR = ROOT / "tests" / "corpus"
 HEARTBEAT = "Watchdog"
 DEFAULT_STEP = "1m"
 
@@ -60,6 +62,18 @@ class Scenario:
     interval: str
     series: tuple[dict[str, str], ...]
     expected: tuple[Expected, ...]
+    silences: tuple[ScenarioSilence, ...] = ()
+    # Alerts that must fire (dashboards show them) but must not be notified (inhibited/silenced).
+    visible: tuple[Expected, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScenarioSilence:
+    """A silence someone created during the scenario (equality matchers), active from..until."""
+
+    matchers: tuple[tuple[str, str], ...]
+    from_seconds: int
+    until_seconds: int
 
 
 @dataclass(frozen=True)
@@ -77,6 +91,7 @@ class Outcome:
     false_positives: list[FiredAlert] = field(default_factory=list)
     caught: list[Expected] = field(default_factory=list)
     missed: list[Expected] = field(default_factory=list)
+    wanted: tuple[Expected, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,14 +105,11 @@ def _require(doc: dict[str, Any], key: str, path: Path) -> Any:
     return doc[key]
 
 
-def load_scenario(path: Path) -> Scenario:
-    doc = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(doc, dict):
-        raise ScenarioError(f"{path.name}: expected a mapping with name, duration, series, expected")
+def _expectations(path: Path, doc: dict[str, Any], key: str) -> tuple[Expected, ...]:
     expected = []
-    for i, entry in enumerate(doc.get("expected") or []):
-        if "alertname" not in entry:
-            raise ScenarioError(f"{path.name}: expected[{i}] needs `alertname`")
+    for i, entry in enumerate(doc.get(key) or []):
+        if not isinstance(entry, dict) or "alertname" not in entry:
+            raise ScenarioError(f"{path.name}: {key}[{i}] needs `alertname`")
         by = entry.get("by")
         expected.append(
             Expected(
@@ -106,6 +118,14 @@ def load_scenario(path: Path) -> Scenario:
                 by_seconds=duration_seconds(by) if by else None,
             )
         )
+    return tuple(expected)
+
+
+def load_scenario(path: Path) -> Scenario:
+    doc = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(doc, dict):
+        raise ScenarioError(f"{path.name}: expected a mapping with name, duration, series, expected")
+    expected = _expectations(path, doc, "expected")
     series = []
     for i, item in enumerate(doc.get("series") or []):
         if not isinstance(item, dict) or "series" not in item or "values" not in item:
@@ -122,6 +142,7 @@ def load_scenario(path: Path) -> Scenario:
         duration_seconds(duration)
     except ValueError as err:
         raise ScenarioError(f"{path.name}: duration: {err}") from err
+    silences = tuple(_silence(path, i, entry, duration) for i, entry in enumerate(doc.get("silences") or []))
     return Scenario(
         name=str(doc.get("name") or path.stem),
         path=path,
@@ -130,8 +151,23 @@ def load_scenario(path: Path) -> Scenario:
         evaluation_interval=str(doc.get("evaluation_interval", DEFAULT_STEP)),
         interval=str(doc.get("interval", DEFAULT_STEP)),
         series=tuple(series),
-        expected=tuple(expected),
+        expected=expected,
+        silences=silences,
+        visible=_expectations(path, doc, "visible"),
     )
+
+
+def _silence(path: Path, index: int, entry: Any, duration: str) -> ScenarioSilence:
+    where = f"{path.name}: silences[{index}]"
+    if not isinstance(entry, dict) or not isinstance(entry.get("matchers"), dict) or not entry["matchers"]:
+        raise ScenarioError(f"{where} needs `matchers: {{label: value, ...}}` (and optional from/until)")
+    try:
+        start = duration_seconds(str(entry["from"])) if entry.get("from") else 0
+        until = duration_seconds(str(entry["until"])) if entry.get("until") else duration_seconds(duration) + 1
+    except ValueError as err:
+        raise ScenarioError(f"{where}: {err}") from err
+    matchers = tuple(sorted((str(k), str(v)) for k, v in entry["matchers"].items()))
+    return ScenarioSilence(matchers, start, until)
 
 
 def load_scenarios(directory: Path = SCENARIOS_DIR) -> list[Scenario]:
@@ -169,9 +205,16 @@ def _clock(offset_seconds: int, duration: str, interval: str) -> str:
     return f"{-offset_seconds}+{step}x{_samples(duration, interval)}"
 
 
+def _node_labels(inventory: Inventory, asset: str) -> dict[str, str]:
+    """The labels production gives a series scraped from ``asset``'s node_exporter (textfiles)."""
+    entry = next(e for e in inventory.coverage if e.job == "node" and e.asset == asset)
+    return {"job": "node", "instance": entry.instance, "asset": asset, "service": entry.service, "tier": entry.tier}
+
+
 def baseline(config: StackConfig, inventory: Inventory, duration: str, interval: str) -> list[dict[str, str]]:
-    """Series of a healthy stack: every registered target up, probes passing, backups 2h old,
-    drills and on-call drills a day old, the silence policy check running without violations."""
+    """Series of a healthy stack, labelled as production scrapes them: every registered target up,
+    probes passing, backups 2h old on every node's hook, PBS jobs and API healthy, drills and
+    on-call drills a day old, the silence policy check running without violations."""
     n = _samples(duration, interval)
     series: list[tuple[str, dict[str, str], str]] = []
     for entry in inventory.coverage:
@@ -181,20 +224,41 @@ def baseline(config: StackConfig, inventory: Inventory, duration: str, interval:
         if entry.job.startswith("blackbox_"):
             series.append(("probe_success", labels, f"1x{n}"))
     for guest in inventory.protected:
-        labels = {"vmid": str(guest.vmid), "node": guest.node, "storage": config.backups.storage}
+        labels = _node_labels(inventory, guest.node)
+        labels |= {"vmid": str(guest.vmid), "node": guest.node, "storage": config.backups.storage}
         series.append(("obs_backup_last_success_timestamp_seconds", labels, _clock(2 * 3600, duration, interval)))
         series.append(("obs_backup_last_status", labels, f"1x{n}"))
-    for target in inventory.drill_targets:
-        series.append(
-            (
-                "obs_restore_drill_last_success_timestamp_seconds",
-                {"target": target.name},
-                _clock(86400, duration, interval),
-            )
+    for node in sorted({g.node for g in inventory.protected}):
+        labels = _node_labels(inventory, node) | {"node": node}
+        series.append(("obs_backup_job_last_end_timestamp_seconds", labels, _clock(2 * 3600, duration, interval)))
+        series.append(("obs_backup_job_last_status", labels, f"1x{n}"))
+    pbs = _node_labels(inventory, config.pbs.host)
+    for ds in config.pbs.datastores:
+        for job_type in ("gc", "prune", "verify"):
+            labels = pbs | {"datastore": ds.name, "job_type": job_type}
+            series.append(("obs_pbs_job_last_success_timestamp_seconds", labels, _clock(6 * 3600, duration, interval)))
+            series.append(("obs_pbs_job_last_status", labels, f"1x{n}"))
+    exporter = next(e for e in inventory.coverage if e.job == "pbs")
+    series.append(
+        (
+            "pbs_up",
+            {
+                "job": "pbs",
+                "instance": exporter.instance,
+                "asset": exporter.asset,
+                "service": exporter.service,
+                "tier": exporter.tier,
+            },
+            f"1x{n}",
         )
-        series.append(("obs_restore_drill_last_status", {"target": target.name}, f"1x{n}"))
-    monitoring = {"job": "node", "instance": f"{inventory.monitoring[0].ip}:{config.monitoring.ports.node_exporter}"}
+    )
+    monitoring = _node_labels(inventory, inventory.monitoring[0].name)
+    for target in inventory.drill_targets:
+        labels = monitoring | {"target": target.name}
+        series.append(("obs_restore_drill_last_success_timestamp_seconds", labels, _clock(86400, duration, interval)))
+        series.append(("obs_restore_drill_last_status", labels, f"1x{n}"))
     series.append(("obs_oncall_drill_last_success_timestamp_seconds", monitoring, _clock(86400, duration, interval)))
+    series.append(("obs_oncall_drill_success", monitoring, f"1x{n}"))
     series.append(("obs_silence_policy_violations", monitoring | {"reason": "too_long"}, f"0x{n}"))
     series.append(("obs_silence_policy_check_up", monitoring, f"1x{n}"))
     series.append(("obs_silence_policy_check_last_run_timestamp_seconds", monitoring, _clock(30, duration, interval)))
@@ -228,33 +292,19 @@ def _parse_got(block: str) -> list[tuple[dict[str, str], float]]:
     return out
 
 
-def replay(config: StackConfig, scenario: Scenario, promtool: str | None = None) -> list[FiredAlert]:
-    """Every alert instance that fired during the scenario, with the time it first fired."""
+def _run_promtool(config: StackConfig, scenario: Scenario, queries: list[dict[str, Any]], promtool: str | None) -> str:
+    """promtool's output for ``queries`` (each expecting nothing, so promtool prints what it got)
+    over the scenario's series laid on the healthy baseline, with the stack's rules loaded."""
     promtool = promtool or shutil.which("promtool")
     if promtool is None:
         raise RuntimeError("promtool not found: apt-get install prometheus")
     inventory = build(config)
     rule_files = rules.rule_files(config, inventory)
     series = overlay(baseline(config, inventory, scenario.duration, scenario.interval), scenario.series)
-    end = scenario.duration
-    firing = 'ALERTS{alertstate="firing"}'
     test = {
         "rule_files": sorted(rule_files),
         "evaluation_interval": scenario.evaluation_interval,
-        "tests": [
-            {
-                "interval": scenario.interval,
-                "input_series": series,
-                # Deliberately expect nothing: promtool then prints what it got.
-                "promql_expr_test": [
-                    {
-                        "expr": f"min_over_time(timestamp({firing})[{end}:{scenario.evaluation_interval}])",
-                        "eval_time": end,
-                        "exp_samples": [],
-                    }
-                ],
-            }
-        ],
+        "tests": [{"interval": scenario.interval, "input_series": series, "promql_expr_test": queries}],
     }
     with tempfile.TemporaryDirectory(prefix="alert-quality-") as tmp:
         workdir = Path(tmp)
@@ -265,10 +315,23 @@ def replay(config: StackConfig, scenario: Scenario, promtool: str | None = None)
             [promtool, "test", "rules", "scenario_test.yml"], cwd=workdir, capture_output=True, text=True, check=False
         )
     output = result.stdout + result.stderr
-    if result.returncode == 0:
-        return []  # nothing fired at all (not even Watchdog: the rules were not loaded)
-    if "got:" not in output:
+    if result.returncode != 0 and "got:" not in output:
         raise ScenarioError(f"{scenario.path.name}: promtool failed:\n{output.strip()}")
+    return output
+
+
+def replay(config: StackConfig, scenario: Scenario, promtool: str | None = None) -> list[FiredAlert]:
+    """Every alert instance that fired during the scenario, with the time it first fired."""
+    end = scenario.duration
+    firing = 'ALERTS{alertstate="firing"}'
+    query = {
+        "expr": f"min_over_time(timestamp({firing})[{end}:{scenario.evaluation_interval}])",
+        "eval_time": end,
+        "exp_samples": [],
+    }
+    output = _run_promtool(config, scenario, [query], promtool)
+    if "got:" not in output:
+        return []  # nothing fired at all (not even Watchdog: the rules were not loaded)
     got = output.split("got:", 1)[1].strip()
     fired = []
     for labels, first in _parse_got(got.splitlines()[0] if got != "nil" else ""):
@@ -277,12 +340,50 @@ def replay(config: StackConfig, scenario: Scenario, promtool: str | None = None)
     return sorted(fired, key=lambda f: (f.alertname, sorted(f.labels.items())))
 
 
-def judge(scenario: Scenario, fired: list[FiredAlert]) -> Outcome:
-    outcome = Outcome(scenario=scenario, fired=[f for f in fired if f.alertname != HEARTBEAT])
+MAX_STEPS = 400
+_TIME = re.compile(r"time: (\S+?),")
+
+
+def timeline_step(scenario: Scenario) -> int:
+    """Seconds between replayed states: the evaluation interval, coarser for long scenarios."""
+    evaluation = duration_seconds(scenario.evaluation_interval)
+    total = duration_seconds(scenario.duration)
+    multiple = max(1, -(-total // (evaluation * MAX_STEPS)))
+    return evaluation * multiple
+
+
+def firing_timeline(
+    config: StackConfig, scenario: Scenario, promtool: str | None = None
+) -> list[tuple[float, frozenset[tuple[tuple[str, str], ...]]]]:
+    """The firing alert set at every step of the scenario (label sets with alertname)."""
+    step = timeline_step(scenario)
+    times = range(0, duration_seconds(scenario.duration) + 1, step)
+    queries = [{"expr": 'ALERTS{alertstate="firing"}', "eval_time": f"{t}s", "exp_samples": []} for t in times]
+    output = _run_promtool(config, scenario, queries, promtool)
+    firing: dict[float, set[tuple[tuple[str, str], ...]]] = {float(t): set() for t in times}
+    for block in output.split("expr:")[1:]:
+        at = _TIME.search(block)
+        if at is None or "got:" not in block:
+            continue
+        got = block.split("got:", 1)[1].strip().splitlines()[0]
+        for labels, _ in _parse_got(got):
+            labels.pop("alertstate", None)
+            labels.pop("__name__", None)
+            firing[float(duration_seconds(at.group(1)) if at.group(1) != "0s" else 0)].add(
+                tuple(sorted(labels.items()))
+            )
+    return [(t, frozenset(alerts)) for t, alerts in sorted(firing.items())]
+
+
+def judge(scenario: Scenario, fired: list[FiredAlert], *, notified: bool = False) -> Outcome:
+    """Score what fired (``visible`` alerts are wanted too: they must fire) or what was notified
+    (only ``expected`` alerts are wanted: a visible one notified is a false positive)."""
+    wanted = scenario.expected if notified else scenario.expected + scenario.visible
+    outcome = Outcome(scenario=scenario, fired=[f for f in fired if f.alertname != HEARTBEAT], wanted=wanted)
     for alert in outcome.fired:
-        wanted = any(e.matches(alert) for e in scenario.expected)
-        (outcome.true_positives if wanted else outcome.false_positives).append(alert)
-    for expected in scenario.expected:
+        hit = any(e.matches(alert) for e in wanted)
+        (outcome.true_positives if hit else outcome.false_positives).append(alert)
+    for expected in wanted:
         in_time = [
             f
             for f in outcome.fired
@@ -319,7 +420,7 @@ def scores(outcomes: list[Outcome]) -> tuple[dict[str, Score], Score]:
         for alert in outcome.true_positives:
             per_alert[alert.alertname].true_positives += 1
             total.true_positives += 1
-        for expected in outcome.scenario.expected:
+        for expected in outcome.wanted:
             score = per_alert.setdefault(expected.alertname, Score())
             score.expected += 1
             total.expected += 1

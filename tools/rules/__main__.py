@@ -1,4 +1,5 @@
-"""Write rules/<area>.yml for every generated area from Pulumi.<stack>.yaml, then check them.
+"""Write rules/<area>.yml for every generated area from Pulumi.<stack>.yaml, then check them;
+write rules/tests/incidents_test.yml (tools/rules/cases.py) from the same stack.
 
 The committed files are the example stack's rules: reviewers read them, promtool tests run on
 them, and a test fails when they drift from what the renderer produces.
@@ -13,7 +14,7 @@ import sys
 from components import config as stack_config
 from components.inventory import build
 from components.render import rules
-from tools.rules import load_stack
+from tools.rules import cases, load_stack
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(render(config, inventory))
         written.append(str(path))
     print(f"wrote {len(written)} rule files from Pulumi.{args.stack}.yaml")
-    return subprocess.run(["promtool", "check", "rules", *written], check=False).returncode
+    checked = subprocess.run(["promtool", "check", "rules", *written], check=False).returncode
+    tests = rules.RULES_DIR / "tests" / cases.FILE_NAME
+    tests.write_text(cases.render(config, inventory))
+    print(f"wrote {tests}")
+    return checked
 
 
 if __name__ == "__main__":

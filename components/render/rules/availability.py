@@ -12,9 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from components.config import StackConfig
+from components.config import StackConfig, upstream_down_seconds
 from components.inventory import Inventory
-from components.render.rules.builders import CERT_FOR, Rule, alert, dump, guest_id, range_regex, ratio, record, tiered
+from components.render.rules.builders import (
+    CERT_FOR,
+    Rule,
+    alert,
+    dump,
+    duration,
+    guest_id,
+    range_regex,
+    ratio,
+    record,
+    tiered,
+)
 
 # Gives an expression over (job, instance) the asset/service/tier of the registered target.
 JOIN = "* on(job, instance) group_left(asset, service, tier) obs:registered_target:info"
@@ -28,6 +39,17 @@ def _registered_targets(inventory: Inventory) -> Iterator[Rule]:
             {"job": entry.job, "instance": entry.instance, "asset": entry.asset, "service": entry.service}
             | {"tier": entry.tier},
         )
+
+
+def _upstream_targets(inventory: Inventory) -> Iterator[Rule]:
+    for upstream in inventory.upstreams:
+        for job, instance in upstream.targets:
+            labels = {"upstream": upstream.name, "job": job, "instance": instance, "asset": upstream.asset}
+            yield record(
+                "obs:upstream_target:info",
+                "vector(1)",
+                labels | {"service": upstream.service, "tier": upstream.tier},
+            )
 
 
 def _registered_guests(config: StackConfig, inventory: Inventory) -> Iterator[Rule]:
@@ -60,6 +82,16 @@ def _coverage_records() -> list[Rule]:
             """,
         ),
         record("obs:uncovered_target:info", "obs:registered_target:info unless on(job, instance) (up == 1)"),
+        # Scrape config drift: registered targets Prometheus has no `up` for at all. Targets that
+        # are merely down are TargetDown's (and UpstreamDown's) business, not coverage's.
+        record(
+            "obs:scrape_configured:ratio",
+            """
+            (count(obs:registered_target:info and on(job, instance) up) or vector(0))
+            /
+            count(obs:registered_target:info)
+            """,
+        ),
     ]
 
 
@@ -90,19 +122,39 @@ def _target_down(config: StackConfig) -> list[Rule]:
     )
 
 
+def _target_not_scraped(config: StackConfig) -> list[Rule]:
+    """A registered target Prometheus has no `up` for at all (its scrape config vanished): one
+    lost critical target among 35 keeps coverage above 95%, so it alerts by itself."""
+    th = config.alerting.thresholds
+    return tiered(
+        config,
+        "TargetNotScraped",
+        lambda tier: f'obs:registered_target:info{{tier="{tier}"}} unless on(job, instance) up',
+        hold=th.scrape_coverage_for,
+        service="{{ $labels.service }}",
+        summary="{{ $labels.asset }}: {{ $labels.job }} target {{ $labels.instance }} is not scraped at all",
+        description=(
+            "The inventory registers {{ $labels.job }} on {{ $labels.instance }} (asset {{ $labels.asset }}) but "
+            f"Prometheus has had no scrape of it for {th.scrape_coverage_for}: prometheus.yml drifted from the "
+            "inventory (re-run `pulumi up`), and every alert on its metrics is blind."
+        ),
+    )
+
+
 def _scrape_coverage(config: StackConfig) -> Rule:
     th = config.alerting.thresholds
     return alert(
         config,
         "ScrapeCoverageLow",
-        f"obs:scrape_coverage:ratio < {ratio(th.scrape_coverage_min)}",
+        f"obs:scrape_configured:ratio < {ratio(th.scrape_coverage_min)}",
         hold=th.scrape_coverage_for,
         severity="warning",
         service="monitoring",
-        summary="Only {{ $value | humanizePercentage }} of registered targets are scraped",
+        summary="Only {{ $value | humanizePercentage }} of registered targets are in Prometheus' scrape config",
         description=(
-            f"Fewer than {th.scrape_coverage_min:.0%} of the targets registered in the inventory were scraped "
-            f"successfully for {th.scrape_coverage_for}. See obs:uncovered_target:info for the list."
+            f"Fewer than {th.scrape_coverage_min:.0%} of the targets registered in the inventory have been "
+            f"scraped at all for {th.scrape_coverage_for}: prometheus.yml drifted from the inventory. "
+            "See obs:uncovered_target:info for the list."
         ),
     )
 
@@ -115,7 +167,7 @@ def _unregistered_guest(config: StackConfig) -> Rule:
         "UnregisteredGuest",
         f"""
         max by (id, name, node, type) (
-          pve_guest_info{{id!~"(qemu|lxc)/({range_regex(scratch_low, scratch_high)})"}}
+          pve_guest_info{{id!~"(qemu|lxc)/({range_regex(scratch_low, scratch_high)})", template!="1"}}
         )
         unless on(id) obs:registered_guest:info
         """,
@@ -147,6 +199,44 @@ def _service_probe_failed(config: StackConfig) -> list[Rule]:
     )
 
 
+def _upstream_down(config: StackConfig) -> list[Rule]:
+    hold = duration(upstream_down_seconds(config))
+
+    # Every target of the upstream fails: scrapes fail (up == 0) or probes run and fail
+    # (probe_success == 0). A probe whose scrape failed proves nothing about the upstream (the
+    # prober is down: that is the prober's own UpstreamDown), so it does not count as failed.
+    # `instance` is the upstream's name: acknowledgements (obs_alert_acknowledged joins on instance,
+    # not on upstream) and Alertmanager's groups (by instance) then tell two upstreams apart.
+    def query(tier: str) -> str:
+        return f'''
+            label_replace(
+              max by (upstream, asset, service, tier) (obs:upstream_target:info{{tier="{tier}"}}),
+              "instance", "$1", "upstream", "(.+)"
+            )
+            unless on(upstream)
+            (
+              obs:upstream_target:info
+              unless on(job, instance)
+              (up{{job!~"blackbox_.+"}} == 0 or probe_success == 0)
+            )
+            '''
+
+    return tiered(
+        config,
+        "UpstreamDown",
+        query,
+        hold=hold,
+        service="{{ $labels.service }}",
+        summary="{{ $labels.upstream }} is down: the alerts of everything behind it are suppressed",
+        description=(
+            "Every check of {{ $labels.upstream }} (asset {{ $labels.asset }}) has failed for "
+            f"{hold}. Assets that cannot be reached without it (docs/alerting.md, dependency model) "
+            "still fire in Prometheus and on the dashboards, but Alertmanager inhibits their "
+            "notifications while this alert fires: fix this first."
+        ),
+    )
+
+
 def _tls_certificate_expiring(config: StackConfig) -> Rule:
     th = config.alerting.thresholds
     return alert(
@@ -168,10 +258,13 @@ def render(config: StackConfig, inventory: Inventory) -> str:
     recording = [
         *_registered_targets(inventory),
         *_registered_guests(config, inventory),
+        *_upstream_targets(inventory),
         *_coverage_records(),
     ]
     alerts = [
         *_target_down(config),
+        *_upstream_down(config),
+        *_target_not_scraped(config),
         _scrape_coverage(config),
         _unregistered_guest(config),
         *_service_probe_failed(config),

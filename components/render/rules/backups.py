@@ -48,12 +48,14 @@ def _drill_budgets(inventory: Inventory) -> Iterator[Rule]:
 
 def _backup_age_records(config: StackConfig) -> list[Rule]:
     datastore = config.pbs.datastore
+    # Only backups to the PBS storage keep the RPO: an ad-hoc vzdump to `local` is on the node
+    # that fails with the guest, and would hide a failing nightly PBS backup.
     return [
         record(
             "vmid:backup_last_success:timestamp_seconds",
             f"""
             max by (vmid) (
-              obs_backup_last_success_timestamp_seconds
+              obs_backup_last_success_timestamp_seconds{{storage="{config.backups.storage}"}}
               or
               label_replace(pbs_snapshot_vm_last_timestamp{{datastore="{datastore}"}}, "vmid", "$1", "vm_id", "(.+)")
             )
@@ -61,6 +63,11 @@ def _backup_age_records(config: StackConfig) -> list[Rule]:
         ),
         record("vmid:backup_age:seconds", "time() - vmid:backup_last_success:timestamp_seconds"),
         record("datastore:pbs_used:ratio", "pbs_used / pbs_size"),
+        # Where each guest runs now (pve-exporter's cluster view, the same from every node).
+        record(
+            "vmid:guest_node:info",
+            'label_replace(max by (id, node) (pve_guest_info), "vmid", "$1", "id", "(?:qemu|lxc)/(.+)")',
+        ),
     ]
 
 
@@ -97,10 +104,14 @@ def _backup_job_failed(config: StackConfig) -> Rule:
     return alert(
         config,
         "BackupJobFailed",
+        # A guest's failure counts on the node it runs on now: after a migration the old node's
+        # state file keeps its last failure forever (docs/metrics.md), the new node's is the truth.
         """
         obs_backup_job_last_status == 0
         or
-        obs_backup_last_status == 0
+        (obs_backup_last_status == 0 and on(vmid, node) vmid:guest_node:info)
+        or
+        (obs_backup_last_status == 0 unless on(vmid) vmid:guest_node:info)
         """,
         hold="0s",
         severity="warning",
@@ -195,12 +206,29 @@ def _datastore_almost_full(config: StackConfig) -> Rule:
     )
 
 
+def _pbs_jobs_expected(config: StackConfig) -> Iterator[Rule]:
+    """Every fixed datastore has gc, prune and verify jobs (components/pbs): a job that never ran
+    writes no series, so the expectation is compiled in. Datastores on a removable disk
+    (``mounted_at``) come and go with it and are not expected."""
+    for ds in config.pbs.datastores:
+        if ds.mounted_at is None:
+            for job_type in ("gc", "prune", "verify"):
+                yield record("obs:pbs_job_expected:info", "vector(1)", {"datastore": ds.name, "job_type": job_type})
+
+
 def _maintenance_stale(config: StackConfig) -> Rule:
     th = config.alerting.thresholds
     maintenance = {"gc": th.pbs_gc_within, "prune": th.pbs_prune_within, "verify": th.pbs_verify_within}
     stale = "\nor\n".join(
-        f'time() - obs_pbs_job_last_success_timestamp_seconds{{job_type="{job}"}} > {seconds(within)}'
-        for job, within in maintenance.items()
+        [
+            f'time() - obs_pbs_job_last_success_timestamp_seconds{{job_type="{job}"}} > {seconds(within)}'
+            for job, within in maintenance.items()
+        ]
+        # Never ran, while the PBS host's node_exporter (which serves these series) is up.
+        + [
+            "(obs:pbs_job_expected:info unless on(datastore, job_type) obs_pbs_job_last_success_timestamp_seconds)"
+            f'\nand on() (up{{job="node", asset="{config.pbs.host}"}} == 1)'
+        ]
     )
     return alert(
         config,
@@ -214,9 +242,17 @@ def _maintenance_stale(config: StackConfig) -> Rule:
             "The last successful {{ $labels.job_type }} job on datastore {{ $labels.datastore }} was "
             "{{ $value | humanizeDuration }} ago (windows: "
             + ", ".join(f"{job} {within}" for job, within in maintenance.items())
-            + "). Without prune and GC the datastore fills; without verify corruption goes unnoticed."
+            + "), or it never succeeded. Without prune and GC the datastore fills; without verify corruption "
+            "goes unnoticed."
         ),
     )
+
+
+def drill_slack_seconds(config: StackConfig) -> int:
+    """How late a drill on schedule can finish: the daily due-check runs once a day (``check_at``),
+    and a drill takes up to agent + restore + verify timeouts."""
+    drill = config.backups.drill
+    return 86400 + sum(seconds(t) for t in (drill.agent_timeout, drill.restore_timeout, drill.verify_timeout))
 
 
 def _restore_drill_overdue(config: StackConfig) -> Rule:
@@ -225,7 +261,7 @@ def _restore_drill_overdue(config: StackConfig) -> Rule:
         config,
         "RestoreDrillOverdue",
         f"""
-        time() - obs_restore_drill_last_success_timestamp_seconds > {seconds(every)}
+        time() - obs_restore_drill_last_success_timestamp_seconds > {seconds(every) + drill_slack_seconds(config)}
         or
         (obs:drill_target_rto_budget:seconds unless on(target) obs_restore_drill_last_success_timestamp_seconds)
         """,
@@ -235,7 +271,8 @@ def _restore_drill_overdue(config: StackConfig) -> Rule:
         summary="No successful restore drill of {{ $labels.target }} within " + every,
         description=(
             "Restore drill target {{ $labels.target }} has not had a successful drill within "
-            f"{every} (one per sprint): its backups are unproven. Run tools/restore_drill."
+            f"{every} (one per sprint) plus a day's slack for the daily due-check and the drill's own "
+            "duration: its backups are unproven. Run tools/restore_drill."
         ),
     )
 
@@ -279,11 +316,109 @@ def _restore_rto_budget_exceeded(config: StackConfig) -> Rule:
     )
 
 
+def _pbs_job_failed(config: StackConfig) -> Rule:
+    return alert(
+        config,
+        "PbsJobFailed",
+        "obs_pbs_job_last_status == 0",
+        hold="0s",
+        severity="warning",
+        service="backup",
+        summary="PBS {{ $labels.job_type }} on {{ $labels.datastore }} ended with warnings or errors",
+        description=(
+            "The most recent {{ $labels.job_type }} task on datastore {{ $labels.datastore }} did not end OK. "
+            "A verify failing means a snapshot is corrupt (the newest may be unrestorable); a prune or GC "
+            "failing lets the datastore fill. Read the task log in the PBS UI."
+        ),
+    )
+
+
+def _pbs_api_down(config: StackConfig) -> Rule:
+    return alert(
+        config,
+        "PbsApiDown",
+        "pbs_up == 0",
+        hold=HOST_FOR,
+        severity="warning",
+        service="backup",
+        summary="The PBS exporter on {{ $labels.instance }} cannot read the Proxmox Backup Server API",
+        description=(
+            "pbs-exporter answers its scrape but reports pbs_up 0: the PBS API refuses its token or is down, "
+            f"so every pbs_* metric (datastore usage, snapshots, verify state) is missing for {HOST_FOR}."
+        ),
+    )
+
+
+def _backup_nodes_expected(config: StackConfig, inventory: Inventory) -> Iterator[Rule]:
+    for node in sorted({g.node for g in inventory.protected}):
+        yield record("obs:backup_node_expected:info", "vector(1)", {"node": node, "asset": node})
+
+
+def _backup_hook_silent(config: StackConfig) -> Rule:
+    backups = config.backups
+    limit = seconds(backups.rpo) + seconds(backups.rpo_grace)
+    return alert(
+        config,
+        "BackupHookSilent",
+        f"""
+        time() - obs_backup_job_last_end_timestamp_seconds > {limit}
+        or
+        (
+          obs:backup_node_expected:info
+          unless on(node) obs_backup_job_last_end_timestamp_seconds
+        ) and on(asset) (up{{job="node"}} == 1)
+        """,
+        hold=BACKUP_FOR,
+        severity="warning",
+        service="backup",
+        summary="No vzdump job has ended on {{ $labels.node }} within the RPO",
+        description=(
+            "The vzdump hook on {{ $labels.node }} has not recorded a job end within "
+            f"{backups.rpo} + {backups.rpo_grace}, or never (its node_exporter is up): the node was rebuilt "
+            "without the hook, or the backup job no longer runs there. Backup alerts of its guests are blind."
+        ),
+    )
+
+
+def _restore_drill_scratch_leftover(config: StackConfig) -> Rule:
+    return alert(
+        config,
+        "RestoreDrillScratchLeftover",
+        "obs_restore_drill_scratch_leftover == 1",
+        hold="0s",
+        severity="warning",
+        service="backup",
+        summary="The restore drill of {{ $labels.target }} left its scratch VM behind",
+        description=(
+            "The latest drill of {{ $labels.target }} could not destroy its scratch VM (VMID in the drill "
+            "report): it holds disk space and a copy of production data. Destroy it by hand."
+        ),
+    )
+
+
+def _restore_rpo_budget_exceeded(config: StackConfig) -> Rule:
+    return alert(
+        config,
+        "RestoreRpoBudgetExceeded",
+        "obs_restore_drill_rpo_seconds > on(target) obs_restore_drill_rpo_budget_seconds",
+        hold="0s",
+        severity="warning",
+        service="backup",
+        summary="The restored data of {{ $labels.target }} was older than its RPO",
+        description=(
+            "The latest drill of {{ $labels.target }} restored a backup whose canary was older than the "
+            "target's RPO budget (drill.rpo): a real restore would lose more data than promised."
+        ),
+    )
+
+
 def render(config: StackConfig, inventory: Inventory) -> str:
     recording = [
         *_protected_guests(inventory),
         *_drill_budgets(inventory),
         *_backup_age_records(config),
+        *_pbs_jobs_expected(config),
+        *_backup_nodes_expected(config, inventory),
     ]
     alerts = [
         *_backup_too_old(config),
@@ -296,5 +431,10 @@ def render(config: StackConfig, inventory: Inventory) -> str:
         _restore_drill_overdue(config),
         _restore_drill_failed(config),
         _restore_rto_budget_exceeded(config),
+        _pbs_job_failed(config),
+        _pbs_api_down(config),
+        _backup_hook_silent(config),
+        _restore_drill_scratch_leftover(config),
+        _restore_rpo_budget_exceeded(config),
     ]
     return dump("backups", recording + alerts)

@@ -65,6 +65,12 @@ def seconds(duration: str) -> int:
     return duration_seconds(duration)
 
 
+def duration(total_seconds: int) -> str:
+    """A Prometheus duration for a number of seconds: 180 -> 3m, 210 -> 3m30s."""
+    minutes, rest = divmod(total_seconds, 60)
+    return (f"{minutes}m" if minutes else "") + (f"{rest}s" if rest or not minutes else "")
+
+
 # ---------------------------------------------------------------------------------------------
 # Rule builders
 # ---------------------------------------------------------------------------------------------

@@ -66,12 +66,22 @@ def _filesystem_filling_up(config: StackConfig) -> Rule:
     )
 
 
+def _datastore_mounts(config: StackConfig) -> list[Rule]:
+    """The PBS host's datastore filesystems: PbsDatastoreAlmostFull speaks for them."""
+    pbs = config.pbs_host().name
+    mounts = sorted({ds.mounted_at or ds.path for ds in config.pbs.datastores})
+    return [record("obs:pbs_datastore_mount:info", "vector(1)", {"asset": pbs, "mountpoint": m}) for m in mounts]
+
+
 def _filesystem_almost_full(config: StackConfig) -> Rule:
     th = config.alerting.thresholds
     return alert(
         config,
         "HostFilesystemAlmostFull",
-        f"instance:node_filesystem_avail:ratio < {ratio(1 - th.filesystem_almost_full_ratio)}",
+        f"""
+        instance:node_filesystem_avail:ratio < {ratio(1 - th.filesystem_almost_full_ratio)}
+        unless on(asset, mountpoint) obs:pbs_datastore_mount:info
+        """,
         hold=HOST_FOR,
         severity="warning",
         service="{{ $labels.service }}",
@@ -103,10 +113,15 @@ def _memory_pressure(config: StackConfig) -> Rule:
 
 def _cpu_saturation(config: StackConfig) -> Rule:
     th = config.alerting.thresholds
+    # Busy means running code: iowait is an idle CPU waiting for a disk (the monthly PBS verify
+    # reads every chunk), not contention for the CPU.
     return alert(
         config,
         "HostHighCpuSaturation",
-        f"instance:node_cpu_utilisation:ratio > {ratio(th.cpu_saturation_ratio)}",
+        f"""
+        1 - avg without (cpu) (sum without (mode) (rate(node_cpu_seconds_total{{mode=~"idle|iowait"}}[5m])))
+        > {ratio(th.cpu_saturation_ratio)}
+        """,
         hold=CPU_FOR,
         severity="warning",
         service="{{ $labels.service }}",
@@ -142,4 +157,4 @@ def render(config: StackConfig, inventory: Inventory) -> str:
         _cpu_saturation(config),
         _textfile_collector_error(config),
     ]
-    return dump("hosts", _utilisation_records() + alerts)
+    return dump("hosts", _utilisation_records() + _datastore_mounts(config) + alerts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from components import routing
 from components.config import StackConfig
 from components.inventory import Inventory
 from components.render.rules.builders import ACK_LABELS, META_FOR, Rule, alert, dump, record, seconds
@@ -88,7 +89,7 @@ def _alertmanager_cluster_degraded(config: StackConfig) -> Rule:
         f"""
         (alertmanager_cluster_members < {replicas} and on(job, instance) alertmanager_cluster_enabled == 1)
         or
-        count(up{{job="alertmanager"}} == 1) < {replicas}
+        (count(up{{job="alertmanager"}} == 1) or vector(0)) < {replicas}
         """,
         hold="5m",
         severity="warning",
@@ -161,6 +162,7 @@ def _critical_alert_unacknowledged(config: StackConfig) -> Rule:
         hold=ack_timeout,
         severity="critical",
         service="{{ $labels.service }}",
+        labels={routing.ESCALATION_LABEL[0]: routing.ESCALATION_LABEL[1]},
         summary="{{ $labels.unacknowledged_alert }} has been firing for " + ack_timeout + " unacknowledged",
         description=(
             "Critical alert {{ $labels.unacknowledged_alert }}{{ with $labels.instance }} on {{ . }}{{ end }} "
@@ -191,6 +193,23 @@ def _oncall_drill_overdue(config: StackConfig) -> Rule:
     )
 
 
+def _oncall_drill_failed(config: StackConfig) -> Rule:
+    return alert(
+        config,
+        "OnCallDrillFailed",
+        "obs_oncall_drill_success == 0",
+        hold="0s",
+        severity="warning",
+        service="monitoring",
+        summary="The last on-call drill was not acknowledged in time",
+        description=(
+            "tools/oncall_drill's synthetic critical page was not acknowledged within "
+            f"{config.alerting.escalation.ack_timeout}: a real page may go unanswered. Check the on-call "
+            "receivers and who is on call."
+        ),
+    )
+
+
 def render(config: StackConfig, inventory: Inventory) -> str:
     alerts = [
         _watchdog(config),
@@ -202,5 +221,6 @@ def render(config: StackConfig, inventory: Inventory) -> str:
         _silence_policy_check_stale(config),
         _critical_alert_unacknowledged(config),
         _oncall_drill_overdue(config),
+        _oncall_drill_failed(config),
     ]
     return dump("meta", _alert_count_records() + alerts)
