@@ -147,12 +147,18 @@ done < <(jq -r '.[] | [.name, .path, (.mounted_at // "")] | @tsv' <<<"$DATASTORE
 # (DatastoreAudit). The secret goes to proxmox-backup-client by PBS_PASSWORD, never on a command line.
 snapshots_dir="$(mktemp -d "$STATE_DIR/.snapshots.XXXXXX")"
 trap 'rm -rf "$tasks" "$state_tmp" "$prom_tmp" "$snapshots_dir"' EXIT
+# pbs_up (natrontech/pbs-exporter's name, read by PbsApiDown): 0 when the API refused a listing
+# (down, or the token revoked); the job outcomes and usage above it are still written.
+pbs_up=1
 if [ -n "${available[*]}" ]; then
   PBS_PASSWORD="$(cat "$TOKEN_FILE")"
   export PBS_PASSWORD PBS_FINGERPRINT={{ fingerprint }}
   for name in "${available[@]}"; do
-    proxmox-backup-client snapshot list --output-format json \
-      --repository "{{ token_id }}@localhost:{{ port }}:$name" >"$snapshots_dir/$name.json"
+    if ! proxmox-backup-client snapshot list --output-format json \
+      --repository "{{ token_id }}@localhost:{{ port }}:$name" >"$snapshots_dir/$name.json"; then
+      pbs_up=0
+      rm -f "$snapshots_dir/$name.json"
+    fi
   done
   unset PBS_PASSWORD
 fi
@@ -230,6 +236,9 @@ jq --argjson jobs "$JOBS" --slurpfile previous "$STATE" '
     echo "pbs_available{datastore=\"$name\"} $avail"
   done
   snapshot_metrics
+  echo "# HELP pbs_up 1 if every datastore's snapshots could be listed through the PBS API, else 0."
+  echo "# TYPE pbs_up gauge"
+  echo "pbs_up $pbs_up"
 } >"$prom_tmp"
 
 chmod 0644 "$prom_tmp"

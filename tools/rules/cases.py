@@ -236,10 +236,10 @@ def _clock(offset: int, samples: int, interval: int) -> str:
 
 
 def pbs_and_hooks(stack: Stack) -> Iterator[Case]:
-    pbs = stack.target("pbs")
+    pbs = stack.target("node", stack.config.pbs.host)
     pbs_labels = {"job": pbs.job, "instance": pbs.instance, **pbs.labels}
     yield _test(
-        "defect 5: pbs-exporter answering with pbs_up 0 fires PbsApiDown after 15m; pbs_up 1 does not",
+        "defect 5: the PBS collector reporting pbs_up 0 fires PbsApiDown after 15m; pbs_up 1 does not",
         [{"series": pbs.series("pbs_up"), "values": "1x4 0x80"}],
         [
             _check("15m", "PbsApiDown", []),
@@ -450,7 +450,7 @@ def schedules_and_dead_rules(stack: Stack) -> Iterator[Case]:
     pbs = stack.config.pbs
     mount = next(ds.mounted_at or ds.path for ds in pbs.datastores if ds.name == pbs.datastore)
     fs = {"device": "/dev/sdb1", "fstype": "ext4", "mountpoint": mount}
-    pbs_target = stack.target("pbs")
+    pbs_target = stack.target("node", stack.config.pbs.host)
     yield _query_test(
         "defect 8: a full datastore alerts once (PbsDatastoreAlmostFull), not also as a full filesystem",
         "1m",

@@ -341,10 +341,10 @@ def _pbs_api_down(config: StackConfig) -> Rule:
         hold=HOST_FOR,
         severity="warning",
         service="backup",
-        summary="The PBS exporter on {{ $labels.instance }} cannot read the Proxmox Backup Server API",
+        summary="The PBS collector on {{ $labels.instance }} cannot read the Proxmox Backup Server API",
         description=(
-            "pbs-exporter answers its scrape but reports pbs_up 0: the PBS API refuses its token or is down, "
-            f"so every pbs_* metric (datastore usage, snapshots, verify state) is missing for {HOST_FOR}."
+            "The PBS collector reports pbs_up 0: the PBS API refused its snapshot listing (down, or the "
+            f"collector's read-only token revoked) for {HOST_FOR}, so snapshot and verify state are missing."
         ),
     )
 
