@@ -169,6 +169,9 @@ def _check_cidr(text: str) -> str:
 def _check_url(text: str) -> str:
     if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
         raise ValueError(f"'{text}' is not an http(s) URL: write e.g. https://host:8006/")
+    if re.search(r"%(?![0-9A-Fa-f]{2})", text):
+        # Go's net/url (Alertmanager, Prometheus) refuses it: "invalid URL escape" (url.go, unescape).
+        raise ValueError(f"'{text}' has a '%' that is no %XX escape: write %25 for a literal '%'")
     if "@" in urllib.parse.urlsplit(text).netloc:
         # Do not echo the value: it holds a credential.
         raise ValueError(

@@ -81,6 +81,12 @@ CASES: list[tuple[str, Edit, str, str]] = [
         "monitoring.apt_proxy",
         "must not carry credentials",
     ),
+    (
+        "url-with-a-bare-percent",  # found by tools/fuzz_config: amtool refused the rendered file
+        lambda s: s["monitoring"].__setitem__("apt_proxy", "http://10.0.10.5:3142/%x"),
+        "monitoring.apt_proxy",
+        "no %XX escape",
+    ),
 ]
 
 

@@ -325,7 +325,26 @@ def test_matching_uses_the_worker_ids_pbs_records(example_config) -> None:
 def test_empty_task_list_gives_valid_empty_metrics(tmp_path: Path, collector: Path) -> None:
     fake = FakePbs(tmp_path)
     assert fake.run(collector, []).returncode == 0
-    assert fake.samples() == {}
+    assert fake.samples() == {"pbs_up": 1.0}
+    check_metrics(fake.prom)
+
+
+def test_an_api_refusing_the_snapshot_listing_is_pbs_up_0_and_keeps_the_job_outcomes(
+    tmp_path: Path, collector: Path, example_config
+) -> None:
+    """PbsApiDown reads pbs_up: a listing the API refuses (down, the token revoked) must not stop the
+    collector under set -e, or the job outcomes and usage would go stale with it."""
+    fake = FakePbs(tmp_path)
+    root = tmp_path / "root"
+    main = next(ds for ds in example_config.pbs.datastores if ds.name == "main")
+    (root / main.path.lstrip("/")).mkdir(parents=True)  # no snapshots-main.json: the fake client fails
+    result = fake.run(collector, HISTORY, datastore_root=root)
+    assert result.returncode == 0, result.stderr
+    samples = fake.samples()
+    assert samples["pbs_up"] == 0
+    assert samples['pbs_size{datastore="main"}'] > 0
+    assert any(k.startswith("obs_pbs_job_last_status") for k in samples)
+    assert not [k for k in samples if k.startswith("pbs_snapshot_vm_last_timestamp{")]
     check_metrics(fake.prom)
 
 

@@ -238,20 +238,7 @@ def baseline(config: StackConfig, inventory: Inventory, duration: str, interval:
             labels = pbs | {"datastore": ds.name, "job_type": job_type}
             series.append(("obs_pbs_job_last_success_timestamp_seconds", labels, _clock(6 * 3600, duration, interval)))
             series.append(("obs_pbs_job_last_status", labels, f"1x{n}"))
-    exporter = next(e for e in inventory.coverage if e.job == "pbs")
-    series.append(
-        (
-            "pbs_up",
-            {
-                "job": "pbs",
-                "instance": exporter.instance,
-                "asset": exporter.asset,
-                "service": exporter.service,
-                "tier": exporter.tier,
-            },
-            f"1x{n}",
-        )
-    )
+    series.append(("pbs_up", pbs, f"1x{n}"))  # written by the PBS collector, scraped by the node job
     monitoring = _node_labels(inventory, inventory.monitoring[0].name)
     for target in inventory.drill_targets:
         labels = monitoring | {"target": target.name}
