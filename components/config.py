@@ -156,6 +156,20 @@ def _check_host(text: str) -> str:
     return text
 
 
+def _check_ip(text: str) -> str:
+    """An address where a name cannot go: the VM's cloud-init gateway and DNS servers become PVE's
+    `ipconfigN: gw=` (an IPv4/IPv6 address) and `nameserver` (a list of addresses), through
+    pulumi-proxmoxve's initialization.ip_config / dns (components/proxmox/vm.py); a resolver or a
+    default route found by name would need the very network it configures."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError(f"'{text}' is not an IP address: write e.g. 10.0.20.1") from None
+    if address.is_unspecified:
+        raise ValueError(f"'{text}' is the unspecified address: write the host's own address")
+    return text
+
+
 def _check_cidr(text: str) -> str:
     try:
         iface = ipaddress.ip_interface(text)
@@ -227,6 +241,7 @@ def _check_secret_key(text: str) -> str:
 Duration = Annotated[str, AfterValidator(_check_duration)]
 Name = Annotated[str, AfterValidator(_check_name)]
 Host = Annotated[str, AfterValidator(_check_host)]
+IpAddress = Annotated[str, AfterValidator(_check_ip)]
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 Url = Annotated[str, AfterValidator(_check_url)]
 SecretKey = Annotated[str, AfterValidator(_check_secret_key)]
@@ -808,7 +823,7 @@ class MonitoringHostEntry(Model):
     vmid: int = Field(ge=100, le=999_999_999)
     node: Name
     address: Cidr
-    gateway: Host | None = None
+    gateway: IpAddress | None = None
 
     @model_validator(mode="after")
     def _previous_name_differs(self) -> MonitoringHostEntry:
@@ -823,10 +838,7 @@ class MonitoringHostEntry(Model):
         if network.num_addresses > 2 and iface.ip in (network.network_address, network.broadcast_address):
             raise ValueError(f"address {self.address} is the network's own or broadcast address: pick a host address")
         if self.gateway is not None:
-            try:
-                gateway = ipaddress.ip_address(self.gateway)
-            except ValueError:
-                return self  # a DNS name: nothing more to check offline
+            gateway = ipaddress.ip_address(self.gateway)
             if gateway not in network or gateway == iface.ip:
                 raise ValueError(f"gateway {self.gateway} must be another address inside {network}")
         return self
@@ -841,7 +853,7 @@ class VmShape(Model):
     data_storage: Name | None = Field(default=None, description="durable storage for the data disk")
     bridge: Name = "vmbr0"
     vlan: int | None = Field(default=None, ge=1, le=4094)
-    dns: tuple[Host, ...] = ()
+    dns: tuple[IpAddress, ...] = ()
     template_vmid: int | None = Field(
         default=None, ge=100, le=999_999_999, description="clone this template instead of the cloud image"
     )

@@ -82,6 +82,18 @@ CASES: list[tuple[str, Edit, str, str]] = [
         "must not carry credentials",
     ),
     (
+        "gateway-as-a-name",  # found by tools/fuzz_config: PVE's cloud-init gw takes an address only
+        lambda s: s["monitoring"]["hosts"][0].__setitem__("gateway", "router.lab.example.net"),
+        "monitoring.hosts[0].gateway",
+        "not an IP address",
+    ),
+    (
+        "dns-server-as-a-name",
+        lambda s: s["monitoring"]["vm"].__setitem__("dns", ["10.0.30.53-2"]),
+        "monitoring.vm.dns[0]",
+        "not an IP address",
+    ),
+    (
         "url-with-a-bare-percent",  # found by tools/fuzz_config: amtool refused the rendered file
         lambda s: s["monitoring"].__setitem__("apt_proxy", "http://10.0.10.5:3142/%x"),
         "monitoring.apt_proxy",
