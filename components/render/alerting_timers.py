@@ -20,6 +20,8 @@ from components.inventory import Inventory, build
 from components.render import HostFile, layout, sources
 from components.render.rules import rule_files
 
+# libyaml's safe loader where PyYAML was built with it (~10x faster; same documents).
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 LIB_DIR = "/usr/local/lib/obsstack"
 POLICY_PATH = "/etc/obsstack/silence-policy.json"
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
@@ -128,7 +130,7 @@ def protected_label_sets(config: StackConfig, inventory: Inventory) -> list[dict
     """alertname plus the static labels its rule gives it, for every protected alert (Watchdog)."""
     static: dict[str, dict[str, str]] = {}
     for text in rule_files(config, inventory).values():
-        for group in (yaml.safe_load(text) or {}).get("groups", []):
+        for group in (yaml.load(text, Loader=SAFE_LOADER) or {}).get("groups", []):  # noqa: S506 (a safe loader)
             for rule in group.get("rules", []):
                 if "alert" in rule:
                     static.setdefault(rule["alert"], {str(k): str(v) for k, v in (rule.get("labels") or {}).items()})
