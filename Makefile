@@ -44,7 +44,14 @@ engine-test: engine
 	$(PY) -m pytest -q tests/engine
 
 bench-plan: $(STAMP)
-	$(PY) -m tools.bench_plan
+	$(PY) -m tools.bench_plan $(BENCH_PLAN_ARGS)
+
+# `make bench-up` (real `pulumi up` timings) needs the provider plugins, which cannot be installed
+# here; this is the static part: the plan's longest dependency chain, commands waiting on another
+# host's, and how many resources one threshold change touches (docs/dashboards.md, "Plan and up").
+.PHONY: critical-path
+critical-path: plan
+	$(PY) -m tools.plan.critical_path --plan build/plan/plan.json --threshold-change
 
 clean:
 	rm -rf build .mypy_cache .pytest_cache .ruff_cache
