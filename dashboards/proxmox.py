@@ -109,7 +109,7 @@ def node_cpu(s: Settings) -> Panel:
         "Node CPU",
         "CPU usage of each node as PVE reports it.",
         "percentunit",
-        [prom(node(f"pve_cpu_usage_ratio{{{NODE_IDS}}}"), "{{name}}")],
+        [prom(f"node:pve_cpu_usage:ratio{{{NODE_IDS}}}", "{{name}}")],
         limits=higher_is_worse(s.cpu_saturation_ratio * 0.8, s.cpu_saturation_ratio),
         minimum=0,
         maximum=1,
@@ -122,12 +122,7 @@ def node_memory(s: Settings) -> Panel:
         "Node memory",
         "Memory in use on each node.",
         "percentunit",
-        [
-            prom(
-                f"{one_copy(f'pve_memory_usage_bytes{{{NODE_IDS}}}')} / {node(f'pve_memory_size_bytes{{{NODE_IDS}}}')}",
-                "{{name}}",
-            )
-        ],
+        [prom(f"node:pve_memory_usage:ratio{{{NODE_IDS}}}", "{{name}}")],
         limits=higher_is_worse(used_limit - 0.1, used_limit),
         minimum=0,
         maximum=1,

@@ -17,8 +17,8 @@ labels the real exporters and the project's own writers produce:
 - Alertmanager, Prometheus and ALERTS.
 
 A few things go wrong on purpose, so the panels that count failures have something to show: one
-host's exporter and one service's probes are down for an hour, one guest's last backup failed,
-one snapshot is unverified. Fast-moving series are sampled at the scrape interval, slow ones
+host's exporter and one service's probes are down for an hour, one guest is stopped, one guest's
+last backup failed, one snapshot is unverified. Fast-moving series are sampled at the scrape interval, slow ones
 every minute.
 """
 
@@ -183,11 +183,12 @@ def _pve_cluster_view(lab: str, config: StackConfig, inventory: Inventory) -> Em
             yield Series("pve_disk_size_bytes", sid, "constant", 1e12, 0), SLOW_STEP
             yield Series("pve_disk_usage_bytes", sid, "gauge", 5e11, 1e10), 0
     protected = {g.vmid for g in inventory.protected}
-    for gid, name, node_name, kind in _guests(config, inventory):
+    guests = _guests(config, inventory)
+    for gid, name, node_name, kind in guests:
         guest = f'{lab},id="{gid}"'
         info = f'{guest},node="{node_name}",name="{name}",type="{kind}",template="0",tags=""'
         yield Series("pve_guest_info", info, "constant", 1, 0), SLOW_STEP
-        yield Series("pve_up", guest, "constant", 1, 0), 0
+        yield Series("pve_up", guest, "constant", 0 if gid == guests[-1][0] else 1, 0), 0  # one stopped
         yield Series("pve_cpu_usage_ratio", guest, "gauge", 0.2, 0.15), 0
         yield Series("pve_memory_size_bytes", guest, "constant", 8e9, 0), SLOW_STEP
         yield Series("pve_memory_usage_bytes", guest, "gauge", 4e9, 1e9), 0

@@ -70,8 +70,21 @@ def _services() -> list[Rule]:
 
 
 def _proxmox() -> list[Rule]:
-    """One info series per guest, and each node's guests' traffic summed (Proxmox dashboard)."""
-    rules = [record("id:pve_guest_info:max", "max by (id, node, name, type) (pve_guest_info)")]
+    """One info series per guest, node usage with the node's name, and each node's guests'
+    traffic summed (Proxmox dashboard)."""
+    names = "* on (id) group_left (name) max by (id, name) (pve_node_info)"
+    rules = [
+        record("id:pve_guest_info:max", "max by (id, node, name, type) (pve_guest_info)"),
+        record("node:pve_cpu_usage:ratio", f'max by (id) (pve_cpu_usage_ratio{{id=~"node/.+"}}) {names}'),
+        record(
+            "node:pve_memory_usage:ratio",
+            f"""
+            max by (id) (pve_memory_usage_bytes{{id=~"node/.+"}})
+            / max by (id) (pve_memory_size_bytes{{id=~"node/.+"}})
+            {names}
+            """,
+        ),
+    ]
     for counter, name in GUEST_COUNTERS.items():
         rules.append(
             record(
