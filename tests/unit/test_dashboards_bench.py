@@ -6,8 +6,10 @@ import re
 
 import pytest
 
+import dashboards
 from components import config as stack_config
 from components import inventory as stack_inventory
+from tests.conftest import load_sections
 from tools.bench_dashboards import synthetic
 from tools.bench_dashboards.__main__ import (
     RecordingRule,
@@ -123,3 +125,11 @@ def test_no_series_repeats_a_label(bench_stack: BenchStack) -> None:
     _, _, series = bench_stack
     repeated = [s for s in series if len(re.findall(r'(\w+)="', s.labels)) != len(_labels(s))]
     assert not repeated
+
+
+def test_a_panels_minimum_interval_reaches_the_bench() -> None:
+    """Backup durations change once a night: their panel steps 15 minutes, and the bench queries it so."""
+    boards = dashboards.render(stack_config.validate(load_sections()))
+    steps = {q.panel: q.min_interval for b in boards for q in dashboards.panel_queries(b)}
+    assert steps["Backup duration"] == "15m"
+    assert steps["Backup duration"] != steps["Datastore usage and 30-day forecast"]
