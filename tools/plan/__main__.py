@@ -229,14 +229,13 @@ def write_plan(out: Path, stack: str, config: stack_config.StackConfig, result: 
     (out / "plan.md").write_text(render_markdown(stack, result, inventory, files, dropped) + prune_report)
     write_prune_chart(config, prune_report, out / prune.CHART_NAME)
     hosts = out / "hosts"
-    for f in files:
-        target = hosts / f.host / f.path.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(f.content)
+    written = {hosts / f.host / f.path.lstrip("/"): f.content for f in files}
     for s in secret_files(config, inventory):
-        target = hosts / s.host / s.path.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(f"{engine.SECRET} ({s.source}, mode {s.mode}, owner {s.owner})\n")
+        written[hosts / s.host / s.path.lstrip("/")] = f"{engine.SECRET} ({s.source}, mode {s.mode}, owner {s.owner})\n"
+    for directory in {target.parent for target in written}:  # each directory once, not once per file
+        directory.mkdir(parents=True, exist_ok=True)
+    for target, content in written.items():
+        target.write_text(content)
 
 
 def main(argv: list[str] | None = None) -> int:
