@@ -90,6 +90,7 @@ class PanelQuery:
     datasource: str  # "prometheus" or "loki"
     expr: str
     instant: bool
+    min_interval: str = ""  # the panel's lower limit of $__interval ("15m"), "" for none
 
 
 def panel_queries(board: Board) -> list[PanelQuery]:
@@ -99,7 +100,14 @@ def panel_queries(board: Board) -> list[PanelQuery]:
         for target in panel.get("targets", []):
             datasource = (target.get("datasource") or panel.get("datasource") or {}).get("type", "")
             found.append(
-                PanelQuery(board.name, panel["title"], datasource, target["expr"], bool(target.get("instant")))
+                PanelQuery(
+                    board.name,
+                    panel["title"],
+                    datasource,
+                    target["expr"],
+                    bool(target.get("instant")),
+                    panel.get("interval", ""),
+                )
             )
     return found
 

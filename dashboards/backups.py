@@ -24,6 +24,8 @@ UID = "obs-backups"
 FOLDER = "Backups"
 DATASTORE = 'datastore=~"$datastore"'
 DAY = 86400
+# The step of panels over metrics that change once per backup run.
+BACKUP_RUN_STEP = "15m"
 
 
 def backup_age(s: Settings) -> Panel:
@@ -66,6 +68,8 @@ def failed_guests() -> Panel:
 
 
 def backup_duration() -> Panel:
+    # One series per guest that changes once per backup run (docs/metrics.md): a point every
+    # 15 minutes shows every change and reads a quarter of the points a 1-minute step would.
     return timeseries_panel(
         "Backup duration",
         "How long each guest's last backup took; a jump means more changed data or a slow target.",
@@ -74,7 +78,7 @@ def backup_duration() -> Panel:
         width=12,
         height=5,
         minimum=0,
-    )
+    ).interval(BACKUP_RUN_STEP)
 
 
 def datastore_usage(s: Settings) -> Panel:

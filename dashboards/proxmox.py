@@ -1,4 +1,8 @@
-"""Proxmox cluster (prometheus-pve-exporter): nodes, guests and storage, filtered by node."""
+"""Proxmox cluster (prometheus-pve-exporter): nodes, guests and storage, filtered by node.
+
+Every PVE node's scrape reports the whole cluster (rules/dashboards.yml explains why), so each
+series arrives once per node: panels keep one copy (``max by (id)``) before joining or counting.
+"""
 
 from __future__ import annotations
 
@@ -28,12 +32,28 @@ UID = "obs-proxmox"
 FOLDER = "Infrastructure"
 NODE_IDS = 'id=~"node/(${node:regex})"'
 STORAGE_IDS = 'id=~"storage/(${node:regex})/.+"'
-GUESTS = 'pve_guest_info{node=~"${node:regex}"}'
+GUESTS = 'id:pve_guest_info:max{node=~"${node:regex}"}'
+NODE_NAMES = "max by (id, name) (pve_node_info)"
+
+
+def one_copy(expr: str) -> str:
+    """One series per PVE id out of the copies every node's scrape reports."""
+    return f"max by (id) ({expr})"
 
 
 def guest(expr: str) -> str:
     """Attach the guest's name and node (pve_guest_info) to a per-guest series, filtered by node."""
-    return f"{expr} * on (id) group_left (name, node) {GUESTS}"
+    return f"{one_copy(expr)} * on (id) group_left (name, node) {GUESTS}"
+
+
+def node(expr: str) -> str:
+    """Attach the node's name (pve_node_info) to a per-node series."""
+    return f"{one_copy(expr)} * on (id) group_left (name) {NODE_NAMES}"
+
+
+def per_node(name: str) -> str:
+    """A per-node guest total recorded in rules/dashboards.yml, filtered by node."""
+    return f'node:{name}:rate5m{{node=~"${{node:regex}}"}}'
 
 
 def nodes_up() -> Panel:
@@ -41,7 +61,7 @@ def nodes_up() -> Panel:
         "Nodes",
         "Whether each PVE node is online in the cluster.",
         "short",
-        [prom(f"pve_up{{{NODE_IDS}}} * on (id) group_left (name) pve_node_info", "{{name}}", instant=True)],
+        [prom(node(f"pve_up{{{NODE_IDS}}}"), "{{name}}", instant=True)],
         limits=thresholds((None, RED), (1, GREEN)),
         mappings=status_map("ONLINE", "OFFLINE"),
         width=8,
@@ -77,7 +97,7 @@ def not_backed_up() -> Panel:
         "Guests without a backup job",
         "Guests no backup job covers (pve_not_backed_up_info); GuestNotBackedUp fires for them.",
         "short",
-        [prom("count(pve_not_backed_up_info == 1)", "not backed up", instant=True)],
+        [prom(f"count({one_copy('pve_not_backed_up_info')} == 1)", "not backed up", instant=True)],
         limits=thresholds((None, GREEN), (1, RED)),
         width=8,
         no_value="0",
@@ -89,7 +109,7 @@ def node_cpu(s: Settings) -> Panel:
         "Node CPU",
         "CPU usage of each node as PVE reports it.",
         "percentunit",
-        [prom(f"pve_cpu_usage_ratio{{{NODE_IDS}}} * on (id) group_left (name) pve_node_info", "{{name}}")],
+        [prom(f"node:pve_cpu_usage:ratio{{{NODE_IDS}}}", "{{name}}")],
         limits=higher_is_worse(s.cpu_saturation_ratio * 0.8, s.cpu_saturation_ratio),
         minimum=0,
         maximum=1,
@@ -102,13 +122,7 @@ def node_memory(s: Settings) -> Panel:
         "Node memory",
         "Memory in use on each node.",
         "percentunit",
-        [
-            prom(
-                f"pve_memory_usage_bytes{{{NODE_IDS}}} / pve_memory_size_bytes{{{NODE_IDS}}} "
-                "* on (id) group_left (name) pve_node_info",
-                "{{name}}",
-            )
-        ],
+        [prom(f"node:pve_memory_usage:ratio{{{NODE_IDS}}}", "{{name}}")],
         limits=higher_is_worse(used_limit - 0.1, used_limit),
         minimum=0,
         maximum=1,
@@ -120,7 +134,14 @@ def storage_usage(s: Settings) -> Panel:
         "Storage usage",
         "Space used on every storage of the selected nodes.",
         "percentunit",
-        [prom(f"pve_disk_usage_bytes{{{STORAGE_IDS}}} / pve_disk_size_bytes{{{STORAGE_IDS}}}", "{{id}}", instant=True)],
+        [
+            prom(
+                f"{one_copy(f'pve_disk_usage_bytes{{{STORAGE_IDS}}}')} "
+                f"/ {one_copy(f'pve_disk_size_bytes{{{STORAGE_IDS}}}')}",
+                "{{id}}",
+                instant=True,
+            )
+        ],
         limits=higher_is_worse(s.filesystem_full_ratio - 0.1, s.filesystem_full_ratio),
         width=24,
         minimum=0,
@@ -157,10 +178,8 @@ def guest_network() -> Panel:
         "Bytes all guests of each node receive (positive) and send (negative).",
         "Bps",
         [
-            prom(f"sum by (node) ({guest('rate(pve_network_receive_bytes_total[$__rate_interval])')})", "in {{node}}"),
-            prom(
-                f"-sum by (node) ({guest('rate(pve_network_transmit_bytes_total[$__rate_interval])')})", "out {{node}}"
-            ),
+            prom(per_node("pve_guest_network_receive_bytes"), "in {{node}}"),
+            prom(f"-{per_node('pve_guest_network_transmit_bytes')}", "out {{node}}"),
         ],
     )
 
@@ -171,8 +190,8 @@ def guest_disk() -> Panel:
         "Bytes all guests of each node read (positive) and write (negative).",
         "Bps",
         [
-            prom(f"sum by (node) ({guest('rate(pve_disk_read_bytes_total[$__rate_interval])')})", "read {{node}}"),
-            prom(f"-sum by (node) ({guest('rate(pve_disk_written_bytes_total[$__rate_interval])')})", "write {{node}}"),
+            prom(per_node("pve_guest_disk_read_bytes"), "read {{node}}"),
+            prom(f"-{per_node('pve_guest_disk_written_bytes')}", "write {{node}}"),
         ],
     )
 

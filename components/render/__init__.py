@@ -97,14 +97,20 @@ _CACHE_SIZE = 8
 
 
 def rendered_once(what: str, config: StackConfig, inventory: Inventory, render: Callable[[], R]) -> R:
-    """``render()`` once per (what, config, inventory); both are frozen, so the result is too."""
+    """``render()`` once per (what, config, inventory); both are frozen, so the result is too.
+    Equal copies count as the same: `make plan` validates the stack file and the program validates
+    it again from Pulumi config, and comparing them costs far less than rendering twice."""
     for cached_what, cached_config, cached_inventory, cached in _RENDERED:
-        if cached_what == what and cached_config is config and cached_inventory is inventory:
+        if cached_what == what and _same(cached_config, config) and _same(cached_inventory, inventory):
             return cast(R, cached)
     result = render()
     _RENDERED.insert(0, (what, config, inventory, result))
     del _RENDERED[_CACHE_SIZE:]
     return result
+
+
+def _same(cached: object, given: object) -> bool:
+    return cached is given or cached == given
 
 
 def _group(items: list[T]) -> dict[str, tuple[T, ...]]:

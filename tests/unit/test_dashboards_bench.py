@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from tools.bench_dashboards.__main__ import grafana_interval, inline, levels, rate_interval, substitute
+import dashboards
+from components import config as stack_config
+from components import inventory as stack_inventory
+from tests.conftest import load_sections
+from tools.bench_dashboards import synthetic
+from tools.bench_dashboards.__main__ import (
+    RecordingRule,
+    _rule_groups,
+    grafana_interval,
+    inline,
+    levels,
+    rate_interval,
+    shortcuts,
+    substitute,
+)
+from tools.bench_plan import synthetic_sections
 
 RULES = {
     "instance:x:rate5m": ("rate(x_total[5m])", None),
@@ -56,3 +73,63 @@ def test_inline_drops_a_matcher_the_rule_already_applies() -> None:
 def test_substitute_uses_a_variables_default_value() -> None:
     expr = 'up{asset=~"$asset", service=~"$service"}'
     assert substitute(expr, 60, 75, {"asset": r"host\-00"}) == r'up{asset=~"host\-00", service=~".*"}'
+
+
+REGISTER = [
+    RecordingRule("obs:registered_target:info", "vector(1)", (("instance", "a:9100"), ("job", "node")), None),
+    RecordingRule("obs:registered_target:info", "vector(1)", (("instance", "b:9100"), ("job", "node")), None),
+    RecordingRule("obs:scrape_coverage:ratio", "count(obs:registered_target:info and up == 1)", (), None),
+]
+
+
+def test_the_register_stays_data_when_queries_are_spelled_out() -> None:
+    assert shortcuts(REGISTER) == {"obs:scrape_coverage:ratio": ("count(obs:registered_target:info and up == 1)", None)}
+
+
+def test_every_register_entry_is_backfilled() -> None:
+    (group,) = _rule_groups(["obs:registered_target:info"], REGISTER)
+    assert [rule["labels"]["instance"] for rule in group["rules"]] == ["a:9100", "b:9100"]
+
+
+BenchStack = tuple[stack_config.StackConfig, stack_inventory.Inventory, list[synthetic.Series]]
+
+
+@pytest.fixture(scope="module")
+def bench_stack() -> BenchStack:
+    config = stack_config.validate(synthetic_sections(12))
+    inventory = stack_inventory.build(config)
+    return config, inventory, [series for series, _ in synthetic.stack_series(config, inventory, 0)]
+
+
+def _labels(series: synthetic.Series) -> dict[str, str]:
+    return dict(re.findall(r'(\w+)="([^"]*)"', series.labels))
+
+
+def test_every_registered_target_reports_up_with_its_labels(bench_stack: BenchStack) -> None:
+    _, inventory, series = bench_stack
+    up = [_labels(s) for s in series if s.name == "up"]
+    got = {(lab["job"], lab["instance"], lab["asset"], lab["service"], lab["tier"]) for lab in up}
+    assert got == {(e.job, e.instance, e.asset, e.service, e.tier) for e in inventory.coverage}
+
+
+def test_pve_exporter_reports_every_guest_once_per_pve_node(bench_stack: BenchStack) -> None:
+    config, _, series = bench_stack
+    info = [_labels(s) for s in series if s.name == "pve_guest_info"]
+    guests = {lab["id"] for lab in info}
+    assert len(info) == len(guests) * len(config.pve_nodes())
+    assert {lab["instance"] for lab in info} == {str(n.address) for n in config.pve_nodes()}
+    assert all(set(lab) >= {"id", "node", "name", "type", "template", "tags"} for lab in info)
+
+
+def test_no_series_repeats_a_label(bench_stack: BenchStack) -> None:
+    _, _, series = bench_stack
+    repeated = [s for s in series if len(re.findall(r'(\w+)="', s.labels)) != len(_labels(s))]
+    assert not repeated
+
+
+def test_a_panels_minimum_interval_reaches_the_bench() -> None:
+    """Backup durations change once a night: their panel steps 15 minutes, and the bench queries it so."""
+    boards = dashboards.render(stack_config.validate(load_sections()))
+    steps = {q.panel: q.min_interval for b in boards for q in dashboards.panel_queries(b)}
+    assert steps["Backup duration"] == "15m"
+    assert steps["Backup duration"] != steps["Datastore usage and 30-day forecast"]

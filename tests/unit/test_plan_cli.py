@@ -253,3 +253,30 @@ def test_plan_md_names_the_protected_resources_a_change_drops(
     write_plan(out, "prod", stack_config.validate(example_sections), run_program(example_sections))
     line = plan_md_line(out, "**Protected resources gone since the previous plan:**")
     assert line.split(":** ", 1)[1].split(" (")[0] == gone
+
+
+def test_a_plan_renders_every_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The program and write_plan validate the stack separately: equal copies share one rendering."""
+    from components import render
+    from components.render import prometheus
+
+    calls = []
+    original = prometheus.files
+    monkeypatch.setattr(render, "_RENDERED", [])
+    monkeypatch.setattr(prometheus, "files", lambda *args: calls.append(1) or original(*args))
+    assert main(["--stack-file", str(EXAMPLE_STACK), "--out", str(tmp_path / "plan"), "--quiet"]) == 0
+    assert len(calls) == 1
+
+
+def test_the_prune_chart_is_drawn_once_per_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from components import prune
+    from tools.plan import __main__ as plan_cli
+
+    drawn = []
+    monkeypatch.setattr(plan_cli, "CHART_CACHE", tmp_path / "cache")
+    monkeypatch.setattr(prune, "write_chart", lambda config, path: drawn.append(path) or path.write_bytes(b"png"))
+    config = stack_config.validate(load_sections())
+    for n, report in enumerate(["report A", "report A", "report B"]):
+        plan_cli.write_prune_chart(config, report, tmp_path / f"chart{n}.png")
+    assert len(drawn) == 2
+    assert [(tmp_path / f"chart{n}.png").read_bytes() for n in range(3)] == [b"png"] * 3

@@ -6,6 +6,7 @@ import pulumi
 import pytest
 
 from components import aliases
+from components import render as stack_render
 from components.render import prometheus, rules
 from tools.plan import engine
 
@@ -36,6 +37,13 @@ def test_outputs_are_exported(example_plan: engine.PlanResult) -> None:
     assert set(example_plan.outputs) >= {"inventory", "endpoints", "restoreDrill"}
 
 
+@pytest.fixture
+def nothing_rendered_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Renders are cached by equal (config, inventory): an earlier test's would be reused."""
+    monkeypatch.setattr(stack_render, "_RENDERED", [])
+
+
+@pytest.mark.usefixtures("nothing_rendered_yet")
 def test_rules_are_rendered_once_per_plan(run_program, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     for area, render in list(rules.GENERATED.items()):
@@ -46,6 +54,7 @@ def test_rules_are_rendered_once_per_plan(run_program, monkeypatch: pytest.Monke
     assert sorted(calls) == sorted(rules.GENERATED)
 
 
+@pytest.mark.usefixtures("nothing_rendered_yet")
 def test_every_file_is_rendered_once_per_plan(run_program, monkeypatch: pytest.MonkeyPatch) -> None:
     """Components share one rendering of the stack: per-host re-rendering made plans quadratic."""
     calls = []

@@ -14,6 +14,7 @@ import yaml
 
 from components import config as stack_config
 from components import inventory as stack_inventory
+from components import render as stack_render
 from components.render import prometheus, rules
 from components.render.alerting_timers import ACK_METRIC_RELABEL_CONFIGS
 from tests.unit.monitoring_helpers import generated_secret_values, with_replicas, write_plan
@@ -133,6 +134,7 @@ def test_rule_files_are_relative_and_shipped(
     example_inventory: stack_inventory.Inventory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(stack_render, "_RENDERED", [])  # renders are cached by equal inputs
     monkeypatch.setitem(rules.GENERATED, "selftest", lambda config, inventory: "groups: []\n")
     document = yaml.safe_load(prometheus.render(example_config, example_inventory))
     assert "rules/selftest.yml" in document["rule_files"]

@@ -2,15 +2,20 @@
 
     python -m tools.bench_dashboards [--hosts 50] [--runs 5] [--width 1920] [--fresh]
 
-1. Writes 24h of synthetic series for N hosts (tools/bench_dashboards/synthetic.py) as
-   OpenMetrics and backfills them with `promtool tsdb create-blocks-from openmetrics`.
+1. Builds a stack of N assets on top of the example (tools/bench_plan.synthetic_sections: its
+   PVE nodes and PBS host plus guests), writes 24h of the series its scrape jobs would collect
+   (tools/bench_dashboards/synthetic.py) as OpenMetrics and backfills them with
+   `promtool tsdb create-blocks-from openmetrics`.
 2. Starts a real Prometheus on a free 127.0.0.1 port over those blocks and backfills the
-   recording rules of rules/*.yml with `promtool tsdb create-blocks-from rules`, one dependency
-   level at a time (a rule over another rule needs the first one's blocks loaded).
+   recording rules this stack ships (the inventory register included, so coverage is measured
+   against the synthetic inventory) with `promtool tsdb create-blocks-from rules`, one
+   dependency level at a time (a rule over another rule needs the first one's blocks loaded).
 3. Runs each panel query as Grafana would for a panel N pixels wide over the last 24h (step from
    Grafana's interval rounding, ``$__rate_interval`` from the scrape interval), several times, and
-   prints P50, P95 and max per dashboard and overall, then the same queries with every recording
-   rule replaced by its expression, and the ratio.
+   measures the same query with every recording rule replaced by its expression (interleaved,
+   so load on the machine weighs on both alike) and prints P50, P95 and max per dashboard and
+   overall for both, the speed-up, the five slowest queries and every panel query that returns
+   no data.
 
 The blocks are cached in build/bench-dashboards/ (keyed by the generator's source and
 parameters): the data sits at a fixed past day, so a rerun skips steps 1-2.
@@ -43,6 +48,7 @@ from components import inventory as stack_inventory
 from components.config import duration_seconds
 from components.render.rules import rule_files
 from tools.bench_dashboards import synthetic
+from tools.bench_plan import synthetic_sections
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "build" / "bench-dashboards"
@@ -122,15 +128,36 @@ def default_values(url: str, board: dashboards.Board) -> dict[str, str]:
 # --- Recording rules ---------------------------------------------------------------------------
 
 
-def recording_rules(config: stack_config.StackConfig) -> dict[str, tuple[str, str | None]]:
-    """record name -> (expr, group interval) over every rule file this stack ships."""
-    rules: dict[str, tuple[str, str | None]] = {}
-    for text in rule_files(config, stack_inventory.build(config)).values():
+@dataclass(frozen=True)
+class RecordingRule:
+    name: str
+    expr: str
+    labels: tuple[tuple[str, str], ...]
+    interval: str | None  # the group's evaluation interval, None for the global one
+
+
+# Rules that record a constant (``vector(1)`` with labels): the inventory register. They are data
+# the stack ships, not a shortcut a raw query could take, so they stay as they are without rules.
+_CONSTANT = re.compile(r"vector\([\d.e+]+\)")
+
+
+def recording_rules(config: stack_config.StackConfig, inventory: stack_inventory.Inventory) -> list[RecordingRule]:
+    """Every recording rule this stack ships (one per series of the register), in file order."""
+    rules = []
+    for text in rule_files(config, inventory).values():
         for group in (yaml.safe_load(text) or {}).get("groups", []):
             for rule in group.get("rules", []):
                 if "record" in rule:
-                    rules[rule["record"]] = (str(rule["expr"]).strip(), group.get("interval"))
+                    labels = tuple(sorted((rule.get("labels") or {}).items()))
+                    rules.append(
+                        RecordingRule(rule["record"], str(rule["expr"]).strip(), labels, group.get("interval"))
+                    )
     return rules
+
+
+def shortcuts(rules: list[RecordingRule]) -> dict[str, tuple[str, str | None]]:
+    """record name -> (expr, interval) of the rules a raw query would spell out (not the register)."""
+    return {r.name: (r.expr, r.interval) for r in rules if not _CONSTANT.fullmatch(r.expr)}
 
 
 def _uses(expr: str, name: str) -> bool:
@@ -284,17 +311,32 @@ def _step(message: str) -> float:
     return time.monotonic()
 
 
+def _rule_groups(names: list[str], rules: list[RecordingRule]) -> list[dict[str, Any]]:
+    """One group per record name, holding every rule of that name (the register has many)."""
+    groups = []
+    for name in names:
+        mine = [r for r in rules if r.name == name]
+        rows = [{"record": name, "expr": r.expr, **({"labels": dict(r.labels)} if r.labels else {})} for r in mine]
+        groups.append({"name": name, **({"interval": mine[0].interval} if mine[0].interval else {}), "rules": rows})
+    return groups
+
+
 def build_blocks(
-    data: Path, hosts: int, scrape: int, eval_interval: int, rules: dict[str, tuple[str, str | None]]
+    data: Path,
+    stack: tuple[stack_config.StackConfig, stack_inventory.Inventory],
+    scrape: int,
+    eval_interval: int,
+    rules: list[RecordingRule],
 ) -> None:
     """Raw series and backfilled recording rules in ``data`` (a Prometheus storage directory)."""
+    config, inventory = stack
     promtool = shutil.which("promtool")
     if promtool is None:
         raise SystemExit("promtool not found: apt-get install prometheus")
     with tempfile.TemporaryDirectory(prefix="bench-dashboards-") as tmp:
         work = Path(tmp)
-        t = _step(f"writing 24h of synthetic series for {hosts} hosts (OpenMetrics)")
-        written = synthetic.write(work / "series.om", hosts=hosts, start=END - DAY, end=END, scrape_step=scrape)
+        t = _step(f"writing 24h of synthetic series for {len(config.assets)} assets (OpenMetrics)")
+        written = synthetic.write(work / "series.om", config, inventory, start=END - DAY, end=END, scrape_step=scrape)
         t = _step(
             f"  {written.series} series, {written.samples:,} samples in {time.monotonic() - t:.0f}s; promtool backfill"
         )
@@ -304,18 +346,11 @@ def build_blocks(
         )
         (work / "series.om").unlink()
         _step(f"  raw blocks written in {time.monotonic() - t:.0f}s")
-        for depth, names in enumerate(levels(rules), start=1):
+        by_name = {r.name: ("\n".join(x.expr for x in rules if x.name == r.name), r.interval) for r in rules}
+        for depth, names in enumerate(levels(by_name), start=1):
             t = _step(f"backfilling recording rules, level {depth}: {', '.join(names)}")
-            groups = [
-                {
-                    "name": f"{name}",
-                    **({"interval": rules[name][1]} if rules[name][1] else {}),
-                    "rules": [{"record": name, "expr": rules[name][0]}],
-                }
-                for name in names
-            ]
             rule_file = work / f"level{depth}.yml"
-            rule_file.write_text(yaml.safe_dump({"groups": groups}))
+            rule_file.write_text(yaml.safe_dump({"groups": _rule_groups(names, rules)}))
             out = work / f"rules{depth}"
             with prometheus(data, work) as url:
                 subprocess.run(
@@ -369,21 +404,30 @@ def run_query(url: str, expr: str, instant: bool, step: int) -> tuple[float, int
     return took, len(body["data"]["result"])
 
 
-def measure(
-    url: str, pairs: list[tuple[dashboards.PanelQuery, str, str]], step: int, runs: int
-) -> tuple[list[Timed], list[Timed]]:
+@dataclass(frozen=True)
+class Pair:
+    """One panel query as the dashboard runs it (``fast``) and spelled out on raw series."""
+
+    query: dashboards.PanelQuery
+    fast: str
+    slow: str
+    step: int
+
+
+def measure(url: str, pairs: list[Pair], runs: int) -> tuple[list[Timed], list[Timed]]:
     """Each query with and without recording rules, runs interleaved so load on the machine
     weighs on both sides alike."""
     with_rules, without = [], []
-    for query, fast, slow in pairs:
-        timings: dict[str, list[float]] = {fast: [], slow: []}
+    for pair in pairs:
+        query = pair.query
+        timings: dict[str, list[float]] = {pair.fast: [], pair.slow: []}
         counts: dict[str, int] = {}
         for _ in range(runs):
-            for expr in dict.fromkeys((fast, slow)):  # a query without recording rules runs once
-                took, counts[expr] = run_query(url, expr, query.instant, step)
+            for expr in dict.fromkeys((pair.fast, pair.slow)):  # a query without recording rules runs once
+                took, counts[expr] = run_query(url, expr, query.instant, pair.step)
                 timings[expr].append(took)
-        with_rules.append(Timed(query.dashboard, query.panel, fast, timings[fast], counts[fast]))
-        without.append(Timed(query.dashboard, query.panel, slow, timings[slow], counts[slow]))
+        with_rules.append(Timed(query.dashboard, query.panel, pair.fast, timings[pair.fast], counts[pair.fast]))
+        without.append(Timed(query.dashboard, query.panel, pair.slow, timings[pair.slow], counts[pair.slow]))
     return with_rules, without
 
 
@@ -393,7 +437,8 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _summary(rows: list[Timed]) -> tuple[float, float, float, float]:
-    """P50, P95, max over every run of every query; full load = sum of the per-query medians."""
+    """P50, P95, max over every run of every query; load = sum of the per-query medians (what
+    opening the dashboard costs Prometheus)."""
     samples = [s for row in rows for s in row.seconds]
     load = sum(statistics.median(row.seconds) for row in rows)
     return _pct(samples, 0.5), _pct(samples, 0.95), max(samples), load
@@ -402,27 +447,31 @@ def _summary(rows: list[Timed]) -> tuple[float, float, float, float]:
 def report(with_rules: list[Timed], without: list[Timed]) -> str:
     names = list(dict.fromkeys(row.dashboard for row in with_rules))
     lines = [
-        f"{'dashboard':<12} {'queries':>7}  {'P50 ms':>7} {'P95 ms':>7} {'max ms':>7} {'load ms':>8}"
-        f"   | without recording rules: {'P50':>6} {'P95':>7} {'max':>7} {'load':>8}  {'P95 ratio':>9}",
+        "P50/P95/max over every run of every query; load = sum of per-query medians; speed-up = raw / recorded,",
+        "both measured side by side in this run.",
+        "",
+        f"{'dashboard':<10} {'queries':>7} | {'recorded P50':>12} {'P95':>6} {'max':>6} {'load':>6} | "
+        f"{'raw P50':>7} {'P95':>6} {'max':>6} {'load':>6} | {'speed-up P95':>12} {'load':>5}",
     ]
     for name in [*names, "overall"]:
-        mine = [r for r in with_rules if r.dashboard == name] if name != "overall" else with_rules
-        raw = [r for r in without if r.dashboard == name] if name != "overall" else without
+        mine = [r for r in with_rules if name in ("overall", r.dashboard)]
+        raw = [r for r in without if name in ("overall", r.dashboard)]
         p50, p95, top, load = _summary(mine)
         r50, r95, rtop, rload = _summary(raw)
-        load_text = f"{load * 1000:8.0f}" if name != "overall" else f"{'':>8}"
-        raw_load = f"{rload * 1000:8.0f}" if name != "overall" else f"{'':>8}"
         lines.append(
-            f"{name:<12} {len(mine):>7}  {p50 * 1000:7.1f} {p95 * 1000:7.1f} {top * 1000:7.1f} {load_text}"
-            f"   | {'':<25}{r50 * 1000:6.1f} {r95 * 1000:7.1f} {rtop * 1000:7.1f} {raw_load}  {r95 / p95:8.1f}x"
+            f"{name:<10} {len(mine):>7} | {p50 * 1000:12.1f} {p95 * 1000:6.1f} {top * 1000:6.1f} {load * 1000:6.0f} | "
+            f"{r50 * 1000:7.1f} {r95 * 1000:6.1f} {rtop * 1000:6.1f} {rload * 1000:6.0f} | "
+            f"{r95 / p95:11.1f}x {rload / load:4.1f}x"
         )
     slowest = sorted(with_rules, key=lambda r: -statistics.median(r.seconds))[:5]
-    lines.append("")
-    lines.append("slowest queries (median ms, series returned):")
+    lines += ["", "five slowest queries as the dashboards run them (median ms, series returned):"]
     lines += [
         f"  {statistics.median(r.seconds) * 1000:7.1f}  {r.series:4d}  {r.dashboard}/{r.panel}: {r.expr[:90]}"
         for r in slowest
     ]
+    empty = [r for r in with_rules if r.series == 0]
+    lines += ["", f"panel queries with no data: {len(empty)}"]
+    lines += [f"  {r.dashboard}/{r.panel}: {r.expr[:100]}" for r in empty]
     return "\n".join(lines)
 
 
@@ -449,7 +498,7 @@ def draw(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.bench_dashboards", description=__doc__.splitlines()[0])
-    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--hosts", type=int, default=50, help="assets of the synthetic stack")
     parser.add_argument("--runs", type=int, default=5, help="runs per query")
     parser.add_argument("--width", type=int, default=1920, help="panel width in pixels (= Grafana's maxDataPoints)")
     parser.add_argument("--all", action="store_true", help="every variable on All (worst case), not its default")
@@ -457,17 +506,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pictures", type=Path, help="also draw each dashboard from the bench data into DIR/*.png")
     args = parser.parse_args(argv)
 
-    config = stack_config.load_file(ROOT / "Pulumi.prod.yaml")
+    config = stack_config.validate(synthetic_sections(args.hosts))
+    inventory = stack_inventory.build(config)
     scrape = duration_seconds(config.monitoring.scrape_interval)
     eval_interval = duration_seconds(config.monitoring.evaluation_interval)
-    rules = recording_rules(config)
-    inputs = Path(synthetic.__file__).read_text() + repr((args.hosts, scrape, eval_interval, sorted(rules.items())))
+    rules = recording_rules(config, inventory)
+    inputs = Path(synthetic.__file__).read_text() + repr((args.hosts, scrape, eval_interval, rules))
     fingerprint = hashlib.sha256(inputs.encode()).hexdigest()[:12]
     data = CACHE / f"tsdb-{fingerprint}"
     if args.fresh or not (data / ".complete").exists():
         shutil.rmtree(CACHE, ignore_errors=True)
         data.mkdir(parents=True)
-        build_blocks(data, args.hosts, scrape, eval_interval, rules)
+        build_blocks(data, (config, inventory), scrape, eval_interval, rules)
         (data / ".complete").write_text(fingerprint)
     else:
         _step(f"reusing cached blocks {data.relative_to(ROOT)} (--fresh rebuilds them)")
@@ -476,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     rate = rate_interval(interval, scrape)
     boards = dashboards.render(config)
     skipped = sum(1 for b in boards for q in dashboards.panel_queries(b) if q.datasource != "prometheus")
+    spelled_out = shortcuts(rules)
 
     with tempfile.TemporaryDirectory(prefix="bench-dashboards-") as tmp, prometheus(data, Path(tmp)) as url:
         pairs = []
@@ -483,15 +534,16 @@ def main(argv: list[str] | None = None) -> int:
             values = {} if args.all else default_values(url, board)
             for q in dashboards.panel_queries(board):
                 if q.datasource == "prometheus":
-                    fast = substitute(q.expr, interval, rate, values)
-                    pairs.append((q, fast, inline(fast, rules)))
+                    step = max(interval, duration_seconds(q.min_interval or "0s"))
+                    fast = substitute(q.expr, step, rate_interval(step, scrape), values)
+                    pairs.append(Pair(q, fast, inline(fast, spelled_out), step))
         t = _step(
             f"{len(pairs)} Prometheus queries x {args.runs} runs over 24h, step {interval}s "
             f"($__rate_interval {rate}s) for a {args.width}px panel, variables "
             f"{'all on All' if args.all else 'at their defaults'}; {skipped} LogQL queries not run (no Loki here)"
         )
-        measure(url, pairs, interval, 1)  # warm the page cache
-        timed_rules, timed_raw = measure(url, pairs, interval, args.runs)
+        measure(url, pairs, 1)  # warm the page cache
+        timed_rules, timed_raw = measure(url, pairs, args.runs)
         _step(f"  done in {time.monotonic() - t:.0f}s")
         if args.pictures:
             draw(url, boards, args.pictures, interval=interval, rate=rate, all_hosts=args.all)

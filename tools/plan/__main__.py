@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import sys
 import traceback
@@ -43,6 +44,7 @@ KEY_INPUTS = 4
 MARKER = ".obsstack-plan"
 MARKER_TEXT = "Written by `python -m tools.plan`; the next run replaces this directory entirely.\n"
 PLAN_KEYS = {"stack", "resources", "outputs"}  # plan.json's top level (a Terraform one has format_version)
+CHART_CACHE = engine.ROOT / "build" / "cache"
 
 
 def earlier_plan(out: Path) -> dict[str, Any] | None:
@@ -191,6 +193,19 @@ def render_markdown(
     return "\n".join(lines)
 
 
+def write_prune_chart(config: stack_config.StackConfig, report: str, path: Path) -> None:
+    """The prune picture, drawn once per input (matplotlib takes a second to import and draw):
+    ``report`` lists every simulated restore point the chart shows, prune.py draws it."""
+    key = hashlib.sha256((report + Path(prune.__file__).read_text()).encode()).hexdigest()[:16]
+    cached = CHART_CACHE / f"prune-{key}.png"
+    if not cached.is_file():
+        CHART_CACHE.mkdir(parents=True, exist_ok=True)
+        drawing = cached.with_suffix(f".{os.getpid()}.png")
+        prune.write_chart(config, drawing)
+        drawing.replace(cached)  # atomic: a concurrent plan never copies half a picture
+    shutil.copyfile(cached, path)
+
+
 def write_plan(out: Path, stack: str, config: stack_config.StackConfig, result: engine.PlanResult) -> None:
     inventory = stack_inventory.build(config)
     files = host_files(config, inventory)
@@ -210,17 +225,17 @@ def write_plan(out: Path, stack: str, config: stack_config.StackConfig, result: 
     }
     (out / "plan.json").write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n")
     (out / "outputs.json").write_text(json.dumps(result.outputs, indent=2, sort_keys=True) + "\n")
-    (out / "plan.md").write_text(render_markdown(stack, result, inventory, files, dropped) + prune.plan_report(config))
-    prune.write_chart(config, out / prune.CHART_NAME)
+    prune_report = prune.plan_report(config)
+    (out / "plan.md").write_text(render_markdown(stack, result, inventory, files, dropped) + prune_report)
+    write_prune_chart(config, prune_report, out / prune.CHART_NAME)
     hosts = out / "hosts"
-    for f in files:
-        target = hosts / f.host / f.path.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(f.content)
+    written = {hosts / f.host / f.path.lstrip("/"): f.content for f in files}
     for s in secret_files(config, inventory):
-        target = hosts / s.host / s.path.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(f"{engine.SECRET} ({s.source}, mode {s.mode}, owner {s.owner})\n")
+        written[hosts / s.host / s.path.lstrip("/")] = f"{engine.SECRET} ({s.source}, mode {s.mode}, owner {s.owner})\n"
+    for directory in {target.parent for target in written}:  # each directory once, not once per file
+        directory.mkdir(parents=True, exist_ok=True)
+    for target, content in written.items():
+        target.write_text(content)
 
 
 def main(argv: list[str] | None = None) -> int:

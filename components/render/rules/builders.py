@@ -119,7 +119,11 @@ def dump(area: str, rules: list[Rule]) -> str:
     """One group per area, recording rules first: rules in a group are evaluated in order at the
     same timestamp, so alerts always read this cycle's recording rules (separate groups run
     concurrently and would read the previous cycle's)."""
-    groups = [{"name": area, "rules": rules}]
+    return dump_groups(area, [{"name": area, "rules": rules}])
+
+
+def dump_groups(area: str, groups: list[dict[str, Any]]) -> str:
+    """Several groups (each ``{"name", "rules"}``, optionally ``interval``) in one file."""
     body = yaml.dump({"groups": groups}, Dumper=_Dumper, sort_keys=False, width=10_000, allow_unicode=True)
     return HEADER.format(area=area) + body
 
