@@ -34,6 +34,17 @@ SERVICE_USER = "prometheus"  # Debian's alertmanager runs as prometheus and must
 TWIN_LABELS = ("alertname", "service", "instance", "asset", "vmid", "mountpoint", "datastore")
 # TargetDown explains every other alert of its instance, except the ones that must always get out.
 NEVER_INHIBITED = (routing.WATCHDOG, routing.ESCALATION_ALERT, "TargetDown")
+# A host whose node exporter is down is down (powered off, crashed, unplugged): its node job's
+# TargetDown is the one page, and every other alert of the same asset (its probes, its other
+# exporters' TargetDown) is explained by it. Matching on `instance` alone missed them: a probe's
+# instance is its target (`10.0.10.53:53`, a URL), not the node exporter's address. Found by a
+# twin of the example homelab booted as systemd hosts (a guest powered off, a replica killed).
+# The node job's own alert is never a target (`job!="node"`), so it cannot inhibit itself.
+HOST_DOWN_INHIBITION = {
+    "source_matchers": ['alertname="TargetDown"', 'job="node"'],
+    "target_matchers": [f'alertname!~"{routing.WATCHDOG}|{routing.ESCALATION_ALERT}"', 'job!="node"'],
+    "equal": ["asset"],
+}
 
 SLACK_TITLE = '[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] {{ .CommonLabels.alertname }} ({{ .CommonLabels.service }})'  # noqa: E501
 SLACK_TEXT = (
@@ -202,6 +213,7 @@ def document(config: StackConfig, inventory: Inventory | None = None) -> dict[st
                 "equal": ["instance"],
             },
             *dependency_inhibitions(inventory.upstreams),
+            dict(HOST_DOWN_INHIBITION),
         ],
         "receivers": [_receiver(r, webhook_url_file) for r in alerting.receivers],
     }
