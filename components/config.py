@@ -1402,6 +1402,7 @@ class StackConfig(Model):
         self._check_names(col)
         self._check_tls(col)
         _check_storage_roles(self, col)
+        _check_created_storage_ids(self, col)
         _check_datastores(self, col)
         _check_drill_targets_backed_up(self, col)
         _check_ports(self, col)
@@ -1611,6 +1612,25 @@ def _check_storage_roles(config: StackConfig, col: _Collector) -> None:
             f"durable storage {data.name!r} has no 'images' content, so PVE cannot put the data disk there: "
             "add images to its content",
         )
+
+
+def _check_created_storage_ids(config: StackConfig, col: _Collector) -> None:
+    """The storage entries the stack creates (the PBS one, the durable shares) need ids of their own:
+    PVE storage ids are cluster-wide keys of /etc/pve/storage.cfg and creating one that exists fails
+    ("storage ID '...' already defined", pve-storage src/PVE/API2/Storage/Config.pm, create)."""
+    existing = set(config.proxmox.existing_storages)
+    created = [("pbs.storage_id", config.pbs.storage_id)] + [
+        (f"proxmox.durable_storages[{i}].name", share.name) for i, share in enumerate(config.proxmox.durable_storages)
+    ]
+    seen: dict[str, str] = {}
+    for path, storage_id in created:
+        if storage_id in existing:
+            col.add(
+                path, f"{storage_id!r} is already a storage of the cluster (proxmox.existing_storages): pick a new id"
+            )
+        elif storage_id in seen:
+            col.add(path, f"{storage_id!r} is also {seen[storage_id]}: each created storage needs its own id")
+        seen.setdefault(storage_id, path)
 
 
 def _check_datastores(config: StackConfig, col: _Collector) -> None:

@@ -49,6 +49,24 @@ LOAD_CASES: list[tuple[str, Edit, str, str]] = [
         "is not a time zone",
     ),
     (
+        "pbs-storage-id-already-exists",
+        lambda s: s["pbs"].__setitem__("storage_id", "ceph-vm"),
+        "pbs.storage_id",
+        "already a storage of the cluster",
+    ),
+    (
+        "durable-share-named-like-an-existing-storage",
+        lambda s: s["proxmox"]["durable_storages"][0].__setitem__("name", "local"),
+        "proxmox.durable_storages[0].name",
+        "already a storage of the cluster",
+    ),
+    (
+        "durable-share-named-like-the-pbs-storage",
+        lambda s: s["proxmox"]["durable_storages"][0].__setitem__("name", "pbs-main"),
+        "proxmox.durable_storages[0].name",
+        "each created storage needs its own id",
+    ),
+    (
         "vm-disk-on-pbs-storage",
         lambda s: s["monitoring"]["vm"].__setitem__("storage", "pbs-main"),
         "monitoring.vm.storage",
