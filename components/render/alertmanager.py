@@ -34,15 +34,21 @@ SERVICE_USER = "prometheus"  # Debian's alertmanager runs as prometheus and must
 TWIN_LABELS = ("alertname", "service", "instance", "asset", "vmid", "mountpoint", "datastore")
 # TargetDown explains every other alert of its instance, except the ones that must always get out.
 NEVER_INHIBITED = (routing.WATCHDOG, routing.ESCALATION_ALERT, "TargetDown")
+UPSTREAM_ALERT = "UpstreamDown"
 # A host whose node exporter is down is down (powered off, crashed, unplugged): its node job's
 # TargetDown is the one page, and every other alert of the same asset (its probes, its other
 # exporters' TargetDown) is explained by it. Matching on `instance` alone missed them: a probe's
 # instance is its target (`10.0.10.53:53`, a URL), not the node exporter's address. Found by a
 # twin of the example homelab booted as systemd hosts (a guest powered off, a replica killed).
-# The node job's own alert is never a target (`job!="node"`), so it cannot inhibit itself.
+# The node job's own alert is never a target (`job!="node"`), so it cannot inhibit itself; nor is
+# UpstreamDown, which inhibits the upstream's own TargetDown (dependency_inhibitions): muting each
+# other, a dead PVE node would page nobody (found by the corpus, 02-pve1-power-loss-at-night).
 HOST_DOWN_INHIBITION = {
     "source_matchers": ['alertname="TargetDown"', 'job="node"'],
-    "target_matchers": [f'alertname!~"{routing.WATCHDOG}|{routing.ESCALATION_ALERT}"', 'job!="node"'],
+    "target_matchers": [
+        f'alertname!~"{routing.WATCHDOG}|{routing.ESCALATION_ALERT}|{UPSTREAM_ALERT}"',
+        'job!="node"',
+    ],
     "equal": ["asset"],
 }
 
@@ -131,9 +137,6 @@ def _time_interval(window: MaintenanceWindow) -> dict[str, Any]:
     if window.times:
         spec["times"] = [{"start_time": t.start_time, "end_time": t.end_time} for t in window.times]
     return {"name": window.name, "time_intervals": [spec]}
-
-
-UPSTREAM_ALERT = "UpstreamDown"
 
 
 def dependency_inhibitions(upstreams: tuple[Upstream, ...]) -> list[dict[str, Any]]:
