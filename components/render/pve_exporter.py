@@ -23,7 +23,7 @@ import hashlib
 
 from components.config import StackConfig
 from components.inventory import Inventory
-from components.render import HostFile, SecretFile, sources
+from components.render import HostFile, SecretFile, sandbox, sources
 
 UNIT = "prometheus-pve-exporter"
 UNIT_PATH = f"/etc/systemd/system/{UNIT}.service"
@@ -78,30 +78,8 @@ def unit_text(config: StackConfig) -> str:
             f"ExecStart={venv}/bin/pve_exporter --web.listen-address={listen}",
             "Restart=on-failure",
             "RestartSec=5s",
-            "NoNewPrivileges=yes",
-            "ProtectSystem=strict",
-            "ProtectHome=yes",
-            "PrivateTmp=yes",
-            "PrivateDevices=yes",
-            "ProtectKernelTunables=yes",
-            "ProtectKernelModules=yes",
-            "ProtectKernelLogs=yes",
-            "ProtectControlGroups=yes",
-            "ProtectClock=yes",
-            "ProtectHostname=yes",
-            "ProtectProc=invisible",
-            "RestrictSUIDSGID=yes",
-            "RestrictRealtime=yes",
-            "RestrictNamespaces=yes",
-            "LockPersonality=yes",
-            "MemoryDenyWriteExecute=yes",
-            "SystemCallArchitectures=native",
-            "SystemCallFilter=@system-service",
-            "SystemCallErrorNumber=EPERM",
-            "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
-            "CapabilityBoundingSet=",
-            "AmbientCapabilities=",
-            "UMask=0077",
+            # The same sandbox as obsstack's own tool units, with the network it scrapes PVE over.
+            *sandbox.Sandbox(dynamic_user=False, network=True).lines(),
             "",
             "[Install]",
             "WantedBy=multi-user.target",
