@@ -23,6 +23,7 @@ from tools.fuzz_config import (
     paths,
     run,
     structure_changes,
+    suffix_mutation,
     validate_batch,
 )
 
@@ -45,8 +46,7 @@ def mutated(draw: st.DrawFn) -> Mutation:
     if draw(st.booleans()):
         path = draw(st.sampled_from(STRING_PATHS))
         suffix = draw(st.sampled_from(SUFFIXES) | st.text(min_size=1, max_size=4))
-        parent_of(sections, path)[path[-1]] += suffix
-        return Mutation(f"{path} += {suffix!r}", sections, True)
+        return suffix_mutation(EXAMPLE, path, suffix)
     for _ in range(draw(st.integers(min_value=1, max_value=3))):
         path = draw(st.sampled_from(ALL_PATHS))
         try:
@@ -92,6 +92,21 @@ def test_accepted_mutations_render_files_validators_accept_and_keep_their_struct
     print(f"{len(accepted)} accepted of {EXAMPLES}; distinct files checked: {verdict.checked}")
     assert verdict.checked["promtool"] and verdict.checked["amtool"] and verdict.checked["systemd-analyze"]
     assert not verdict.rejected, verdict.rejected[:5]
+
+
+def test_only_the_dependency_graphs_references_may_reshape_rendered_files(tmp_path: Path) -> None:
+    """Found by CI's 2,000 examples: the router's probe of the monitoring gateway, edited, leaves the
+    gateway unowned, so the router is no longer an upstream; a real change of meaning, not injection.
+    The exemption covers only the gateway and resolver addresses, at both ends of the reference."""
+    gateway = EXAMPLE["monitoring"]["hosts"][0]["gateway"]
+    resolvers = set(EXAMPLE["monitoring"]["vm"]["dns"])
+    exempt = {p: parent_of(EXAMPLE, p)[p[-1]] for p in STRING_PATHS if not suffix_mutation(EXAMPLE, p, "x").string_only}
+    assert ("monitoring", "hosts", 0, "gateway") in exempt and ("monitoring", "vm", "dns", 0) in exempt
+    assert {v.rpartition(":")[0] or v for v in exempt.values()} == {gateway} | resolvers
+    gateway_probe = next(p for p, v in exempt.items() if p[-1] == "target" and v == gateway)
+    baseline = load_and_render(Mutation("none", copy.deepcopy(EXAMPLE), False), tmp_path)
+    edited = load_and_render(suffix_mutation(EXAMPLE, gateway_probe, "x"), tmp_path)
+    assert edited.error is None and structure_changes(baseline.files, edited.files)
 
 
 def test_seeded_fuzz_run_of_2000_mutations_finds_nothing(capsys: Any) -> None:

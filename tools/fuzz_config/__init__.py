@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import tempfile
 import traceback
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,7 +79,10 @@ SUFFIXES = (" x", "#x", "'x", '"x', "{{x}}", "%x", "$x", "\\x", ";x", "é", ":x"
 class Mutation:
     description: str
     sections: dict[str, Any]
-    string_only: bool  # one string field got a suffix: the rendered files keep their structure
+    # One string field got a suffix: the rendered files keep their structure. Not said of a value
+    # another field refers to (the gateway a probe targets, a depends_on name): editing one end
+    # of a reference legitimately reshapes the dependency graph and the rules derived from it.
+    string_only: bool
     raw: bytes | None = None  # the stack file's bytes, when the mutation is of the text itself
 
 
@@ -131,10 +135,7 @@ def mutations(example: dict[str, Any], seed: int, count: int) -> Iterator[Mutati
             yield _text_mutation(rng, lines, sections)
             continue
         if n % 3 == 0:
-            path = rng.choice(strings)
-            suffix = rng.choice(SUFFIXES)
-            parent_of(sections, path)[path[-1]] += suffix
-            yield Mutation(f"{_dotted(path)} += {suffix!r}", sections, True)
+            yield suffix_mutation(example, rng.choice(strings), rng.choice(SUFFIXES))
             continue
         done = []
         for _ in range(rng.randint(1, 3)):
@@ -146,6 +147,30 @@ def mutations(example: dict[str, Any], seed: int, count: int) -> Iterator[Mutati
                 continue
             done.append(_apply(rng, parent, path))
         yield Mutation("; ".join(done) or "none", sections, False)
+
+
+def suffix_mutation(example: dict[str, Any], path: tuple[Any, ...], suffix: str) -> Mutation:
+    sections = copy.deepcopy(example)
+    original = parent_of(sections, path)[path[-1]]
+    parent_of(sections, path)[path[-1]] = original + suffix
+    reshapes = bool(_hosts(original) & _graph_addresses(example))
+    return Mutation(f"{_dotted(path)} += {suffix!r}", sections, not reshapes)
+
+
+def _graph_addresses(example: dict[str, Any]) -> set[str]:
+    """The addresses the dependency graph looks up an owner for: the monitoring hosts' gateways and
+    resolvers (components/inventory.py ``dependency_edges``). Renaming either end of such a reference
+    changes which assets are upstreams, and so the rules and inhibitions derived from them."""
+    monitoring = example.get("monitoring", {})
+    gateways = {h.get("gateway") for h in monitoring.get("hosts", []) if isinstance(h, dict)}
+    resolvers = set(monitoring.get("vm", {}).get("dns", []))
+    return {str(a) for a in gateways | resolvers if a}
+
+
+def _hosts(value: str) -> set[str]:
+    """``value`` and the host it names as a URL or ``host:port`` (how probes give their targets)."""
+    host = urllib.parse.urlsplit(value).hostname if "://" in value else value.rpartition(":")[0]
+    return {value, host} if host else {value}
 
 
 def _text_mutation(rng: random.Random, lines: list[str], sections: dict[str, Any]) -> Mutation:
