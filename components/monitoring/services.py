@@ -130,6 +130,19 @@ def _https(ip: str, port: int, path: str) -> str:
     return f"https://{_host(ip)}:{port}{path}"
 
 
+def _alloy_check(config: StackConfig, ip: str, path: str) -> HealthCheck:
+    """Alloy on a monitoring host demands the host certificate (render/alloy.py); on loopback it
+    is plain HTTP."""
+    if not alloy.serves_lan(config, ip):
+        return HealthCheck(url=f"http://127.0.0.1:{config.monitoring.ports.alloy}{path}")
+    return HealthCheck(
+        url=_https(ip, config.monitoring.ports.alloy, path),
+        ca_file=f"{layout.ALLOY_TLS_DIR}/{layout.CA_FILE}",
+        client_cert=f"{layout.ALLOY_TLS_DIR}/{layout.CERT_FILE}",
+        client_key=f"{layout.ALLOY_TLS_DIR}/{layout.KEY_FILE}",
+    )
+
+
 def _bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
     """Every service with its unit, package, validators and health check (files added later)."""
     return {**_exporter_bases(config, ip), **_alerting_bases(config, ip), **_log_and_ui_bases(config, ip)}
@@ -264,8 +277,8 @@ def _log_and_ui_bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
             # cannot be loaded (grafana/alloy docs/sources/reference/http/_index.md), and the
             # apply then rolls back.
             validators=(f'alloy fmt "$candidate{layout.ALLOY_CONFIG}" >/dev/null',),
-            health=HealthCheck(url=f"http://{_host(alloy.listen_ip(config, ip))}:{ports.alloy}/-/ready"),
-            reload_url=f"http://{_host(alloy.listen_ip(config, ip))}:{ports.alloy}/-/reload",
+            health=_alloy_check(config, ip, "/-/ready"),
+            reload_url=_alloy_check(config, ip, "/-/reload").url,
         ),
         "files": ServiceSpec("files", None, None),
     }
