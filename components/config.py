@@ -910,6 +910,9 @@ class Debian13Versions(Model):
     model_config = ConfigDict(str_min_length=1)  # merged with Model's
 
     node_exporter: str = "1.9.0-1+b4"  # trixie/main, apt-cache madison prometheus-node-exporter
+    # PBS 4 hosts run the ACME renewer: trixie/main ships lego 4.9.1-2 (apt-cache madison lego),
+    # the same upstream version as bookworm's 4.9.1-1, so both pin 4.9.1-*.
+    lego: str = "4.9.1-2"
 
 
 class Versions(Model):

@@ -408,7 +408,7 @@ def packages(config: StackConfig, services: Iterable[ServiceSpec]) -> dict[str, 
 
 
 # Packages whose Debian 13 version differs, by the Debian13Versions field pinning it there.
-DEBIAN13_VERSIONS = {"prometheus-node-exporter": "node_exporter"}
+DEBIAN13_VERSIONS = {"prometheus-node-exporter": "node_exporter", "lego": "lego"}
 
 
 def release_packages(config: StackConfig, services: Iterable[ServiceSpec]) -> dict[str, dict[str, str]]:
