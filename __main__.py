@@ -77,11 +77,7 @@ for node in inventory.monitoring:
         pulumi.ResourceOptions(depends_on=[vm, pki]),
     )
     hosts.append(host)
-    endpoints[node.name] = {
-        "prometheus": host.prometheus_url,
-        "alertmanager": host.alertmanager_url,
-        "grafana": host.grafana_url,
-    }
+    endpoints[node.name] = host.endpoints
 agents = [
     HostAgents(f"{asset.name}-agents", HostAgentsArgs(config, inventory, asset, secrets, pki, credentials))
     for asset in inventory.managed_hosts

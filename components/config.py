@@ -156,6 +156,19 @@ def _check_host(text: str) -> str:
     return text
 
 
+def _check_dns_name(text: str) -> str:
+    """A fully qualified DNS name (at least one dot), never an address: it goes into certificates'
+    DNS SANs and the URLs people open."""
+    checked = _check_host(text)
+    try:
+        ipaddress.ip_address(checked)
+    except ValueError:
+        if "." not in checked:
+            raise ValueError(f"'{text}' is not fully qualified: write e.g. grafana.lab.example.net") from None
+        return checked.lower()
+    raise ValueError(f"'{text}' is an address: write the DNS name that resolves to it (e.g. mon-1.lab.example.net)")
+
+
 def _check_ip(text: str) -> str:
     """An address where a name cannot go: the VM's cloud-init gateway and DNS servers become PVE's
     `ipconfigN: gw=` (an IPv4/IPv6 address) and `nameserver` (a list of addresses), through
@@ -241,6 +254,7 @@ def _check_secret_key(text: str) -> str:
 Duration = Annotated[str, AfterValidator(_check_duration)]
 Name = Annotated[str, AfterValidator(_check_name)]
 Host = Annotated[str, AfterValidator(_check_host)]
+DnsName = Annotated[str, AfterValidator(_check_dns_name)]
 IpAddress = Annotated[str, AfterValidator(_check_ip)]
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 Url = Annotated[str, AfterValidator(_check_url)]
@@ -824,6 +838,11 @@ class MonitoringHostEntry(Model):
     node: Name
     address: Cidr
     gateway: IpAddress | None = None
+    dns_name: DnsName | None = Field(
+        default=None,
+        description="the name people reach this host by: added to its certificate, used in the URLs the stack "
+        "outputs and in alert links (the stack itself keeps using the address)",
+    )
 
     @model_validator(mode="after")
     def _previous_name_differs(self) -> MonitoringHostEntry:
@@ -1070,8 +1089,8 @@ class MonitoringSection(Model):
             )
         if duration_seconds(self.scrape_timeout) > duration_seconds(self.scrape_interval):
             col.add("scrape_timeout", f"must not exceed scrape_interval ({self.scrape_interval})")
-        for attr in ("name", "vmid", "address"):
-            dups = _duplicates(getattr(h, attr) for h in self.hosts)
+        for attr in ("name", "vmid", "address", "dns_name"):
+            dups = _duplicates(getattr(h, attr) for h in self.hosts if getattr(h, attr) is not None)
             for i, h in enumerate(self.hosts):
                 if getattr(h, attr) in dups:
                     col.add(f"hosts[{i}].{attr}", f"duplicate {attr} {getattr(h, attr)!r}")
