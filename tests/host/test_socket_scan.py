@@ -5,7 +5,8 @@ from the other end of the veth pair, as a machine on the LAN would, without any 
 
 A listener passes only if the anonymous probe is refused: HTTP 401, a TLS handshake that demands a
 client certificate, or sshd refusing a client without a key. Anything else that answers (a 200,
-a 404, an unknown protocol) fails the test, and so does any UDP socket off loopback.
+a 404, an unknown protocol) fails the test, and so does any UDP socket off loopback. Each
+daemon's `systemd-analyze security` exposure, as loaded with its drop-in, is printed and bounded.
 
 What is installed: Prometheus, Alertmanager, node exporter, blackbox exporter and the Pushgateway
 from Debian's packages (at their pinned versions). Grafana, Loki and Alloy are not in Debian and
@@ -281,3 +282,26 @@ def test_probe_tells_an_open_listener_from_a_refusing_one(
         server.shutdown()
         server.server_close()
     assert result[0] == refused, result
+
+
+# The tool units' bound (tests/unit/test_tool_unit_security.py); the daemons score 1.5-1.9 under
+# systemd 252 with the full drop-in, an unsandboxed unit 9.2 or more.
+DAEMON_EXPOSURE_MAX = 3.0
+DAEMON_UNITS = (
+    "prometheus",
+    "prometheus-alertmanager",
+    "prometheus-node-exporter",
+    "prometheus-blackbox-exporter",
+    "prometheus-pushgateway",
+)
+
+
+@pytest.mark.parametrize("unit", DAEMON_UNITS)
+def test_daemon_exposure_is_printed_and_hardened(scanned: Scanned, unit: str) -> None:
+    """`systemd-analyze security` of each daemon as loaded (its package unit plus our drop-in):
+    printed, and within the bound the tool units keep."""
+    out = must(run(scanned.host, f"systemd-analyze security --no-pager {unit}.service"), f"analyze {unit}")
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out)
+    assert found, out
+    print(f"{unit}.service: exposure {found.group(1)} (loaded under systemd)")
+    assert float(found.group(1)) <= DAEMON_EXPOSURE_MAX, out
