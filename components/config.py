@@ -694,6 +694,11 @@ class PbsSection(Model):
         pattern=r"^([0-9a-fA-F]{2}:){31}[0-9a-fA-F]{2}$",
         description="SHA-256 of PBS's certificate that PVE pins; omitted, PVE verifies PBS by CA",
     )
+    certificate: Literal["self_signed", "stack_ca"] = Field(
+        default="self_signed",
+        description="what PBS serves: its own self-signed certificate (pinned by fingerprint) or one of the "
+        "stack's CA, which every PVE node is made to trust (tls.mode internal_ca)",
+    )
     datastores: tuple[PbsDatastore, ...] = Field(min_length=1)
     storage_id: Name = Field(description="the PVE storage entry that points at the datastore")
     datastore: Name = Field(description="which datastore the PVE storage entry uses")
@@ -1575,21 +1580,46 @@ class StackConfig(Model):
         if duration_seconds(self.backups.drill.every) > 14 * 86400:
             col.add("backups.drill.every", "a restore drill every sprint means at most 14d")
 
+    def _check_stack_ca_certificate(self, col: _Collector) -> None:
+        """PBS serves the stack CA's certificate for its host; PVE verifies it by that CA, which
+        the agents install on every PVE node, so each must be managed. A pin would break at the
+        certificate's renewal (components/render/pbs_certificate.py)."""
+        if self.monitoring.tls.mode == "acme":
+            col.add(
+                "pbs.certificate",
+                "with tls.mode acme PBS already serves its ACME certificate: remove `certificate: stack_ca`",
+            )
+        if self.pbs.fingerprint is not None:
+            col.add(
+                "pbs.fingerprint",
+                "with pbs.certificate stack_ca PVE verifies PBS by the stack's CA and the certificate is renewed "
+                "by `pulumi up`, which would break the pin: remove the fingerprint",
+            )
+        for i, asset in enumerate(self.assets):
+            if asset.kind == "pve_node" and not asset.managed:
+                col.add(
+                    f"inventory.assets[{i}].managed",
+                    f"{asset.name} must trust the stack's CA to verify PBS (pbs.certificate stack_ca): "
+                    "set `managed: true` so the stack installs it, or keep `certificate: self_signed`",
+                )
+
     def _check_tls(self, col: _Collector) -> None:
         """Renewal starts before the expiry alert's threshold, so the alert means renewals failed;
         PVE pins PBS's self-signed certificate by fingerprint, and verifies an ACME one by CA."""
         tls, alert_days = self.monitoring.tls, self.alerting.thresholds.cert_expiry_days
-        if tls.mode == "acme" and self.pbs.fingerprint is not None:
+        if self.pbs.certificate == "stack_ca":
+            self._check_stack_ca_certificate(col)
+        elif tls.mode == "acme" and self.pbs.fingerprint is not None:
             col.add(
                 "pbs.fingerprint",
                 "with tls.mode acme PBS serves an ACME certificate that changes on every renewal: remove the "
                 "fingerprint so PVE verifies PBS by CA (LetsEncrypt's root is in PVE's trust store)",
             )
-        if tls.mode == "internal_ca" and self.pbs.fingerprint is None:
+        if tls.mode == "internal_ca" and self.pbs.certificate == "self_signed" and self.pbs.fingerprint is None:
             col.add(
                 "pbs.fingerprint",
                 "PBS keeps its self-signed certificate: PVE needs its SHA-256 fingerprint "
-                "(`proxmox-backup-manager cert info` on the PBS host)",
+                "(`proxmox-backup-manager cert info` on the PBS host), or set `pbs.certificate: stack_ca`",
             )
         if tls.mode == "acme" and tls.renew_days <= alert_days:
             col.add(

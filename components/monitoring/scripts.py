@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from components.monitoring.services import Directory, HealthCheck, ServiceSpec
 from components.render import layout
+from components.render.pbs_certificate import CA_TRUST_DIR
 
 HEADER = "#!/usr/bin/env bash\nset -euo pipefail\numask 022\n"
 HEALTH_TIMEOUT_SECONDS = 60
@@ -755,6 +756,10 @@ def _plain_files_lines(spec: ServiceSpec) -> list[str]:
         *_remove_stale_lines(spec),
         'for f in "${changed[@]}"; do',
         '  case "$f" in /etc/systemd/system/*) systemctl daemon-reload; break ;; esac',
+        "done",
+        # A CA for the system's trust store (render/pbs_certificate.py): update-ca-certificates(8).
+        'for f in "${changed[@]}"; do',
+        f'  case "$f" in {CA_TRUST_DIR}*) update-ca-certificates >/dev/null; break ;; esac',
         "done",
         *[f"systemctl enable --now --quiet {q(t.rsplit('/', 1)[1])}" for t in timers],
         *_record_units_lines(spec),
