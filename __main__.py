@@ -20,7 +20,7 @@ from components.proxmox.backup import BackupPlan, BackupPlanArgs
 from components.proxmox.exporter_token import PveExporterToken, PveExporterTokenArgs
 from components.proxmox.storage import BackupStorage, BackupStorageArgs
 from components.proxmox.vm import ProxmoxVm, ProxmoxVmArgs
-from components.render import pve_exporter
+from components.render import pbs_certificate, pve_exporter
 
 # 1. Typed config, validated before anything is declared.
 try:
@@ -35,6 +35,17 @@ pve = pulumi.ResourceOptions(providers=[prov.proxmox])
 # 2. Backup storage, PBS and the nightly backup regime.
 ssh_key = secrets[config.proxmox.ssh_private_key_secret]
 pbs = PbsServer("pbs", PbsServerArgs(config, inventory, config.pbs_host(), ssh_key, secrets))
+# The internal CA and the agents (node exporter, Alloy) on every managed host come first: with
+# pbs.certificate stack_ca, PVE's storage entry verifies PBS by that CA, so it waits until the
+# agents made every PVE node trust the CA and PBS serve its certificate (render/pbs_certificate.py).
+pki = InternalCa("pki", InternalCaArgs(config.cluster, config.monitoring.domain, cert_hosts(inventory)))
+credentials = WebCredentials("credentials")
+agents = [
+    HostAgents(f"{asset.name}-agents", HostAgentsArgs(config, inventory, asset, secrets, pki, credentials))
+    for asset in inventory.managed_hosts
+]
+trusting = {config.pbs.host, *pbs_certificate.trusting_hosts(config)} if pbs_certificate.enabled(config) else set()
+trust_pbs = [a for a in agents if a.asset in trusting]
 storage = BackupStorage(
     "storage",
     BackupStorageArgs(
@@ -46,7 +57,7 @@ storage = BackupStorage(
         config.proxmox.ssh_user,
         ssh_key,
     ),
-    pve.merge(pulumi.ResourceOptions(depends_on=[pbs])),
+    pve.merge(pulumi.ResourceOptions(depends_on=[pbs, *trust_pbs])),
 )
 backups = BackupPlan(
     "backups",
@@ -54,7 +65,7 @@ backups = BackupPlan(
     pve.merge(pulumi.ResourceOptions(depends_on=[storage])),
 )
 
-# 3. The monitoring plane: its VMs, an internal CA, the services on them, agents everywhere.
+# 3. The monitoring plane: its VMs and the services on them (the CA and the agents are above).
 # prometheus-pve-exporter on every monitoring host reads PVE with a read-only token of its own.
 exporter_token = PveExporterToken(
     "pve-exporter",
@@ -62,8 +73,6 @@ exporter_token = PveExporterToken(
     pve,
 )
 monitoring_secrets = {**secrets, pve_exporter.TOKEN_KEY: exporter_token.value}
-pki = InternalCa("pki", InternalCaArgs(config.cluster, config.monitoring.domain, cert_hosts(inventory)))
-credentials = WebCredentials("credentials")
 endpoints = {}
 hosts = []
 for node in inventory.monitoring:
@@ -77,15 +86,7 @@ for node in inventory.monitoring:
         pulumi.ResourceOptions(depends_on=[vm, pki]),
     )
     hosts.append(host)
-    endpoints[node.name] = {
-        "prometheus": host.prometheus_url,
-        "alertmanager": host.alertmanager_url,
-        "grafana": host.grafana_url,
-    }
-agents = [
-    HostAgents(f"{asset.name}-agents", HostAgentsArgs(config, inventory, asset, secrets, pki, credentials))
-    for asset in inventory.managed_hosts
-]
+    endpoints[node.name] = host.endpoints
 
 # 4. Grafana as code on every monitoring host: the same datasources (each Grafana reads its own
 # host's Prometheus, Alertmanager and Loki, so it outlives its peer) and dashboards everywhere;

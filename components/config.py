@@ -156,6 +156,19 @@ def _check_host(text: str) -> str:
     return text
 
 
+def _check_dns_name(text: str) -> str:
+    """A fully qualified DNS name (at least one dot), never an address: it goes into certificates'
+    DNS SANs and the URLs people open."""
+    checked = _check_host(text)
+    try:
+        ipaddress.ip_address(checked)
+    except ValueError:
+        if "." not in checked:
+            raise ValueError(f"'{text}' is not fully qualified: write e.g. grafana.lab.example.net") from None
+        return checked.lower()
+    raise ValueError(f"'{text}' is an address: write the DNS name that resolves to it (e.g. mon-1.lab.example.net)")
+
+
 def _check_ip(text: str) -> str:
     """An address where a name cannot go: the VM's cloud-init gateway and DNS servers become PVE's
     `ipconfigN: gw=` (an IPv4/IPv6 address) and `nameserver` (a list of addresses), through
@@ -241,6 +254,7 @@ def _check_secret_key(text: str) -> str:
 Duration = Annotated[str, AfterValidator(_check_duration)]
 Name = Annotated[str, AfterValidator(_check_name)]
 Host = Annotated[str, AfterValidator(_check_host)]
+DnsName = Annotated[str, AfterValidator(_check_dns_name)]
 IpAddress = Annotated[str, AfterValidator(_check_ip)]
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 Url = Annotated[str, AfterValidator(_check_url)]
@@ -680,6 +694,11 @@ class PbsSection(Model):
         pattern=r"^([0-9a-fA-F]{2}:){31}[0-9a-fA-F]{2}$",
         description="SHA-256 of PBS's certificate that PVE pins; omitted, PVE verifies PBS by CA",
     )
+    certificate: Literal["self_signed", "stack_ca"] = Field(
+        default="self_signed",
+        description="what PBS serves: its own self-signed certificate (pinned by fingerprint) or one of the "
+        "stack's CA, which every PVE node is made to trust (tls.mode internal_ca)",
+    )
     datastores: tuple[PbsDatastore, ...] = Field(min_length=1)
     storage_id: Name = Field(description="the PVE storage entry that points at the datastore")
     datastore: Name = Field(description="which datastore the PVE storage entry uses")
@@ -824,6 +843,11 @@ class MonitoringHostEntry(Model):
     node: Name
     address: Cidr
     gateway: IpAddress | None = None
+    dns_name: DnsName | None = Field(
+        default=None,
+        description="the name people reach this host by: added to its certificate, used in the URLs the stack "
+        "outputs and in alert links (the stack itself keeps using the address)",
+    )
 
     @model_validator(mode="after")
     def _previous_name_differs(self) -> MonitoringHostEntry:
@@ -910,6 +934,9 @@ class Debian13Versions(Model):
     model_config = ConfigDict(str_min_length=1)  # merged with Model's
 
     node_exporter: str = "1.9.0-1+b4"  # trixie/main, apt-cache madison prometheus-node-exporter
+    # PBS 4 hosts run the ACME renewer: trixie/main ships lego 4.9.1-2 (apt-cache madison lego),
+    # the same upstream version as bookworm's 4.9.1-1, so both pin 4.9.1-*.
+    lego: str = "4.9.1-2"
 
 
 class Versions(Model):
@@ -1067,8 +1094,8 @@ class MonitoringSection(Model):
             )
         if duration_seconds(self.scrape_timeout) > duration_seconds(self.scrape_interval):
             col.add("scrape_timeout", f"must not exceed scrape_interval ({self.scrape_interval})")
-        for attr in ("name", "vmid", "address"):
-            dups = _duplicates(getattr(h, attr) for h in self.hosts)
+        for attr in ("name", "vmid", "address", "dns_name"):
+            dups = _duplicates(getattr(h, attr) for h in self.hosts if getattr(h, attr) is not None)
             for i, h in enumerate(self.hosts):
                 if getattr(h, attr) in dups:
                     col.add(f"hosts[{i}].{attr}", f"duplicate {attr} {getattr(h, attr)!r}")
@@ -1553,21 +1580,46 @@ class StackConfig(Model):
         if duration_seconds(self.backups.drill.every) > 14 * 86400:
             col.add("backups.drill.every", "a restore drill every sprint means at most 14d")
 
+    def _check_stack_ca_certificate(self, col: _Collector) -> None:
+        """PBS serves the stack CA's certificate for its host; PVE verifies it by that CA, which
+        the agents install on every PVE node, so each must be managed. A pin would break at the
+        certificate's renewal (components/render/pbs_certificate.py)."""
+        if self.monitoring.tls.mode == "acme":
+            col.add(
+                "pbs.certificate",
+                "with tls.mode acme PBS already serves its ACME certificate: remove `certificate: stack_ca`",
+            )
+        if self.pbs.fingerprint is not None:
+            col.add(
+                "pbs.fingerprint",
+                "with pbs.certificate stack_ca PVE verifies PBS by the stack's CA and the certificate is renewed "
+                "by `pulumi up`, which would break the pin: remove the fingerprint",
+            )
+        for i, asset in enumerate(self.assets):
+            if asset.kind == "pve_node" and not asset.managed:
+                col.add(
+                    f"inventory.assets[{i}].managed",
+                    f"{asset.name} must trust the stack's CA to verify PBS (pbs.certificate stack_ca): "
+                    "set `managed: true` so the stack installs it, or keep `certificate: self_signed`",
+                )
+
     def _check_tls(self, col: _Collector) -> None:
         """Renewal starts before the expiry alert's threshold, so the alert means renewals failed;
         PVE pins PBS's self-signed certificate by fingerprint, and verifies an ACME one by CA."""
         tls, alert_days = self.monitoring.tls, self.alerting.thresholds.cert_expiry_days
-        if tls.mode == "acme" and self.pbs.fingerprint is not None:
+        if self.pbs.certificate == "stack_ca":
+            self._check_stack_ca_certificate(col)
+        elif tls.mode == "acme" and self.pbs.fingerprint is not None:
             col.add(
                 "pbs.fingerprint",
                 "with tls.mode acme PBS serves an ACME certificate that changes on every renewal: remove the "
                 "fingerprint so PVE verifies PBS by CA (LetsEncrypt's root is in PVE's trust store)",
             )
-        if tls.mode == "internal_ca" and self.pbs.fingerprint is None:
+        if tls.mode == "internal_ca" and self.pbs.certificate == "self_signed" and self.pbs.fingerprint is None:
             col.add(
                 "pbs.fingerprint",
                 "PBS keeps its self-signed certificate: PVE needs its SHA-256 fingerprint "
-                "(`proxmox-backup-manager cert info` on the PBS host)",
+                "(`proxmox-backup-manager cert info` on the PBS host), or set `pbs.certificate: stack_ca`",
             )
         if tls.mode == "acme" and tls.renew_days <= alert_days:
             col.add(

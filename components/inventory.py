@@ -70,6 +70,11 @@ class MonitoringNode:
     node: str
     vmid: int
     replica: str
+    dns_name: str | None = None  # what people reach it by (URLs, alert links); the stack uses ip
+
+    @property
+    def public_host(self) -> str:
+        return self.dns_name or self.ip
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,7 @@ def build(config: StackConfig) -> Inventory:
             node=h.node,
             vmid=h.vmid,
             replica=h.name,
+            dns_name=h.dns_name,
         )
         for h in config.monitoring.hosts
     )

@@ -62,6 +62,7 @@ class MonitoringHost(pulumi.ComponentResource):
     grafana_url: pulumi.Output[str]
     prometheus_url: pulumi.Output[str]
     alertmanager_url: pulumi.Output[str]
+    endpoints: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: MonitoringHostArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(
@@ -85,13 +86,18 @@ class MonitoringHost(pulumi.ComponentResource):
             secrets=tuple(secrets),
         )
         self.applied = install.install(self, config, target, secret_resolver(args.secrets, args.pki, args.credentials))
+        # The stack reaches the services by address (the Grafana provider, datasources); people by
+        # the host's dns_name where it has one (both are in its certificate).
         self.prometheus_url = pulumi.Output.format("https://{0}:{1}", ip, ports.prometheus)
         self.alertmanager_url = pulumi.Output.format("https://{0}:{1}", ip, ports.alertmanager)
         self.grafana_url = pulumi.Output.format("https://{0}:{1}", ip, ports.grafana)
-        self.register_outputs(
-            {
-                "prometheusUrl": self.prometheus_url,
-                "alertmanagerUrl": self.alertmanager_url,
-                "grafanaUrl": self.grafana_url,
-            }
-        )
+        public = pulumi.Output.from_input(node.dns_name) if node.dns_name else ip
+        self.endpoints = {
+            service: pulumi.Output.format("https://{0}:{1}", public, port)
+            for service, port in (
+                ("prometheus", ports.prometheus),
+                ("alertmanager", ports.alertmanager),
+                ("grafana", ports.grafana),
+            )
+        }
+        self.register_outputs({f"{service}Url": url for service, url in self.endpoints.items()})

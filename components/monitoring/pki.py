@@ -26,6 +26,7 @@ EARLY_RENEWAL_HOURS = 30 * 24
 class CertHost:
     name: str
     address: str
+    dns_names: tuple[str, ...] = ()  # further names it is reached by (a monitoring host's dns_name)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class InternalCa(pulumi.ComponentResource):
         self.keys = {}
         for host in args.hosts:
             key = tls.PrivateKey(f"{name}-{host.name}-key", algorithm="ECDSA", ecdsa_curve="P256", opts=secret_key)
-            dns = [host.name, f"{host.name}.{args.domain}"]
+            dns = list(dict.fromkeys([host.name, f"{host.name}.{args.domain}", *host.dns_names]))
             ips = []
             if _is_ip(host.address):
                 ips.append(host.address)
@@ -102,6 +103,5 @@ class InternalCa(pulumi.ComponentResource):
 
 def cert_hosts(inventory: Inventory) -> tuple[CertHost, ...]:
     """Every host that gets a certificate: monitoring hosts and managed assets."""
-    return tuple(CertHost(m.name, m.ip) for m in inventory.monitoring) + tuple(
-        CertHost(a.name, str(a.address)) for a in inventory.managed_hosts
-    )
+    monitoring = tuple(CertHost(m.name, m.ip, (m.dns_name,) if m.dns_name else ()) for m in inventory.monitoring)
+    return monitoring + tuple(CertHost(a.name, str(a.address)) for a in inventory.managed_hosts)

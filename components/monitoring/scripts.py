@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from components.monitoring.services import Directory, HealthCheck, ServiceSpec
 from components.render import layout
+from components.render.pbs_certificate import CA_TRUST_DIR
 
 HEADER = "#!/usr/bin/env bash\nset -euo pipefail\numask 022\n"
 HEALTH_TIMEOUT_SECONDS = 60
@@ -507,11 +508,7 @@ def _health_function(check: HealthCheck | None, unit: str | None) -> list[str]:
         if unit
         else []
     )
-    curl = ["curl", "-sS", "-o", "/dev/null", "-w", "'%{http_code}'", "--max-time", "5"]
-    if check.ca_file:
-        curl += ["--cacert", q(check.ca_file)]
-    if check.client_cert and check.client_key:
-        curl += ["--cert", q(check.client_cert), "--key", q(check.client_key)]
+    curl = ["curl", "-sS", "-o", "/dev/null", "-w", "'%{http_code}'", "--max-time", "5", *_tls_args(check)]
     feed = ""
     if check.user and check.password_file:
         # curl reads `user = "name:password"` from stdin: the password never reaches argv.
@@ -726,14 +723,23 @@ def _activate_lines(spec: ServiceSpec) -> list[str]:
     ]
 
 
+def _tls_args(check: HealthCheck) -> list[str]:
+    """curl's CA and client certificate for a check (mutual TLS where the service demands it)."""
+    args = ["--cacert", q(check.ca_file)] if check.ca_file else []
+    if check.client_cert and check.client_key:
+        args += ["--cert", q(check.client_cert), "--key", q(check.client_key)]
+    return args
+
+
 def _reload_lines(spec: ServiceSpec) -> list[str]:
     """Reload a running daemon: its own reload endpoint when it has one (it answers whether the
-    new configuration was taken), else systemd's reload."""
+    new configuration was taken; it takes the health check's TLS), else systemd's reload."""
     if spec.reload_url is None:
         return [f"    systemctl reload {q(str(spec.unit))}"]
     answer = '"$candidate/.reload-answer"'
+    tls = " ".join(_tls_args(spec.health)) + " " if spec.health else ""
     return [
-        f"    code=$(curl -sS -o {answer} -w '%{{http_code}}' --max-time 60 {q(spec.reload_url)} || true)",
+        f"    code=$(curl -sS -o {answer} -w '%{{http_code}}' --max-time 60 {tls}{q(spec.reload_url)} || true)",
         '    if [ "$code" != 200 ]; then',
         f'      echo "obsstack: {spec.name} refused the new configuration (HTTP ${{code:-no answer}}):" >&2',
         f"      cat {answer} >&2 2>/dev/null || true",
@@ -750,6 +756,10 @@ def _plain_files_lines(spec: ServiceSpec) -> list[str]:
         *_remove_stale_lines(spec),
         'for f in "${changed[@]}"; do',
         '  case "$f" in /etc/systemd/system/*) systemctl daemon-reload; break ;; esac',
+        "done",
+        # A CA for the system's trust store (render/pbs_certificate.py): update-ca-certificates(8).
+        'for f in "${changed[@]}"; do',
+        f'  case "$f" in {CA_TRUST_DIR}*) update-ca-certificates >/dev/null; break ;; esac',
         "done",
         *[f"systemctl enable --now --quiet {q(t.rsplit('/', 1)[1])}" for t in timers],
         *_record_units_lines(spec),

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from components.config import StackConfig
-from components.render import HostFile, SecretFile, acme, alloy, cloud_init, layout, pve_exporter
+from components.render import HostFile, SecretFile, acme, alloy, cloud_init, layout, pbs_certificate, pve_exporter
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,9 @@ OWNERS: tuple[tuple[str, str], ...] = (
     (layout.PUSHGATEWAY_WEB, "pushgateway"),
     (layout.defaults_file("prometheus-pushgateway"), "pushgateway"),
     (layout.dropin("prometheus-pushgateway"), "pushgateway"),
+    (pbs_certificate.PROXY_CERT, "pbs_proxy"),
+    (pbs_certificate.PROXY_KEY, "pbs_proxy"),
+    (pbs_certificate.CA_TRUST_DIR, "ca_trust"),
     (pve_exporter.HOME + "/", "pve_exporter"),
     (pve_exporter.CONFIG_DIR + "/", "pve_exporter"),
     (pve_exporter.UNIT_PATH, "pve_exporter"),
@@ -109,9 +112,11 @@ ORDER = (
     "loki",
     "grafana",
     "alloy",
+    "pbs_proxy",
+    "ca_trust",
     "files",
 )
-AGENT_SERVICES = ("node_exporter", "alloy")
+AGENT_SERVICES = ("node_exporter", "alloy", "pbs_proxy", "ca_trust")
 
 
 def owner_of(path: str) -> str:
@@ -128,6 +133,19 @@ def _host(ip: str) -> str:
 
 def _https(ip: str, port: int, path: str) -> str:
     return f"https://{_host(ip)}:{port}{path}"
+
+
+def _alloy_check(config: StackConfig, ip: str, path: str) -> HealthCheck:
+    """Alloy on a monitoring host demands the host certificate (render/alloy.py); on loopback it
+    is plain HTTP."""
+    if not alloy.serves_lan(config, ip):
+        return HealthCheck(url=f"http://127.0.0.1:{config.monitoring.ports.alloy}{path}")
+    return HealthCheck(
+        url=_https(ip, config.monitoring.ports.alloy, path),
+        ca_file=f"{layout.ALLOY_TLS_DIR}/{layout.CA_FILE}",
+        client_cert=f"{layout.ALLOY_TLS_DIR}/{layout.CERT_FILE}",
+        client_key=f"{layout.ALLOY_TLS_DIR}/{layout.KEY_FILE}",
+    )
 
 
 def _bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
@@ -264,9 +282,20 @@ def _log_and_ui_bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
             # cannot be loaded (grafana/alloy docs/sources/reference/http/_index.md), and the
             # apply then rolls back.
             validators=(f'alloy fmt "$candidate{layout.ALLOY_CONFIG}" >/dev/null',),
-            health=HealthCheck(url=f"http://{_host(alloy.listen_ip(config, ip))}:{ports.alloy}/-/ready"),
-            reload_url=f"http://{_host(alloy.listen_ip(config, ip))}:{ports.alloy}/-/reload",
+            health=_alloy_check(config, ip, "/-/ready"),
+            reload_url=_alloy_check(config, ip, "/-/reload").url,
         ),
+        # PBS's proxy certificate from the stack's CA (render/pbs_certificate.py): reloaded, then
+        # PBS must serve a chain the CA verifies for the host's address. The CA file is the node
+        # exporter's, installed by its step before this one.
+        "pbs_proxy": ServiceSpec(
+            "pbs_proxy",
+            pbs_certificate.PROXY_UNIT,
+            None,
+            health=HealthCheck(url=_https(ip, config.pbs.port, "/"), ca_file=f"{layout.TLS_DIR}/{layout.CA_FILE}"),
+        ),
+        # The stack's CA in the system trust store (update-ca-certificates runs on a change).
+        "ca_trust": ServiceSpec("ca_trust", None, None),
         "files": ServiceSpec("files", None, None),
     }
 
@@ -395,7 +424,7 @@ def packages(config: StackConfig, services: Iterable[ServiceSpec]) -> dict[str, 
 
 
 # Packages whose Debian 13 version differs, by the Debian13Versions field pinning it there.
-DEBIAN13_VERSIONS = {"prometheus-node-exporter": "node_exporter"}
+DEBIAN13_VERSIONS = {"prometheus-node-exporter": "node_exporter", "lego": "lego"}
 
 
 def release_packages(config: StackConfig, services: Iterable[ServiceSpec]) -> dict[str, dict[str, str]]:

@@ -30,11 +30,16 @@ FILE_GLOBS = ("/var/log/*.log", "/var/log/*/*.log", "/var/log/syslog", "/var/log
 FILE_LEVEL_REGEX = r"(?i)\b(?P<level>fatal|panic|critical|crit|error|err|warning|warn|info|debug)\b"
 
 
+def serves_lan(config: StackConfig, ip: str) -> bool:
+    """Alloy's HTTP server faces the LAN on monitoring hosts only: every replica's Prometheus
+    scrapes every monitoring host's Alloy (the coverage rules expect each registered target in
+    each replica), so it listens on the host address behind mutual TLS there. Elsewhere nothing
+    scrapes it and it listens on loopback."""
+    return ip in {h.address.split("/")[0] for h in config.monitoring.hosts}
+
+
 def listen_ip(config: StackConfig, ip: str) -> str:
-    """The address Alloy's HTTP server binds: the host address on monitoring hosts (Prometheus
-    scrapes it), loopback elsewhere (its UI shows the pipeline)."""
-    monitoring_ips = {h.address.split("/")[0] for h in config.monitoring.hosts}
-    return ip if ip in monitoring_ips else "127.0.0.1"
+    return ip if serves_lan(config, ip) else "127.0.0.1"
 
 
 TEMPLATE = """\
@@ -43,6 +48,19 @@ logging {
   level  = "info"
   format = "logfmt"
 }
+[% if mutual_tls %]
+
+// The HTTP server (metrics, UI, /-/reload) answers only clients holding a certificate of the
+// stack's CA: Prometheus' scrapes and the install's health check use the host certificate.
+http {
+  tls {
+    cert_file        = [[ (tls_dir ~ "/server.crt") | s ]]
+    key_file         = [[ (tls_dir ~ "/server.key") | s ]]
+    client_ca_file   = [[ (tls_dir ~ "/ca.crt") | s ]]
+    client_auth_type = "RequireAndVerifyClientCert"
+  }
+}
+[% endif %]
 
 loki.write "default" {
 [% for url in endpoints %]
@@ -133,6 +151,8 @@ def render_for(config: StackConfig, inventory: Inventory, host: str, service: st
     port = config.monitoring.ports.loki
     endpoints = [f"https://{m.ip}:{port}/loki/api/v1/push" for m in inventory.monitoring]
     return _template.render(
+        # The `http` block's `tls` (grafana/alloy docs/sources/reference/config-blocks/http.md).
+        mutual_tls=any(m.name == host for m in inventory.monitoring),
         endpoints=endpoints,
         tls_dir=layout.ALLOY_TLS_DIR,
         cluster=config.cluster,

@@ -90,7 +90,7 @@ _template = jinja2.Environment(
 def render(config: StackConfig, inventory: Inventory, node: MonitoringNode | None = None) -> str:
     node = node or inventory.monitoring[0]
     port = config.monitoring.ports.grafana
-    domain = f"{node.name}.{config.monitoring.domain}"
+    domain = node.dns_name or f"{node.name}.{config.monitoring.domain}"
     return _template.render(
         ip=node.ip,
         port=port,

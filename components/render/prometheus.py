@@ -28,19 +28,23 @@ SCRAPE_AUTH = {
     "password_file": f"{layout.SECRETS_SUBDIR}/{layout.SCRAPE_PASSWORD_FILE}",
 }
 
+MUTUAL_TLS: dict[str, Any] = {
+    "tls_config": {
+        "ca_file": CA,
+        "cert_file": f"{layout.TLS_SUBDIR}/{layout.CERT_FILE}",
+        "key_file": f"{layout.TLS_SUBDIR}/{layout.KEY_FILE}",
+    }
+}
+
 # Jobs served over TLS and how Prometheus authenticates to them.
 TLS_JOBS: dict[str, dict[str, Any]] = {
     "node": {"basic_auth": SCRAPE_AUTH, "tls_config": {"ca_file": CA}},
     "prometheus": {"basic_auth": API_AUTH, "tls_config": {"ca_file": CA}},
     "alertmanager": {"basic_auth": API_AUTH, "tls_config": {"ca_file": CA}},
-    # Loki requires a client certificate (mutual TLS): the host's own certificate serves.
-    "loki": {
-        "tls_config": {
-            "ca_file": CA,
-            "cert_file": f"{layout.TLS_SUBDIR}/{layout.CERT_FILE}",
-            "key_file": f"{layout.TLS_SUBDIR}/{layout.KEY_FILE}",
-        }
-    },
+    # Loki and the monitoring hosts' Alloy require a client certificate (mutual TLS): the host's
+    # own certificate serves.
+    "loki": MUTUAL_TLS,
+    "alloy": MUTUAL_TLS,
     "grafana": {"basic_auth": SCRAPE_AUTH, "tls_config": {"ca_file": CA}},
     "blackbox": {"basic_auth": SCRAPE_AUTH, "tls_config": {"ca_file": CA}},
     "pushgateway": {"basic_auth": SCRAPE_AUTH, "tls_config": {"ca_file": CA}},

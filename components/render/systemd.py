@@ -217,10 +217,15 @@ def alloy_files(config: StackConfig, host: str, ip: str, *, lxc: bool = False) -
     listen = _addr(alloy.listen_ip(config, ip), config.monitoring.ports.alloy)
     # No /debug/pprof (a heap dump holds every credential Alloy read): `--server.http.enable-pprof`,
     # default true (grafana/agent CHANGELOG.md, "Add CLI flag --server.http.enable-pprof to
-    # grafana-agent-flow"; Alloy docs reference/cli/run).
+    # grafana-agent-flow"; Alloy docs reference/cli/run). No support bundle (/-/support: config,
+    # environment and logs in plain text; new in Alloy 1.5, docs/alloy/v1.5/troubleshoot/
+    # support_bundle): the flag is `server.http.disable-support-bundle` in grafana/alloy
+    # internal/alloycli/cmd_run.go (`BoolVar(&r.disableSupportBundle,
+    # "server.http.disable-support-bundle", ...)`, as in docs reference/cli/run.md); the bare
+    # `--disable-support-bundle` of the troubleshooting page is grafana/agent's static-mode flag.
     custom = (
         f"--server.http.listen-addr={listen} --storage.path={layout.ALLOY_DATA} --disable-reporting"
-        " --server.http.enable-pprof=false"
+        " --server.http.enable-pprof=false --server.http.disable-support-bundle"
     )
     defaults = (
         "# Managed by obsstack.\n"
@@ -251,7 +256,7 @@ def monitoring_files(config: StackConfig, inventory: Inventory, node: Monitoring
             f"--config.file={layout.PROMETHEUS_CONFIG}",
             f"--web.config.file={layout.PROMETHEUS_WEB}",
             f"--web.listen-address={_addr(ip, ports.prometheus)}",
-            f"--web.external-url=https://{_addr(ip, ports.prometheus)}/",
+            f"--web.external-url=https://{_addr(node.public_host, ports.prometheus)}/",
             f"--storage.tsdb.path={layout.PROMETHEUS_DATA}",
             f"--storage.tsdb.retention.time={mon.retention}",
             f"--storage.tsdb.retention.size={mon.retention_size_gb}GB",
@@ -260,7 +265,7 @@ def monitoring_files(config: StackConfig, inventory: Inventory, node: Monitoring
             f"--config.file={layout.PROMETHEUS_DIR}/alertmanager.yml",
             f"--web.config.file={layout.ALERTMANAGER_WEB}",
             f"--web.listen-address={_addr(ip, ports.alertmanager)}",
-            f"--web.external-url=https://{_addr(ip, ports.alertmanager)}/",
+            f"--web.external-url=https://{_addr(node.public_host, ports.alertmanager)}/",
             f"--storage.path={layout.ALERTMANAGER_DATA}",
             *cluster,
         ),

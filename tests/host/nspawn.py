@@ -1,9 +1,13 @@
 """A real Debian 12 host for tests: a debootstrapped rootfs booted with systemd-nspawn.
 
 The rootfs is built once and cached as a tarball outside the repo (CACHE_DIR); each test run
-unpacks a fresh copy, sets up a login user with sudo and an sshd on a free loopback port, and
-boots it on the host network (`--register=no --keep-unit`: the CI machine's PID 1 is not
-systemd). Everything is torn down afterwards.
+unpacks a fresh copy, sets up a login user with sudo and an sshd on a free port, and boots it
+(`--register=no --keep-unit`: the CI machine's PID 1 is not systemd) either on the host network,
+sshd on loopback, or in a network namespace of its own (`private_network`): a veth pair in
+10.0.0.0/8, the host's address off loopback, reached from the test's end of the pair as another
+machine on the LAN would. The same rootfs can be booted again (`image` + `boot`), so packages
+installed on the host network are there inside the namespace, which has no route out.
+Everything is torn down afterwards.
 """
 
 from __future__ import annotations
@@ -80,6 +84,58 @@ def cached_rootfs() -> Path:
     return tarball
 
 
+@dataclass(frozen=True)
+class PrivateNetwork:
+    """A network namespace joined to the test's namespace by a veth pair (a /30 in 10.0.0.0/8)."""
+
+    name: str
+    outside: str  # the test's end: the "other machine on the LAN"
+    inside: str  # the booted host's address
+
+    @property
+    def path(self) -> str:
+        return f"/run/netns/{self.name}"
+
+
+@contextlib.contextmanager
+def private_network() -> Iterator[PrivateNetwork]:
+    """A fresh namespace; its /30 is derived from the pid so parallel runs do not collide."""
+    require_tools()
+    if not shutil.which("ip"):
+        raise HostError("the private network needs iproute2's `ip`: apt-get install iproute2")
+    pid = os.getpid()
+    octets = f"10.{(pid >> 14) & 0xFF}.{(pid >> 6) & 0xFF}"
+    base = (pid & 0x3F) * 4
+    net = PrivateNetwork(f"obsstack-{pid}", f"{octets}.{base + 1}", f"{octets}.{base + 2}")
+    outer, inner = f"obs{pid}o", f"obs{pid}i"
+
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True)
+
+    ip("netns", "add", net.name)
+    try:
+        ip("link", "add", outer, "type", "veth", "peer", "name", inner)
+        ip("link", "set", inner, "netns", net.name)
+        ip("addr", "add", f"{net.outside}/30", "dev", outer)
+        ip("link", "set", outer, "up")
+        ip("-n", net.name, "addr", "add", f"{net.inside}/30", "dev", inner)
+        ip("-n", net.name, "link", "set", inner, "up")
+        ip("-n", net.name, "link", "set", "lo", "up")
+        yield net
+    finally:
+        subprocess.run(["ip", "link", "del", outer], capture_output=True, check=False)
+        subprocess.run(["ip", "netns", "del", net.name], capture_output=True, check=False)
+
+
+@dataclass
+class Image:
+    """An unpacked, prepared rootfs and the key its login user accepts."""
+
+    workdir: Path
+    root: Path
+    key: Path
+
+
 @dataclass
 class DebianHost:
     root: Path
@@ -87,6 +143,7 @@ class DebianHost:
     key: Path
     process: subprocess.Popen[bytes]
     log: Path
+    address: str = "127.0.0.1"
 
     @property
     def user(self) -> str:
@@ -109,7 +166,7 @@ class DebianHost:
     def ssh(self, command: str, stdin: str | None = None, timeout: int = 600) -> subprocess.CompletedProcess[str]:
         """Run a command line over real SSH as the login user (like pulumi-command does)."""
         return subprocess.run(
-            ["ssh", *self._ssh_base(), "-p", str(self.ssh_port), f"{self.user}@127.0.0.1", command],
+            ["ssh", *self._ssh_base(), "-p", str(self.ssh_port), f"{self.user}@{self.address}", command],
             input=stdin if stdin is not None else "",
             capture_output=True,
             text=True,
@@ -130,13 +187,16 @@ class DebianHost:
                 self.process.wait(timeout=10)
 
 
-def _prepare(root: Path, ssh_port: int, public_key: str) -> None:
+def _listen_ssh(root: Path, ssh_port: int, address: str) -> None:
+    (root / "etc/ssh/sshd_config.d/obsstack-test.conf").write_text(
+        f"Port {ssh_port}\nListenAddress {address}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+    )
+
+
+def _prepare(root: Path, public_key: str) -> None:
     root.chmod(0o755)  # the build dir was a 0700 mkdtemp; "/" must be traversable by users
     (root / "etc/hostname").write_text("obsstack-test\n")
     (root / "etc/hosts").write_text("127.0.0.1 localhost\n127.0.1.1 obsstack-test\n")
-    (root / "etc/ssh/sshd_config.d/obsstack-test.conf").write_text(
-        f"Port {ssh_port}\nListenAddress 127.0.0.1\nPasswordAuthentication no\n"
-    )
     subprocess.run(["chroot", str(root), "useradd", "-m", "-s", "/bin/bash", LOGIN_USER], check=True)
     home = root / "home" / LOGIN_USER / ".ssh"
     home.mkdir(mode=0o700)
@@ -155,40 +215,44 @@ def _prepare(root: Path, ssh_port: int, public_key: str) -> None:
 
 
 @contextlib.contextmanager
-def booted() -> Iterator[DebianHost]:
+def image() -> Iterator[Image]:
+    """A fresh copy of the cached rootfs with the login user, removed afterwards."""
     require_tools()
     tarball = cached_rootfs()
     workdir = Path(tempfile.mkdtemp(prefix="obsstack-host-", dir="/var/tmp"))
     root = workdir / "rootfs"
     root.mkdir()
-    host: DebianHost | None = None
     try:
         with tarfile.open(tarball) as tar:
             # Our own cached debootstrap output: device nodes and ownership must survive.
             tar.extractall(root, filter="fully_trusted")  # noqa: S202
         key = workdir / "id_ed25519"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-        ssh_port = free_port()
-        _prepare(root, ssh_port, (workdir / "id_ed25519.pub").read_text())
-        log = workdir / "console.log"
-        machine = f"obsstack-{os.getpid()}-{ssh_port}"
-        with open(log, "wb") as console:
-            process = subprocess.Popen(
-                [
-                    "systemd-nspawn",
-                    "-b",
-                    "--register=no",
-                    "--keep-unit",
-                    "--console=passive",
-                    f"--machine={machine}",
-                    "-D",
-                    str(root),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=console,
-                stderr=subprocess.STDOUT,
-            )
-        host = DebianHost(root=root, ssh_port=ssh_port, key=key, process=process, log=log)
+        _prepare(root, (workdir / "id_ed25519.pub").read_text())
+        yield Image(workdir, root, key)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def boot(img: Image, network: PrivateNetwork | None = None) -> Iterator[DebianHost]:
+    """Boot the image until its sshd answers; power it off afterwards (the rootfs stays)."""
+    address = network.inside if network else "127.0.0.1"
+    ssh_port = free_port()
+    _listen_ssh(img.root, ssh_port, address)
+    log = img.workdir / "console.log"
+    machine = f"obsstack-{os.getpid()}-{ssh_port}"
+    netns = [f"--network-namespace-path={network.path}"] if network else []
+    command = ["systemd-nspawn", "-b", "--register=no", "--keep-unit", "--console=passive", *netns]
+    with open(log, "wb") as console:
+        process = subprocess.Popen(
+            [*command, f"--machine={machine}", "-D", str(img.root)],
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+        )
+    host = DebianHost(root=img.root, ssh_port=ssh_port, key=img.key, process=process, log=log, address=address)
+    try:
         deadline = time.monotonic() + BOOT_TIMEOUT
         while True:
             if process.poll() is not None:
@@ -197,10 +261,15 @@ def booted() -> Iterator[DebianHost]:
                 if host.ssh("true", timeout=10).returncode == 0:
                     break
             if time.monotonic() > deadline:
-                raise HostError(f"no SSH on 127.0.0.1:{ssh_port} after {BOOT_TIMEOUT}s:\n{log.read_text()[-3000:]}")
+                raise HostError(f"no SSH on {address}:{ssh_port} after {BOOT_TIMEOUT}s:\n{log.read_text()[-3000:]}")
             time.sleep(1)
         yield host
     finally:
-        if host is not None:
-            host.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        host.stop()
+
+
+@contextlib.contextmanager
+def booted() -> Iterator[DebianHost]:
+    """A fresh host on the host network, sshd on loopback."""
+    with image() as img, boot(img) as host:
+        yield host

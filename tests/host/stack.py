@@ -26,8 +26,9 @@ IP = "127.0.0.1"
 SERVICES = ("node_exporter", "blackbox", "pushgateway", "prometheus", "alertmanager")
 
 
-def sections(base: dict[str, Any], scrape_interval: str = "5s") -> dict[str, Any]:
-    """Every address in 127.0.0.0/8, every port free: nothing leaves this machine."""
+def sections(base: dict[str, Any], scrape_interval: str = "5s", ip: str = IP) -> dict[str, Any]:
+    """Every address in 127.0.0.0/8 (or the host's own in a private network namespace): nothing
+    leaves this machine."""
     sec = copy.deepcopy(base)
     sec["inventory"] = {
         "assets": [
@@ -48,7 +49,7 @@ def sections(base: dict[str, Any], scrape_interval: str = "5s") -> dict[str, Any
     sec["backups"]["drill"]["node"] = None
     sec["alerting"]["routing"]["warning"]["by_service"] = {}
     mon = sec["monitoring"]
-    mon["hosts"] = [{"name": HOST, "vmid": 200, "node": "pve1", "address": f"{IP}/8"}]
+    mon["hosts"] = [{"name": HOST, "vmid": 200, "node": "pve1", "address": f"{ip}/8" if ip == IP else f"{ip}/30"}]
     mon["scrape_interval"] = scrape_interval
     mon["scrape_timeout"] = "4s"
     mon["evaluation_interval"] = "10s"
@@ -69,7 +70,7 @@ class Credentials:
     host_key: str = ""
 
     @classmethod
-    def create(cls) -> Credentials:
+    def create(cls, ip: str = IP) -> Credentials:
         work = Path(tempfile.mkdtemp(prefix="obsstack-pki-"))
         creds = cls(work, {role: secrets.token_hex(16) for role in webconfig.WEB_USERS})
 
@@ -83,7 +84,7 @@ class Credentials:
         openssl("pkcs8", "-topk8", "-nocrypt", "-in", "host.key.ec", "-out", "host.key")
         openssl("req", "-new", "-key", "host.key", "-subj", f"/CN={HOST}", "-out", "host.csr")
         (work / "ext").write_text(
-            f"subjectAltName=IP:{IP},DNS:{HOST}\nextendedKeyUsage=serverAuth,clientAuth\n"
+            f"subjectAltName=IP:{ip},DNS:{HOST}\nextendedKeyUsage=serverAuth,clientAuth\n"
             "keyUsage=digitalSignature,keyEncipherment\n"
         )
         openssl("x509", "-req", "-in", "host.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
@@ -124,12 +125,12 @@ class InstallStack:
     specs: list[services.ServiceSpec]
 
     @classmethod
-    def build(cls, raw: dict[str, Any]) -> InstallStack:
+    def build(cls, raw: dict[str, Any], ip: str = IP) -> InstallStack:
         config = stack_config.validate(raw)
         inventory = stack_inventory.build(config)
         files = [f for f in host_files(config, inventory) if f.host == HOST]
         secret = [s for s in secret_files(config, inventory) if s.host == HOST]
-        specs = services.specs(config, IP, files, secret, only=SERVICES)
+        specs = services.specs(config, ip, files, secret, only=SERVICES)
         return cls(config, inventory, files, secret, specs)
 
     def owned(self, service: str) -> set[str]:

@@ -15,7 +15,7 @@ import yaml
 
 from components import config as stack_config
 from components.inventory import build
-from components.monitoring import services
+from components.monitoring import scripts, services
 from components.render import acme, files_for
 from tests.conftest import distinct_secrets, load_sections
 from tools.plan.__main__ import main
@@ -140,6 +140,19 @@ def test_lego_is_pinned_where_the_renewer_is_installed() -> None:
     shipped, secrets = files_for(config, build(config), config.pbs.host)
     specs = services.specs(config, "10.0.10.5", shipped, secrets, only=("files",))
     assert services.packages(config, specs)["lego"] == config.monitoring.versions.lego
+
+
+def test_lego_pin_holds_on_pbs_3_and_pbs_4() -> None:
+    """PBS 3 runs Debian 12 (lego 4.9.1-1), PBS 4 Debian 13 (4.9.1-2): each release gets its own
+    revision, and both pin the upstream version with the revision open, so a point release's new
+    revision still installs."""
+    config = acme_config()
+    shipped, secrets = files_for(config, build(config), config.pbs.host)
+    specs = services.specs(config, "10.0.10.5", shipped, secrets, only=("files",))
+    bookworm = services.packages(config, specs)["lego"]
+    trixie = services.release_packages(config, specs)["13"]["lego"]
+    assert (bookworm, trixie) == ("4.9.1-1", "4.9.1-2")
+    assert scripts.pin_pattern(bookworm) == scripts.pin_pattern(trixie) == "4.9.1-*"
 
 
 @pytest.mark.parametrize(

@@ -591,7 +591,7 @@ def test_alloy_is_reloaded_through_its_endpoint_and_a_refusal_rolls_back(
     answers 400 and the apply restores the previous file."""
     user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
     real = services._bases(example_config, "10.0.20.10")["alloy"]
-    assert real.reload_url == "http://10.0.20.10:12345/-/reload"
+    assert real.reload_url == "https://10.0.20.10:12345/-/reload"
     spec = dataclasses.replace(
         real, files=(services.ManagedFile("/etc/alloy/config.alloy", "0644", user, group),), validators=()
     )
@@ -606,7 +606,10 @@ def test_alloy_is_reloaded_through_its_endpoint_and_a_refusal_rolls_back(
     staged.write_text("new\n")
     done = run_script(rooted(scripts.apply_script(spec), root), env)
     calls = log.read_text().splitlines()
-    assert any("-/reload" in c for c in calls if c.startswith("curl")), calls
+    reloads = [c for c in calls if c.startswith("curl") and "-/reload" in c]
+    assert reloads, calls
+    # Alloy on a monitoring host demands the host certificate (mutual TLS) on /-/reload too.
+    assert all(re.search(rf"--cert \S*{layout.ALLOY_TLS_DIR}/{layout.CERT_FILE} ", c) for c in reloads), reloads
     assert not any(c.startswith("systemctl reload") for c in calls), "no SIGHUP reload"
     if applied:
         assert done.returncode == 0, done.stderr
