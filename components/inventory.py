@@ -388,11 +388,14 @@ def _upstream_targets(
     coverage: tuple[CoverageEntry, ...], members: tuple[str, ...], resolvers: set[str]
 ) -> tuple[tuple[str, str], ...]:
     """(job, instance) of each member; of a resolver, its probes when it has any: a DNS daemon
-    that died in a running container stops names resolving while its node exporter answers."""
+    that died in a running container stops names resolving while its node exporter answers.
+    Empty when a member has no target at all: nothing could tell that it is down too."""
     targets: list[tuple[str, str]] = []
     for member in members:
         own = [(e.job, e.instance) for e in coverage if e.asset == member]
         probes = [t for t in own if t[0].startswith("blackbox_")]
+        if not own:
+            return ()
         targets += probes if member in resolvers and probes else own
     return tuple(sorted(targets))
 

@@ -109,6 +109,13 @@ def test_a_resolver_outside_the_inventory_leaves_names_to_no_upstream(example_se
     assert "gitea" in found["pve1"].dependent_assets  # its own node still explains it
 
 
+def test_a_resolver_nothing_watches_leaves_the_group_out(example_sections) -> None:
+    """dns2 unmanaged and unprobed: dns1 failing alone must not look like every resolver failing."""
+    asset(example_sections, "dns2").update(managed=False, probes=[])
+    found = upstreams(stack_config.validate(example_sections))
+    assert not [name for name in found if name.startswith("resolvers:")]
+
+
 def test_resolvers_on_one_node_are_accepted_when_the_monitoring_host_shares_it(example_sections) -> None:
     """Losing that node loses the monitoring host too (the dead-man's switch pages): nothing new."""
     stack_config.validate(one_resolver(example_sections, monitoring_node="pve1"))
