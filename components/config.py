@@ -510,6 +510,23 @@ class Asset(Model):
         """Guests are backed up unless they opt out."""
         return self.is_guest and self.backup is not False
 
+    def reached_hosts(self) -> list[str]:
+        """Every host name or IP the monitoring host reaches this asset by (address and probes)."""
+        hosts = [self.address] if self.address else []
+        for probe in self.probes:
+            if probe.module == "http_2xx":
+                hosts.append(urllib.parse.urlsplit(probe.target).hostname or "")
+            elif probe.module == "tcp_connect":
+                hosts.append(probe.target.rpartition(":")[0].strip("[]"))
+            else:
+                hosts.append(probe.target)
+        return hosts
+
+    @property
+    def runs_on(self) -> str | None:
+        """The PVE node whose loss takes this asset down (a PVE node runs on itself)."""
+        return self.name if self.kind == "pve_node" else self.node
+
     @model_validator(mode="after")
     def _fields_fit_kind(self) -> Asset:
         col = _Collector()
@@ -604,6 +621,26 @@ def _check_upstream_timing(config: StackConfig, col: _Collector) -> None:
             "alerting.thresholds.target_down_for",
             "target_down_for and probe_failed_for must exceed scrape_interval + 2 x evaluation_interval: "
             "the alert of a dependency (UpstreamDown) must fire before the alerts it suppresses",
+        )
+
+
+def _check_resolvers_span_nodes(config: StackConfig, col: _Collector) -> None:
+    """Losing the one PVE node every resolver runs on leaves a monitoring host on another node
+    alive but unable to resolve a receiver's name: the outage it should page about pages nobody.
+    (Monitoring hosts on that same node die with it; the dead-man's switch covers that.)"""
+    resolvers = config.resolvers()
+    nodes = {a.runs_on for a in resolvers}
+    if not resolvers or len(nodes) != 1 or None in nodes:
+        return
+    (node,) = nodes
+    survivors = [h for h in config.monitoring.hosts if h.node != node]
+    if survivors:
+        names = ", ".join(a.name for a in resolvers)
+        col.add(
+            "monitoring.vm.dns",
+            f"every resolver ({names}) runs on PVE node {node}: losing {node} leaves {survivors[0].name} "
+            f"(on {survivors[0].node}) unable to resolve receivers and probes, so nobody is paged; add a "
+            f"resolver on another node or outside the cluster (the router, a public resolver) to monitoring.vm.dns",
         )
 
 
@@ -1415,6 +1452,19 @@ class StackConfig(Model):
     def pbs_host(self) -> Asset:
         return self.inventory.by_name()[self.pbs.host]
 
+    def owner(self, host: str) -> Asset | None:
+        """The asset reached by ``host`` (its address or a probe's host), if any."""
+        return next((a for a in self.assets if host in a.reached_hosts()), None)
+
+    def resolvers(self) -> tuple[Asset, ...]:
+        """The assets answering the monitoring hosts' DNS (``monitoring.vm.dns``), in order, or none
+        when a resolver is not in the inventory: its health is unknown, so the stack cannot tell
+        when names stop resolving (and an empty list leaves the VM to PVE's host settings)."""
+        owners = [self.owner(str(ip)) for ip in self.monitoring.vm.dns]
+        if not owners or None in owners:
+            return ()
+        return tuple({a.name: a for a in owners if a is not None}.values())
+
     def secret_key_names(self) -> list[str]:
         """Every secret config key this stack references, sorted."""
         return sorted({key for _, key in self.secret_keys()})
@@ -1436,6 +1486,7 @@ class StackConfig(Model):
         _check_retention_covers_lookbacks(self, col)
         _check_rpo_fits_schedule(self, col)
         _check_upstream_timing(self, col)
+        _check_resolvers_span_nodes(self, col)
         col.raise_if_any()
         return self
 

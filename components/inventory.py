@@ -7,7 +7,6 @@ Inventory, so a target can't be scraped by one part and forgotten by another.
 from __future__ import annotations
 
 import ipaddress
-import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -18,7 +17,6 @@ from components.config import (
     DrillSpec,
     Severity,
     StackConfig,
-    dependency_cycle,
     duration_seconds,
     placement_edges,
 )
@@ -115,7 +113,9 @@ class CoverageEntry:
 class Upstream:
     """Something many targets cannot be reached without. When every one of its ``targets``
     (job, instance) fails, UpstreamDown pages once and Alertmanager inhibits the alerts of the
-    ``dependent_assets`` (and, for a prober, of every target of the ``dependent_jobs``)."""
+    ``dependent_assets`` (and, for a prober, of every target of the ``dependent_jobs``) and the
+    ``members``' own alerts: the upstream's asset, or every asset of an any-of group (whose
+    ``name`` and ``asset`` are the group's, ``any_of_groups``)."""
 
     name: str
     asset: str
@@ -125,6 +125,7 @@ class Upstream:
     targets: tuple[tuple[str, str], ...]
     dependent_assets: tuple[str, ...] = ()
     dependent_jobs: tuple[str, ...] = ()
+    members: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -275,19 +276,6 @@ def _drill_target(asset: Asset, drill: DrillSpec) -> DrillTarget:
 # ---------------------------------------------------------------------------------------------
 
 
-def _hosts_of(asset: Asset) -> list[str]:
-    """Every host name or IP the monitoring host reaches this asset by (address and probes)."""
-    hosts = [asset.address] if asset.address else []
-    for probe in asset.probes:
-        if probe.module == "http_2xx":
-            hosts.append(urllib.parse.urlsplit(probe.target).hostname or "")
-        elif probe.module == "tcp_connect":
-            hosts.append(probe.target.rpartition(":")[0].strip("[]"))
-        else:
-            hosts.append(probe.target)
-    return hosts
-
-
 def _in_network(host: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
     try:
         return ipaddress.ip_address(host) in network
@@ -303,57 +291,87 @@ def _is_name(host: str) -> bool:
     return False
 
 
-def _owner(config: StackConfig, host: str) -> Asset | None:
-    return next((a for a in config.assets if host in _hosts_of(a)), None)
+def any_of_groups(config: StackConfig) -> dict[str, tuple[str, ...]]:
+    """Upstreams of which any one suffices, by name: the monitoring hosts' resolvers when there are
+    several (names resolve while one answers). The name cannot be an asset's (``:`` is no Name
+    character) and holds no regex metacharacter, so inhibit rules can match it as an asset."""
+    resolvers = config.resolvers()
+    if len(resolvers) < 2:
+        return {}
+    return {"resolvers:" + ":".join(a.name for a in resolvers): tuple(a.name for a in resolvers)}
+
+
+def _resolver_upstream(config: StackConfig) -> tuple[str | None, tuple[str, ...]]:
+    """What a probe naming a host needs (the resolver, or the group of them) and the resolvers."""
+    resolvers = tuple(a.name for a in config.resolvers())
+    groups = any_of_groups(config)
+    return (next(iter(groups)) if groups else (resolvers[0] if resolvers else None)), resolvers
 
 
 def dependency_edges(config: StackConfig) -> dict[str, tuple[str, ...]]:
-    """asset -> assets it needs, direct: its PVE node and ``depends_on`` (config), the monitoring
-    hosts' gateway when it lies outside their network, the resolver when a probe names a host.
+    """asset -> what it needs, direct (every one of them: any down takes it down): its PVE node and
+    ``depends_on`` (config), the monitoring hosts' gateway when it lies outside their network, the
+    resolver (or, with several, their any-of group, ``any_of_groups``) when a probe names a host.
     A derived edge that would close a cycle is left out (the explicit and placement edges win)."""
     edges = {name: list(upstreams) for name, upstreams in placement_edges(config.assets).items()}
+    groups = any_of_groups(config)
     derived: list[tuple[str, str]] = []
     for host in config.monitoring.hosts:
-        gateway = _owner(config, host.gateway) if host.gateway else None
+        gateway = config.owner(host.gateway) if host.gateway else None
         network = ipaddress.ip_interface(host.address).network
         for asset in config.assets:
-            if gateway and asset.name != gateway.name and not all(_in_network(h, network) for h in _hosts_of(asset)):
+            reached = asset.reached_hosts()
+            if gateway and asset.name != gateway.name and not all(_in_network(h, network) for h in reached):
                 derived.append((asset.name, gateway.name))
-    resolvers = [a for a in (_owner(config, str(ip)) for ip in config.monitoring.vm.dns) if a]
+    needed, resolvers = _resolver_upstream(config)
     for asset in config.assets:
-        if any(_is_name(h) for h in _hosts_of(asset)):
-            derived += [(asset.name, r.name) for r in resolvers if r.name != asset.name]
+        # A resolver resolves names itself while it is up: it needs no other resolver.
+        if needed and asset.name not in resolvers and any(_is_name(h) for h in asset.reached_hosts()):
+            derived.append((asset.name, needed))
     for dependent, upstream in derived:
-        if upstream not in edges[dependent] and dependency_cycle({**edges, dependent: [upstream]}, dependent) is None:
+        if upstream not in edges[dependent] and upstream not in explained_by(edges, groups, dependent):
             edges[dependent].append(upstream)
     return {name: tuple(upstreams) for name, upstreams in edges.items()}
 
 
-def _dependents(edges: Mapping[str, Iterable[str]], upstream: str) -> tuple[str, ...]:
-    """Every asset that needs ``upstream``, directly or through others."""
-    found: set[str] = set()
-    frontier = [upstream]
-    while frontier:
-        current = frontier.pop()
+def explained_by(
+    edges: Mapping[str, Iterable[str]], groups: Mapping[str, Iterable[str]], upstream: str
+) -> tuple[str, ...]:
+    """Every asset and any-of group that is down whenever ``upstream`` is: an asset when anything
+    it needs is, a group when all its members are (a fixed point, so dependents are transitive)."""
+    down = {upstream}
+    grown = True
+    while grown:
+        grown = False
+        for group, members in groups.items():
+            if group not in down and all(m in down for m in members):
+                down.add(group)
+                grown = True
         for name, needs in edges.items():
-            if current in needs and name not in found and name != upstream:
-                found.add(name)
-                frontier.append(name)
-    return tuple(sorted(found))
+            if name not in down and any(n in down for n in needs):
+                down.add(name)
+                grown = True
+    return tuple(sorted(down - {upstream}))
 
 
 def _upstreams(config: StackConfig, coverage: tuple[CoverageEntry, ...]) -> tuple[Upstream, ...]:
     edges = dependency_edges(config)
+    groups = any_of_groups(config)
     by_asset = {a.name: a for a in config.assets}
+    resolvers = {a.name for a in config.resolvers()}
     out = []
     for name in sorted({u for needs in edges.values() for u in needs}):
-        asset = by_asset.get(name)
-        dependents = _dependents(edges, name)
-        targets = tuple(sorted((e.job, e.instance) for e in coverage if e.asset == name))
-        if asset is None or not dependents or not targets:
+        members = groups.get(name, (name,))
+        dependents = explained_by(edges, groups, name)
+        targets = _upstream_targets(coverage, members, resolvers)
+        if any(m not in by_asset for m in members) or not dependents or not targets:
             continue
-        reason = "PVE node" if asset.kind == "pve_node" else "network or explicit depends_on"
-        out.append(Upstream(name, name, asset.service, asset.tier, reason, targets, dependent_assets=dependents))
+        # A group pages with its most severe member's tier and service.
+        lead = min((by_asset[m] for m in members), key=lambda a: list(TIER_SEVERITY).index(a.tier))
+        reason = _reason(lead, grouped=name in groups)
+        out.append(
+            Upstream(name, name, lead.service, lead.tier, reason, targets, dependent_assets=dependents, members=members)
+        )
     probe_jobs = tuple(sorted({e.job for e in coverage if e.job.startswith("blackbox_")}))
     for entry in coverage:
         if entry.job == "blackbox" and probe_jobs:
@@ -366,6 +384,29 @@ def _upstreams(config: StackConfig, coverage: tuple[CoverageEntry, ...]) -> tupl
                     "prober",
                     ((entry.job, entry.instance),),
                     dependent_jobs=probe_jobs,
+                    members=(entry.asset,),
                 )
             )
     return tuple(out)
+
+
+def _upstream_targets(
+    coverage: tuple[CoverageEntry, ...], members: tuple[str, ...], resolvers: set[str]
+) -> tuple[tuple[str, str], ...]:
+    """(job, instance) of each member; of a resolver, its probes when it has any: a DNS daemon
+    that died in a running container stops names resolving while its node exporter answers.
+    Empty when a member has no target at all: nothing could tell that it is down too."""
+    targets: list[tuple[str, str]] = []
+    for member in members:
+        own = [(e.job, e.instance) for e in coverage if e.asset == member]
+        probes = [t for t in own if t[0].startswith("blackbox_")]
+        if not own:
+            return ()
+        targets += probes if member in resolvers and probes else own
+    return tuple(sorted(targets))
+
+
+def _reason(asset: Asset, grouped: bool) -> str:
+    if grouped:
+        return "resolvers (any one suffices)"
+    return "PVE node" if asset.kind == "pve_node" else "network or explicit depends_on"

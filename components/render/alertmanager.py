@@ -153,18 +153,22 @@ def dependency_inhibitions(upstreams: tuple[Upstream, ...]) -> list[dict[str, An
         if upstream.dependent_jobs:
             dependents = f'job=~"{"|".join(upstream.dependent_jobs)}"'
             rules.append({"source_matchers": list(source), "target_matchers": [dependents]})
-        not_itself = [f'alertname!="{UPSTREAM_ALERT}"', f'unacknowledged_alert!="{UPSTREAM_ALERT}"']
-        rules.append({"source_matchers": list(source), "target_matchers": _own_alerts(upstream) + not_itself})
+        rules.append({"source_matchers": list(source), "target_matchers": _own_alerts(upstream)})
     return rules
 
 
 def _own_alerts(upstream: Upstream) -> list[str]:
     """Matchers of the upstream's own per-target alerts: its asset's, or for a prober (on a
-    monitoring host, whose other jobs must still page) exactly the prober's target."""
+    monitoring host, whose other jobs must still page) exactly the prober's target, but not its
+    page. An any-of group's page carries the group's name as asset, so matching its members also
+    mutes their pages (one page when both resolvers are down), never its own."""
+    not_itself = [f'alertname!="{UPSTREAM_ALERT}"', f'unacknowledged_alert!="{UPSTREAM_ALERT}"']
     if upstream.dependent_jobs:
         (job, instance), *_ = upstream.targets
-        return [f'job="{job}"', f'instance="{instance}"']
-    return [f'asset="{upstream.asset}"']
+        return [f'job="{job}"', f'instance="{instance}"', *not_itself]
+    if upstream.members != (upstream.asset,):
+        return [f'asset=~"{"|".join(upstream.members)}"']
+    return [f'asset="{upstream.asset}"', *not_itself]
 
 
 def document(config: StackConfig, inventory: Inventory | None = None) -> dict[str, Any]:

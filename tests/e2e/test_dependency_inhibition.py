@@ -125,3 +125,43 @@ def test_without_upstream_only_host_down_inhibits(alertmanager: Alertmanager, ex
     assert len(host_down) == 1 and len(firing) > 1, "gitea has a node exporter and other targets"
     alertmanager.post(sorted(firing), [])
     assert alertmanager.active(firing) == host_down
+
+
+def _probe_failed(inventory: stack_inventory.Inventory, asset: str) -> list[LabelSet]:
+    return [
+        _alert(
+            "ServiceProbeFailed",
+            asset=e.asset,
+            job=e.job,
+            instance=e.instance,
+            service=e.service,
+            tier=e.tier,
+            severity=stack_config.TIER_SEVERITY[e.tier],
+        )
+        for e in inventory.coverage
+        if e.asset == asset and e.job.startswith("blackbox_")
+    ]
+
+
+def test_one_resolver_down_with_another_up_mutes_nothing_and_pages_for_itself(
+    alertmanager: Alertmanager, example_inventory
+) -> None:
+    """dns1's DNS daemon dies; dns2 answers, so gitea's probe by name still passes and, were
+    anything else failing beside it, nothing would explain it away: only dns1 pages."""
+    dns1 = set(_probe_failed(example_inventory, "dns1"))
+    unrelated = set(_probe_failed(example_inventory, "gitea"))  # a real gitea outage at the same time
+    firing = dns1 | unrelated
+    alertmanager.post(sorted(firing), [])
+    assert alertmanager.active(firing) == firing
+
+
+def test_all_resolvers_down_page_once_and_mute_the_probes_by_name(
+    alertmanager: Alertmanager, example_inventory
+) -> None:
+    page = _upstream("resolvers:dns1:dns2", "resolvers:dns1:dns2", "dns")
+    resolvers = [a for name in ("dns1", "dns2") for a in _probe_failed(example_inventory, name)]
+    resolvers += [a for name in ("dns1", "dns2") for a in _target_down(example_inventory, name)]
+    by_name = [a for name in ("gitea", "nextcloud") for a in _probe_failed(example_inventory, name)]
+    firing = {page, *resolvers, *by_name}
+    alertmanager.post(sorted(firing), [])
+    assert alertmanager.active(firing) == {page}

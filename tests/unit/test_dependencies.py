@@ -30,15 +30,17 @@ def upstreams(config: stack_config.StackConfig) -> dict[str, stack_inventory.Ups
 
 def test_a_pve_node_is_upstream_of_its_guests_and_of_what_needs_them(example_config) -> None:
     pve1 = upstreams(example_config)["pve1"]
-    # gitea, dns1, scratch-dev run on pve1; nextcloud (on pve2) is probed by name through dns1.
-    assert pve1.dependent_assets == ("dns1", "gitea", "nextcloud", "scratch-dev")
+    # gitea, dns1, scratch-dev run on pve1; nextcloud (on pve2, probed by name) still resolves
+    # through dns2 on pve2, so pve1's outage does not explain it.
+    assert pve1.dependent_assets == ("dns1", "gitea", "scratch-dev")
     assert pve1.targets == (("node", "10.0.10.11:9100"), ("pve", "10.0.10.11"))
 
 
 def test_the_gateway_of_the_monitoring_network_is_upstream_of_everything_outside_it(example_config) -> None:
     router = upstreams(example_config)["router"]
     others = {a.name for a in example_config.assets} - {"router"}
-    assert set(router.dependent_assets) == others
+    # ...and so of the resolvers' group: both resolvers sit behind it.
+    assert set(router.dependent_assets) == others | {"resolvers:dns1:dns2"}
 
 
 def test_the_prober_is_upstream_of_every_probe_job(example_config) -> None:
@@ -60,6 +62,63 @@ def test_a_derived_edge_that_would_close_a_cycle_is_left_out(example_sections) -
     found = upstreams(stack_config.validate(example_sections))
     assert "router" in found["pve1"].dependent_assets
     assert "pve1" not in found["router"].dependent_assets
+
+
+def one_resolver(sections: dict[str, Any], monitoring_node: str = "pve1") -> dict[str, Any]:
+    """The example with dns1 its only resolver (dns2 gone) and mon-1 on ``monitoring_node``."""
+    sections["inventory"]["assets"] = [a for a in sections["inventory"]["assets"] if a["name"] != "dns2"]
+    sections["monitoring"]["vm"]["dns"] = ["10.0.10.53"]
+    sections["monitoring"]["hosts"][0]["node"] = monitoring_node
+    return sections
+
+
+def test_the_only_resolver_is_upstream_of_every_probe_naming_a_host(example_sections) -> None:
+    found = upstreams(stack_config.validate(one_resolver(example_sections)))
+    assert found["dns1"].dependent_assets == ("gitea", "nextcloud")
+    # Transitive: nextcloud (on pve2) cannot be resolved without dns1, which runs on pve1.
+    assert "nextcloud" in found["pve1"].dependent_assets
+
+
+def test_several_resolvers_are_one_upstream_that_is_down_only_when_all_are(example_config) -> None:
+    found = upstreams(example_config)
+    group = found["resolvers:dns1:dns2"]
+    assert group.members == ("dns1", "dns2")
+    assert group.dependent_assets == ("gitea", "nextcloud")
+    # Their DNS ports, not their hosts: a dead daemon in a running container resolves nothing.
+    assert group.targets == (("blackbox_tcp_connect", "10.0.10.53:53"), ("blackbox_tcp_connect", "10.0.10.54:53"))
+    assert (group.asset, group.service, group.tier) == ("resolvers:dns1:dns2", "dns", "critical")
+    # One resolver alone explains nothing: neither is an upstream of its own.
+    assert "dns1" not in found and "dns2" not in found
+
+
+def test_a_group_is_explained_by_what_all_its_members_need(example_sections) -> None:
+    """Both resolvers on pve1 (monitoring there too, so the config accepts it): pve1's outage
+    explains the group's, and through it the probes by name on other nodes."""
+    asset(example_sections, "dns2")["node"] = "pve1"
+    example_sections["monitoring"]["hosts"][0]["node"] = "pve1"
+    found = upstreams(stack_config.validate(example_sections))
+    assert {"resolvers:dns1:dns2", "nextcloud"} <= set(found["pve1"].dependent_assets)
+    assert "resolvers:dns1:dns2" not in found["pve2"].dependent_assets
+
+
+def test_a_resolver_outside_the_inventory_leaves_names_to_no_upstream(example_sections) -> None:
+    """1.1.1.1's health is unknown: the stack cannot tell when names stop resolving."""
+    example_sections["monitoring"]["vm"]["dns"] = ["10.0.10.53", "1.1.1.1"]
+    found = upstreams(stack_config.validate(example_sections))
+    assert not [name for name in found if "dns" in name]
+    assert "gitea" in found["pve1"].dependent_assets  # its own node still explains it
+
+
+def test_a_resolver_nothing_watches_leaves_the_group_out(example_sections) -> None:
+    """dns2 unmanaged and unprobed: dns1 failing alone must not look like every resolver failing."""
+    asset(example_sections, "dns2").update(managed=False, probes=[])
+    found = upstreams(stack_config.validate(example_sections))
+    assert not [name for name in found if name.startswith("resolvers:")]
+
+
+def test_resolvers_on_one_node_are_accepted_when_the_monitoring_host_shares_it(example_sections) -> None:
+    """Losing that node loses the monitoring host too (the dead-man's switch pages): nothing new."""
+    stack_config.validate(one_resolver(example_sections, monitoring_node="pve1"))
 
 
 def _refused(sections: dict[str, Any]) -> str:
@@ -88,6 +147,18 @@ REFUSED: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         "dependency cycle pve1 -> dns1 -> pve1",
     ),
     (
+        "resolvers-on-one-node",
+        lambda s: asset(s, "dns2").update(node="pve1"),
+        "monitoring.vm.dns",
+        "every resolver (dns1, dns2) runs on PVE node pve1: losing pve1 leaves mon-1 (on pve2) unable to resolve",
+    ),
+    (
+        "only-resolver-on-another-node",
+        lambda s: one_resolver(s, monitoring_node="pve2"),
+        "monitoring.vm.dns",
+        "add a resolver on another node or outside the cluster",
+    ),
+    (
         "upstream-cannot-fire-first",
         lambda s: s["alerting"].update(thresholds={"target_down_for": "30s", "probe_failed_for": "30s"}),
         "alerting.thresholds.target_down_for",
@@ -111,11 +182,19 @@ def test_inhibitions_mute_dependents_and_the_upstreams_own_alerts_but_not_its_pa
     rules = am_render.document(example_config)["inhibit_rules"]
     pve1 = [r for r in rules if 'upstream="pve1"' in r.get("source_matchers", [])]
     assert [r["target_matchers"] for r in pve1] == [
-        ['asset=~"dns1|gitea|nextcloud|scratch-dev"'],
+        ['asset=~"dns1|gitea|scratch-dev"'],
         ['asset="pve1"', 'alertname!="UpstreamDown"', 'unacknowledged_alert!="UpstreamDown"'],
     ]
     prober = [r["target_matchers"] for r in rules if 'upstream="blackbox-mon-1"' in r.get("source_matchers", [])]
     assert prober[0] == ['job=~"blackbox_http_2xx|blackbox_icmp|blackbox_tcp_connect"']
+
+
+def test_the_resolver_group_mutes_probes_by_name_and_both_resolvers_pages(example_config) -> None:
+    """Matching the members' assets mutes their TargetDown and their own UpstreamDown, if any
+    (one page); the group's page carries the group's name as asset, so it is never muted by it."""
+    rules = am_render.document(example_config)["inhibit_rules"]
+    group = [r["target_matchers"] for r in rules if 'upstream="resolvers:dns1:dns2"' in r.get("source_matchers", [])]
+    assert group == [['asset=~"gitea|nextcloud"'], ['asset=~"dns1|dns2"']]
 
 
 def test_amtool_accepts_the_rendered_inhibit_rules(example_config, example_inventory, tmp_path: Path) -> None:

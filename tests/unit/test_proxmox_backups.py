@@ -26,7 +26,7 @@ def guests_in_job(job: engine.Recorded, all_guests: set[int]) -> set[int]:
 def test_plan_has_the_nightly_job_of_exactly_the_protected_guests(example_plan, example_inventory) -> None:
     job = example_plan.one(JOB)
     assert job.inputs["vmids"] == [str(v) for v in sorted(g.vmid for g in example_inventory.protected)]
-    assert job.inputs["vmids"] == ["101", "110", "120", "121", "130", "131", "140"]
+    assert job.inputs["vmids"] == ["101", "102", "110", "120", "121", "130", "131", "140"]
     assert "150" not in job.inputs["vmids"]  # scratch-dev opted out with backup: false
     assert job.inputs["pruneBackups"]["keep-daily"] == "30"
     assert job.inputs["remove"] is False  # PBS's prune job prunes; the PVE token may not

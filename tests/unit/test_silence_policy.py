@@ -530,3 +530,36 @@ def test_the_policy_alarm_cannot_be_acknowledged(policy) -> None:
 def test_re2_is_installed_where_silences_are_created() -> None:
     """The controller judges with RE2 (requirements.txt pins google-re2); only the host falls back."""
     assert policy_module.re2 is not None, "google-re2 missing: pip install -r requirements.txt -c constraints.txt"
+
+
+def _upstream_down(upstream: str, service: str) -> dict[str, str]:
+    """UpstreamDown as Alertmanager holds it (rules/availability.yml: instance is the upstream's name)."""
+    return {
+        "alertname": "UpstreamDown",
+        "severity": "critical",
+        "service": service,
+        "upstream": upstream,
+        "instance": upstream,
+        "asset": upstream,
+        "tier": "critical",
+        "cluster": "homelab",
+    }
+
+
+def test_an_acknowledged_upstream_page_writes_the_series_the_escalation_joins_on(policy) -> None:
+    """The escalation joins on ACK_LABELS, which hold no `upstream`: the upstream's name reaches
+    the series as `instance`, so acking one upstream's page does not count for another's
+    (rules/tests/meta_test.yml replays the join)."""
+    am = FakeAlertmanager([_upstream_down("resolvers:dns1:dns2", "dns"), _upstream_down("pve1", "proxmox")])
+    silences.acknowledge(
+        am,
+        policy,
+        selectors=[Matcher("upstream", "resolvers:dns1:dns2")],
+        fingerprint=None,
+        duration="1h",
+        author="alice",
+        comment="DNS down, rolling back the blocklist",
+    )
+    text = silences.check(am, policy, now=0, log=lambda _: None)
+    acked = [line for line in text.splitlines() if line.startswith("obs_alert_acknowledged{")]
+    assert acked == ['obs_alert_acknowledged{alertname="UpstreamDown",instance="resolvers:dns1:dns2",service="dns"} 1']

@@ -182,6 +182,26 @@ def upstream_router_and_prober(stack: Stack) -> Iterator[Case]:
     )
 
 
+def upstream_resolvers(stack: Stack) -> Iterator[Case]:
+    """Several resolvers are one upstream (any one suffices): none of them alone is an outage."""
+    group = next((u for u in build_inventory(stack).upstreams if u.members != (u.asset,)), None)
+    if group is None:
+        return
+    ports = [stack.target(job, instance=instance) for job, instance in group.targets]
+    labels = {"upstream": group.name, "instance": group.name, "asset": group.asset}
+    fired = stack.expected("UpstreamDown", labels | {"service": group.service, "tier": group.tier})
+    yield _test(
+        f"defect 10: one of the resolvers ({ports[0].labels['asset']}) failing is no upstream outage: names resolve",
+        _down(stack, ports[:1], 6),
+        [_check("5m", "UpstreamDown", [])],
+    )
+    yield _test(
+        f"defect 10: every resolver's DNS port failing fires one UpstreamDown for {group.name}",
+        _down(stack, ports, 6),
+        [_check("3m45s", "UpstreamDown", []), _check("4m", "UpstreamDown", [fired])],
+    )
+
+
 def target_not_scraped(stack: Stack) -> Iterator[Case]:
     lost = stack.target("node", "gitea")
     labels = {"job": lost.job, "instance": lost.instance, **lost.labels}
@@ -524,6 +544,7 @@ def build_inventory(stack: Stack) -> Inventory:
 CASES: tuple[Callable[[Stack], Iterator[Case]], ...] = (
     upstream_pve_node,
     upstream_router_and_prober,
+    upstream_resolvers,
     target_not_scraped,
     target_down_budget,
     pbs_and_hooks,
