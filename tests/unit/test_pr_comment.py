@@ -19,9 +19,9 @@ REGISTER = "hosts/mon-1/etc/obsstack/coverage-register.json"
 NEW_ASSET = {
     "name": "pihole",
     "kind": "lxc",
-    "vmid": 102,
+    "vmid": 103,
     "node": "pve1",
-    "address": "10.0.10.54",
+    "address": "10.0.10.55",
     "service": "dns",
     "tier": "important",
 }
