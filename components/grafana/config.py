@@ -29,7 +29,7 @@ from components.inventory import MonitoringNode
 from components.monitoring.credentials import WebCredentials
 from components.monitoring.host import MonitoringHost
 from components.monitoring.pki import InternalCa
-from components.render import Board, layout
+from components.render import Board, acme, layout
 
 FOLDERS = ("Overview", "Infrastructure", "Backups", "Alerting", "Logs")
 DATASOURCE_UIDS = ("prometheus", "loki", "alertmanager")
@@ -56,6 +56,9 @@ class Backend:
     basic_auth_password: pulumi.Input[str] | None = None
     tls_client_cert: pulumi.Input[str] | None = None
     tls_client_key: pulumi.Input[str] | None = None
+    # tls.mode acme: the backend serves its host's ACME certificate; Grafana connects by address,
+    # verifies this name (jsonData serverName) against its host's system store, not the stack CA.
+    server_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,12 +93,13 @@ class GrafanaConfigArgs:
         HTTPS with the API user's basic auth, Loki over mutual TLS with the host's certificate."""
         pki, credentials = security
         password = credentials.passwords["api"]
+        name = node.dns_name if acme.enabled(config) else None
         return cls(
             config=config,
             url=host.grafana_url,
             secrets=secrets,
-            prometheus=Backend(host.prometheus_url, layout.API_USER, password),
-            alertmanager=Backend(host.alertmanager_url, layout.API_USER, password),
+            prometheus=Backend(host.prometheus_url, layout.API_USER, password, server_name=name),
+            alertmanager=Backend(host.alertmanager_url, layout.API_USER, password, server_name=name),
             loki=Backend(
                 f"https://{node.ip}:{config.monitoring.ports.loki}",
                 tls_client_cert=pki.certs[node.name],
@@ -296,7 +300,12 @@ class GrafanaConfig(pulumi.ComponentResource):
         secure: dict[str, pulumi.Input[str]] = {}
         if backend.basic_auth_password is not None:
             secure["basicAuthPassword"] = backend.basic_auth_password
-        if ca_cert_pem is not None:
+        # Grafana's datasource TLS: jsonData serverName, and tlsCACert only with tlsAuthWithCACert,
+        # else the system roots (grafana/grafana pkg/services/datasources/service/datasource.go,
+        # dsTLSOptions).
+        if backend.server_name is not None:
+            json_data = {**json_data, "serverName": backend.server_name}
+        elif ca_cert_pem is not None:
             json_data = {**json_data, "tlsAuthWithCACert": True}
             secure["tlsCACert"] = ca_cert_pem
         if backend.tls_client_cert is not None and backend.tls_client_key is not None:
