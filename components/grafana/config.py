@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import certifi
 import pulumi
 import pulumiverse_grafana as grafana
 
@@ -74,6 +76,8 @@ class GrafanaConfigArgs:
     boards: Sequence[Board] = ()
     # The CA that signed the monitoring plane's certificates (Grafana's own and its backends').
     ca_cert_pem: pulumi.Input[str] | None = None
+    # What the provider verifies Grafana's listener with, when not the stack CA alone (tls.mode acme).
+    provider_ca_pem: pulumi.Input[str] | None = None
     # Contact points, mute timings and the policy go to the primary Grafana only (see __main__.py).
     alerting: bool = True
 
@@ -96,7 +100,8 @@ class GrafanaConfigArgs:
         name = node.dns_name if acme.enabled(config) else None
         return cls(
             config=config,
-            url=host.grafana_url,
+            url=_provider_url(config, host, node),
+            provider_ca_pem=_provider_ca(config, pki),
             secrets=secrets,
             prometheus=Backend(host.prometheus_url, layout.API_USER, password, server_name=name),
             alertmanager=Backend(host.alertmanager_url, layout.API_USER, password, server_name=name),
@@ -110,6 +115,24 @@ class GrafanaConfigArgs:
             boards=boards,
             alerting=alerting,
         )
+
+
+def _provider_url(config: StackConfig, host: MonitoringHost, node: MonitoringNode) -> pulumi.Input[str]:
+    """With tls.mode acme Grafana's listener names only the host's dns_name, so the provider (on
+    the operator's machine) reaches Grafana by that name, as people do."""
+    if acme.enabled(config) and node.dns_name:
+        return f"https://{node.dns_name}:{config.monitoring.ports.grafana}"
+    return host.grafana_url
+
+
+def _provider_ca(config: StackConfig, pki: InternalCa) -> pulumi.Input[str] | None:
+    """With tls.mode acme: the stack CA (the pair Grafana serves until the first issuance), the
+    public roots (Mozilla's, from the pinned certifi: LetsEncrypt production) and
+    tls.ca_certificates (staging, Pebble). The provider takes a CA bundle as `ca_cert`."""
+    if not acme.enabled(config):
+        return None
+    extra = config.monitoring.tls.ca_certificates or ""
+    return pulumi.Output.concat(pki.ca_cert, "\n", Path(certifi.where()).read_text(), extra)
 
 
 def _mute_timing(name: str, window: MaintenanceWindow, child: pulumi.ResourceOptions) -> grafana.alerting.MuteTiming:
@@ -189,7 +212,7 @@ class GrafanaConfig(pulumi.ComponentResource):
             url=self.url,
             # The provider marks auth secret itself; the password Output is secret already.
             auth=pulumi.Output.format("{0}:{1}", config.grafana.admin_user, admin_password),
-            ca_cert=args.ca_cert_pem,
+            ca_cert=args.provider_ca_pem or args.ca_cert_pem,
             retries=5,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.install)),
         )

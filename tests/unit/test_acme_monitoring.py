@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import certifi
 import pytest
 import yaml
 
@@ -228,3 +229,14 @@ def test_grafana_datasources_verify_the_name(run_program) -> None:
         assert data["serverName"] == "mon-1.home.example.net" and "tlsAuthWithCACert" not in data, uid
     loki = json.loads(sources["loki"]["jsonDataEncoded"])
     assert loki["tlsAuthWithCACert"] is True and "serverName" not in loki, "Loki keeps the stack CA"
+
+
+def test_grafana_provider_reaches_grafana_by_name_and_trusts_every_served_pair(run_program) -> None:
+    bundle = pem()
+    plan = run_program(acme_sections(ca_certificates=bundle))
+    provider = next(r for r in plan.resources if r.type == "pulumi:providers:grafana")
+    assert provider.inputs["url"] == "https://mon-1.home.example.net:3000"
+    ca = str(provider.inputs["caCert"])
+    assert "-----BEGIN CERTIFICATE-----" in ca
+    assert bundle.strip() in ca, "the configured ACME roots (staging, Pebble)"
+    assert Path(certifi.where()).read_text().strip() in ca, "public roots: LetsEncrypt production"
