@@ -75,7 +75,7 @@ ENV_SOURCE = "acme-env"
 # The ACME CA's roots a monitoring host trusts beside the stack CA (tls.ca_certificates).
 TRUSTED_ACME_CA = f"{pbs_certificate.CA_TRUST_DIR}obsstack-acme-ca.crt"
 # Grafana re-reads its certificate when it changed, checked this often (certs_watch_interval).
-GRAFANA_CERT_WATCH = "10m"
+GRAFANA_CERT_WATCH = "1m"
 
 
 @dataclass(frozen=True)
