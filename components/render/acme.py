@@ -21,7 +21,7 @@ the stack CA's pair (``server.crt``). None of the three needs a reload to take a
   ``GetConfigForClient`` to re-read the web config and load the certificate files "on new
   connections" (prometheus/exporter-toolkit web/tls_config.go, ``Serve`` and ``ConfigToTLSConfig``:
   ``GetCertificate`` calls ``loadCert``); tests/e2e/test_acme_pebble.py proves it on Debian's
-  Prometheus 2.42 (same process, the renewed serial served);
+  Prometheus 2.42 and Alertmanager 0.25 (same processes, the renewed serial served);
 - Grafana re-reads ``cert_file``/``cert_key`` when their mtime changes, every
   ``[server] certs_watch_interval`` (grafana/grafana pkg/api/http_server.go, ``WatchAndUpdateCerts``
   and ``updateCerts``; pkg/setting/setting.go reads the key, default 0 = off); grafana.ini sets it.

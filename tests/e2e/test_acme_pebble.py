@@ -6,7 +6,7 @@ The PBS host: issue, serve (openssl s_server with the deployed proxy.pem/proxy.k
 s_client against Pebble's root by name), renew before expiry (``renew --days`` above the
 certificate's lifetime), the reload hook, and a renewal that keeps failing: the metrics keep the old
 expiry, and the rendered TLSCertificateNotRenewed fires in a real Prometheus reading them through
-node_exporter. A monitoring host: its dns_name issued and served by Debian's Prometheus with the
+node_exporter. A monitoring host: its dns_name issued and served by Debian's Prometheus and Alertmanager with the
 rendered web config (the stack CA's seed first), renewed and served by the same process, verified
 by name while connecting by address (s_client, the health check's curl --resolve, and Prometheus'
 rendered scrape of itself with tls_config server_name).
@@ -379,14 +379,35 @@ def api_ready(port: int, fqdn: str, trust: Path, password: str) -> int:
     return int(out.stdout or 0)
 
 
-def test_monitoring_host_certificate_is_served_by_prometheus_and_renewed_without_a_restart(
+def query_result(answer: Any) -> Any:
+    return answer["data"]["result"]
+
+
+def api_get(port: int, fqdn: str, path: str, pick: Any, *, trust: Path, password: str, timeout: float = 60) -> Any:
+    """``pick`` of the JSON an API answers by name (curl --resolve), polled until it is not empty."""
+    deadline = time.monotonic() + timeout
+    picked: Any = None
+    while time.monotonic() < deadline and not picked:
+        out = subprocess.run(
+            ["curl", "-sS", "--cacert", trust, "--resolve", f"{fqdn}:{port}:127.0.0.1",
+             "-u", f"{layout.API_USER}:{password}", f"https://{fqdn}:{port}{path}"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        picked = pick(json.loads(out.stdout)) if out.returncode == 0 else None
+        time.sleep(0.5)
+    return picked
+
+
+def test_monitoring_host_certificate_is_served_and_renewed_without_a_restart(
     acme_server: AcmeServer, tmp_path: Path
 ) -> None:
-    """A monitoring host's renewer issues its dns_name; Debian's Prometheus serves the rendered
-    web config (the ACME pair), first the stack CA's seed, then the ACME certificate, then the
-    renewed one, all from the same process; clients verify by name while connecting by address,
-    and Prometheus' own rendered scrape of itself (tls_config server_name) is up."""
+    """A monitoring host's renewer issues its dns_name; Debian's Prometheus and Alertmanager serve
+    the rendered web config (the ACME pair), first the stack CA's seed, then the ACME certificate,
+    then the renewed one, each from the same process; clients verify by name while connecting by
+    address: s_client, the health check's curl, Prometheus' rendered scrape of itself and its
+    rendered alerting entry (tls_config server_name), which delivers an alert to Alertmanager."""
     prometheus_bin = require("prometheus", "prometheus")
+    alertmanager_bin = require("prometheus-alertmanager", "prometheus-alertmanager")
     config = acme_config(acme_server)
     inventory = build(config)
     node = inventory.monitoring[0]
@@ -405,25 +426,54 @@ def test_monitoring_host_certificate_is_served_by_prometheus_and_renewed_without
     password = "api-password"
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
     (etc / "web.yml").write_text(webconfig.render({layout.API_USER: hashed}, acme=True))
-    port = free_port()
+    (etc / "alertmanager-web.yml").write_text(webconfig.render({layout.API_USER: hashed}, acme=True))
+    (etc / "alertmanager.yml").write_text(
+        yaml.safe_dump({"route": {"receiver": "null"}, "receivers": [{"name": "null"}]})
+    )
+    (etc / "probe.yml").write_text(
+        yaml.safe_dump({"groups": [{"name": "probe", "rules": [{"alert": "AcmeProbe", "expr": "vector(1)"}]}]})
+    )
+    port, am_port = free_port(), free_port()
     rendered = yaml.safe_load(prometheus.render(config, inventory, node))
     (self_scrape,) = [c for c in rendered["scrape_configs"] if c["job_name"] == "prometheus"]
     assert self_scrape["tls_config"] == {"server_name": fqdn}, "verifies the name against the system store"
     self_scrape["tls_config"]["ca_file"] = str(trust)  # the system store's stand-in
     self_scrape["basic_auth"] = {"username": layout.API_USER, "password": password}
     self_scrape["static_configs"][0]["targets"] = [f"127.0.0.1:{port}"]
+    (to_alertmanager,) = rendered["alerting"]["alertmanagers"]
+    assert to_alertmanager["tls_config"] == {"server_name": fqdn}
+    to_alertmanager["tls_config"]["ca_file"] = str(trust)
+    to_alertmanager["basic_auth"] = {"username": layout.API_USER, "password": password}
+    to_alertmanager["static_configs"] = [{"targets": [f"127.0.0.1:{am_port}"]}]
     (etc / "prometheus.yml").write_text(
-        yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": [self_scrape]})
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "alerting": {"alertmanagers": [to_alertmanager]},
+                "rule_files": ["probe.yml"],
+                "scrape_configs": [self_scrape],
+            }
+        )
     )
-    daemon = subprocess.Popen(
-        [prometheus_bin, f"--config.file={etc / 'prometheus.yml'}", f"--web.config.file={etc / 'web.yml'}",
-         f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.path={tmp_path / 'tsdb'}"],
+    alertmanager = subprocess.Popen(
+        [alertmanager_bin, f"--config.file={etc / 'alertmanager.yml'}", f"--storage.path={tmp_path / 'am'}",
+         "--cluster.listen-address=", f"--web.config.file={etc / 'alertmanager-web.yml'}",
+         f"--web.listen-address=127.0.0.1:{am_port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    daemon = subprocess.Popen(
+        [prometheus_bin, f"--config.file={etc / 'prometheus.yml'}", f"--web.config.file={etc / 'web.yml'}",
+         f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         "--rules.alert.resend-delay=1s"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    daemons = (daemon, alertmanager)
     try:
         wait_port(port)
-        assert peer(port, fqdn, stack_ca)[1].endswith("obsstack test CA"), "the seed is the stack CA's pair"
-        assert api_ready(port, fqdn, trust, password) == 200
+        wait_port(am_port)
+        for listener in (port, am_port):
+            assert peer(listener, fqdn, stack_ca)[1].endswith("obsstack test CA"), "the seed: the stack CA's pair"
+            assert api_ready(listener, fqdn, trust, password) == 200
 
         # Issue: lego deploys the ACME pair; the running Prometheus serves it on the next handshake.
         issued = renewer.run(config)
@@ -431,7 +481,9 @@ def test_monitoring_host_certificate_is_served_by_prometheus_and_renewed_without
         assert renewer.reloads() == [], "nothing reloads: exporter-toolkit re-reads the pair per connection"
         first, issuer = peer(port, fqdn, acme_server.root)
         assert "obsstack test CA" not in issuer
+        assert peer(am_port, fqdn, acme_server.root)[0] == first
         assert api_ready(port, fqdn, trust, password) == 200
+        assert api_ready(am_port, fqdn, trust, password) == 200
         grafana_cert = renewer.deployed(f"{layout.GRAFANA_TLS_DIR}/{layout.ACME_CERT_FILE}")
         assert grafana_cert.read_text() == renewer.deployed(f"{layout.TLS_DIR}/{layout.ACME_CERT_FILE}").read_text()
 
@@ -440,16 +492,17 @@ def test_monitoring_host_certificate_is_served_by_prometheus_and_renewed_without
         assert renewed.returncode == 0, renewed.stderr
         second, _ = peer(port, fqdn, acme_server.root)
         assert second != first
-        assert daemon.poll() is None
+        assert peer(am_port, fqdn, acme_server.root)[0] == second
+        assert all(d.poll() is None for d in daemons), "served by the processes that started on the seed"
         assert renewer.metric("obs_tls_renew_last_status") == 1
 
-        query = subprocess.run(
-            ["curl", "-sS", "--cacert", trust, "--resolve", f"{fqdn}:{port}:127.0.0.1",
-             "-u", f"{layout.API_USER}:{password}", f"https://{fqdn}:{port}/api/v1/query?query=up"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        results = json.loads(query.stdout)["data"]["result"]
-        assert [(r["metric"]["job"], r["value"][1]) for r in results] == [("prometheus", "1")], query.stdout
+        up = api_get(
+            port, fqdn, "/api/v1/query?query=up", lambda d: d["data"]["result"], trust=trust, password=password
+        )
+        assert [(r["metric"]["job"], r["value"][1]) for r in up] == [("prometheus", "1")], up
+        alerts = api_get(am_port, fqdn, "/api/v2/alerts", lambda d: d, trust=trust, password=password)
+        assert [a["labels"]["alertname"] for a in alerts] == ["AcmeProbe"], "Prometheus -> Alertmanager by name"
     finally:
-        daemon.terminate()
-        daemon.wait(timeout=20)
+        for d in daemons:
+            d.terminate()
+            d.wait(timeout=20)

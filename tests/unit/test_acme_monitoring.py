@@ -20,7 +20,7 @@ from components import config as stack_config
 from components.inventory import build
 from components.monitoring import scripts, services
 from components.render import acme, files_for, grafana_ini, layout, pbs_certificate, prometheus, systemd, webconfig
-from tests.conftest import load_sections
+from tests.conftest import RunProgram, load_sections
 from tests.unit.monitoring_helpers import with_replicas, write_plan
 
 ACME: dict[str, Any] = {
@@ -221,7 +221,7 @@ def test_candidate_is_seeded_before_promtool_checks_the_web_config() -> None:
         assert web_check > 0
 
 
-def test_grafana_datasources_verify_the_name(run_program) -> None:
+def test_grafana_datasources_verify_the_name(run_program: RunProgram) -> None:
     plan = run_program(acme_sections())
     sources = {r.inputs["uid"]: r.inputs for r in plan.resources if r.type == "grafana:oss/dataSource:DataSource"}
     for uid in ("prometheus", "alertmanager"):
@@ -231,7 +231,7 @@ def test_grafana_datasources_verify_the_name(run_program) -> None:
     assert loki["tlsAuthWithCACert"] is True and "serverName" not in loki, "Loki keeps the stack CA"
 
 
-def test_grafana_provider_reaches_grafana_by_name_and_trusts_every_served_pair(run_program) -> None:
+def test_grafana_provider_reaches_grafana_by_name_and_trusts_every_served_pair(run_program: RunProgram) -> None:
     bundle = pem()
     plan = run_program(acme_sections(ca_certificates=bundle))
     provider = next(r for r in plan.resources if r.type == "pulumi:providers:grafana")
