@@ -6,14 +6,16 @@ The PBS host: issue, serve (openssl s_server with the deployed proxy.pem/proxy.k
 s_client against Pebble's root by name), renew before expiry (``renew --days`` above the
 certificate's lifetime), the reload hook, and a renewal that keeps failing: the metrics keep the old
 expiry, and the rendered TLSCertificateNotRenewed fires in a real Prometheus reading them through
-node_exporter. A monitoring host: its dns_name issued and served by Debian's Prometheus and Alertmanager with the
-rendered web config (the stack CA's seed first), renewed and served by the same process, verified
-by name while connecting by address (s_client, the health check's curl --resolve, and Prometheus'
-rendered scrape of itself with tls_config server_name).
+node_exporter. A monitoring host: its dns_name issued and served by Debian's Prometheus and
+Alertmanager with the rendered web configs (the stack CA's seed first), renewed and served by the
+same processes, verified by name while connecting by address (s_client, the health check's curl
+--resolve, Prometheus' rendered scrape of itself and its rendered alerting entry, both with
+tls_config server_name).
 
 Pebble 2.4's certificates live 5 years (pebble ca/ca.go), so "close to expiry" is reached by
 config (cert_expiry_days 3000, renew_days 3650) rather than by waiting. The binaries are required:
-apt-get install pebble lego openssl curl (the test fails without them).
+apt-get install pebble lego openssl curl prometheus prometheus-alertmanager (the test fails
+without them).
 """
 
 from __future__ import annotations
