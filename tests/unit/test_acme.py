@@ -218,12 +218,15 @@ def test_scripts_pass_shellcheck(tmp_path: Path) -> None:
             assert run.returncode == 0, f"{f.path}:\n{run.stdout}"
 
 
-def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+@pytest.mark.parametrize("role", ["pbs", "monitoring"])
+def test_units_pass_systemd_analyze_verify(role: str, tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze is required (systemd)"
     config = acme_config()
-    for f in acme.files(config, build(config)):
-        if f.path.startswith("/etc/systemd/system/"):
+    inventory = build(config)
+    host = config.pbs.host if role == "pbs" else inventory.monitoring[0].name
+    for f in acme.files(config, inventory):
+        if f.host == host and f.path.startswith("/etc/systemd/system/"):
             (tmp_path / Path(f.path).name).write_text(f.content)
     run = subprocess.run(
         [analyze, "verify", "--man=no", "--recursive-errors=no", str(tmp_path / f"{acme.UNIT}.timer")],
