@@ -1026,7 +1026,19 @@ ACME_FIELDS = (
     "dns_propagation_check",
     "renew_days",
     "renew_schedule",
+    "ca_certificates",
 )
+PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?")
+
+
+def _check_pem_certificates(text: str) -> str:
+    body = text.strip() + "\n"
+    if not re.fullmatch(f"(?:{PEM_CERTIFICATE.pattern})+", body):
+        raise ValueError(
+            "is not a PEM certificate bundle: paste the ACME CA's root certificate(s), each from "
+            "-----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----"
+        )
+    return body
 
 
 class AcmeCredential(Model):
@@ -1058,6 +1070,11 @@ class TlsSection(Model):
     )
     renew_days: int = Field(default=30, ge=1, description="renew when fewer days are left (lego renew --days)")
     renew_schedule: CalendarEvent = "*-*-* 04:17:00"
+    ca_certificates: Annotated[str, AfterValidator(_check_pem_certificates)] | None = Field(
+        default=None,
+        description="PEM root(s) of an ACME CA the system store lacks (LetsEncrypt staging, Pebble): the "
+        "monitoring hosts trust them for their own ACME certificates; production needs none",
+    )
 
     @property
     def directory_url(self) -> str:
@@ -1672,6 +1689,15 @@ class StackConfig(Model):
                 "PBS keeps its self-signed certificate: PVE needs its SHA-256 fingerprint "
                 "(`proxmox-backup-manager cert info` on the PBS host), or set `pbs.certificate: stack_ca`",
             )
+        if tls.mode == "acme":
+            for i, host in enumerate(self.monitoring.hosts):
+                if host.dns_name is None:
+                    col.add(
+                        f"monitoring.hosts[{i}].dns_name",
+                        f"tls.mode acme issues each monitoring host a certificate for its DNS name: set "
+                        f"dns_name to the name people reach {host.name} by, in the zone tls.dns_provider "
+                        f"manages (e.g. {host.name}.home.example.net), or use tls.mode internal_ca",
+                    )
         if tls.mode == "acme" and tls.renew_days <= alert_days:
             col.add(
                 "monitoring.tls.renew_days",

@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import certifi
 import pulumi
 import pulumiverse_grafana as grafana
 
@@ -29,7 +31,7 @@ from components.inventory import MonitoringNode
 from components.monitoring.credentials import WebCredentials
 from components.monitoring.host import MonitoringHost
 from components.monitoring.pki import InternalCa
-from components.render import Board, layout
+from components.render import Board, acme, layout
 
 FOLDERS = ("Overview", "Infrastructure", "Backups", "Alerting", "Logs")
 DATASOURCE_UIDS = ("prometheus", "loki", "alertmanager")
@@ -56,6 +58,9 @@ class Backend:
     basic_auth_password: pulumi.Input[str] | None = None
     tls_client_cert: pulumi.Input[str] | None = None
     tls_client_key: pulumi.Input[str] | None = None
+    # tls.mode acme: the backend serves its host's ACME certificate; Grafana connects by address,
+    # verifies this name (jsonData serverName) against its host's system store, not the stack CA.
+    server_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,8 @@ class GrafanaConfigArgs:
     boards: Sequence[Board] = ()
     # The CA that signed the monitoring plane's certificates (Grafana's own and its backends').
     ca_cert_pem: pulumi.Input[str] | None = None
+    # What the provider verifies Grafana's listener with, when not the stack CA alone (tls.mode acme).
+    provider_ca_pem: pulumi.Input[str] | None = None
     # Contact points, mute timings and the policy go to the primary Grafana only (see __main__.py).
     alerting: bool = True
 
@@ -90,12 +97,14 @@ class GrafanaConfigArgs:
         HTTPS with the API user's basic auth, Loki over mutual TLS with the host's certificate."""
         pki, credentials = security
         password = credentials.passwords["api"]
+        name = node.dns_name if acme.enabled(config) else None
         return cls(
             config=config,
-            url=host.grafana_url,
+            url=_provider_url(config, host, node),
+            provider_ca_pem=_provider_ca(config, pki),
             secrets=secrets,
-            prometheus=Backend(host.prometheus_url, layout.API_USER, password),
-            alertmanager=Backend(host.alertmanager_url, layout.API_USER, password),
+            prometheus=Backend(host.prometheus_url, layout.API_USER, password, server_name=name),
+            alertmanager=Backend(host.alertmanager_url, layout.API_USER, password, server_name=name),
             loki=Backend(
                 f"https://{node.ip}:{config.monitoring.ports.loki}",
                 tls_client_cert=pki.certs[node.name],
@@ -106,6 +115,24 @@ class GrafanaConfigArgs:
             boards=boards,
             alerting=alerting,
         )
+
+
+def _provider_url(config: StackConfig, host: MonitoringHost, node: MonitoringNode) -> pulumi.Input[str]:
+    """With tls.mode acme Grafana's listener names only the host's dns_name, so the provider (on
+    the operator's machine) reaches Grafana by that name, as people do."""
+    if acme.enabled(config) and node.dns_name:
+        return f"https://{node.dns_name}:{config.monitoring.ports.grafana}"
+    return host.grafana_url
+
+
+def _provider_ca(config: StackConfig, pki: InternalCa) -> pulumi.Input[str] | None:
+    """With tls.mode acme: the stack CA (the pair Grafana serves until the first issuance), the
+    public roots (Mozilla's, from the pinned certifi: LetsEncrypt production) and
+    tls.ca_certificates (staging, Pebble). The provider takes a CA bundle as `ca_cert`."""
+    if not acme.enabled(config):
+        return None
+    extra = config.monitoring.tls.ca_certificates or ""
+    return pulumi.Output.concat(pki.ca_cert, "\n", Path(certifi.where()).read_text(), extra)
 
 
 def _mute_timing(name: str, window: MaintenanceWindow, child: pulumi.ResourceOptions) -> grafana.alerting.MuteTiming:
@@ -185,7 +212,7 @@ class GrafanaConfig(pulumi.ComponentResource):
             url=self.url,
             # The provider marks auth secret itself; the password Output is secret already.
             auth=pulumi.Output.format("{0}:{1}", config.grafana.admin_user, admin_password),
-            ca_cert=args.ca_cert_pem,
+            ca_cert=args.provider_ca_pem or args.ca_cert_pem,
             retries=5,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.install)),
         )
@@ -296,7 +323,12 @@ class GrafanaConfig(pulumi.ComponentResource):
         secure: dict[str, pulumi.Input[str]] = {}
         if backend.basic_auth_password is not None:
             secure["basicAuthPassword"] = backend.basic_auth_password
-        if ca_cert_pem is not None:
+        # Grafana's datasource TLS: jsonData serverName, and tlsCACert only with tlsAuthWithCACert,
+        # else the system roots (grafana/grafana pkg/services/datasources/service/datasource.go,
+        # dsTLSOptions).
+        if backend.server_name is not None:
+            json_data = {**json_data, "serverName": backend.server_name}
+        elif ca_cert_pem is not None:
             json_data = {**json_data, "tlsAuthWithCACert": True}
             secure["tlsCACert"] = ca_cert_pem
         if backend.tls_client_cert is not None and backend.tls_client_key is not None:

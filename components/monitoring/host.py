@@ -16,7 +16,7 @@ from components.inventory import Inventory, MonitoringNode
 from components.monitoring import install
 from components.monitoring.credentials import WebCredentials
 from components.monitoring.pki import InternalCa
-from components.render import SecretFile, files_for, pve_exporter, webconfig
+from components.render import SecretFile, acme, files_for, pve_exporter, webconfig
 
 
 @dataclass(frozen=True)
@@ -30,22 +30,33 @@ class MonitoringHostArgs:
     credentials: WebCredentials
 
 
-def secret_resolver(secrets: Mapping[str, Any], pki: InternalCa, credentials: WebCredentials) -> install.Resolver:
-    """SecretFile.source -> its content as a secret Output (vocabulary: render/webconfig.py)."""
+def acme_env(config: StackConfig, secrets: Mapping[str, Any]) -> pulumi.Output[str]:
+    """The ACME credentials file: each DNS provider variable with its secret value, kept secret."""
+    values = {c.env: pulumi.Output.from_input(secrets[c.value_secret]) for c in config.monitoring.tls.credentials}
+    return pulumi.Output.secret(pulumi.Output.all(**values).apply(acme.env_file))
+
+
+def secret_resolver(
+    secrets: Mapping[str, Any], pki: InternalCa, credentials: WebCredentials, config: StackConfig | None = None
+) -> install.Resolver:
+    """SecretFile.source -> its content as a secret Output (vocabulary: render/webconfig.py);
+    ``config`` for the ACME renewer's credentials (monitoring hosts with tls.mode acme)."""
 
     def resolve(item: SecretFile) -> pulumi.Output[str]:
         kind, _, rest = item.source.partition(":")
         value: pulumi.Output[str]
-        if kind == "tls":
+        if item.source == acme.ENV_SOURCE and config is not None:
+            value = acme_env(config, secrets)
+        elif kind == "tls":
             role, _, host = rest.partition(":")
             value = {"ca": lambda: pki.ca_cert, "cert": lambda: pki.certs[host], "key": lambda: pki.keys[host]}[role]()
         elif kind == "password":
             value = credentials.passwords[rest]
-        elif kind == "web":
+        elif kind in ("web", "web-acme"):
             roles = webconfig.web_roles(rest)
             users = [webconfig.WEB_USERS[role] for role in roles]
             value = pulumi.Output.all(*(credentials.hashes[role] for role in roles)).apply(
-                lambda hashed: webconfig.render(dict(zip(users, hashed, strict=True)))
+                lambda hashed: webconfig.render(dict(zip(users, hashed, strict=True)), acme=kind == "web-acme")
             )
         elif kind == "loki-env":
             value = pulumi.Output.from_input(secrets[rest]).apply(lambda v: f"LOKI_S3_SECRET_ACCESS_KEY={v}\n")
@@ -85,7 +96,8 @@ class MonitoringHost(pulumi.ComponentResource):
             files=tuple(self.files),
             secrets=tuple(secrets),
         )
-        self.applied = install.install(self, config, target, secret_resolver(args.secrets, args.pki, args.credentials))
+        resolve = secret_resolver(args.secrets, args.pki, args.credentials, config)
+        self.applied = install.install(self, config, target, resolve)
         # The stack reaches the services by address (the Grafana provider, datasources); people by
         # the host's dns_name where it has one (both are in its certificate).
         self.prometheus_url = pulumi.Output.format("https://{0}:{1}", ip, ports.prometheus)

@@ -724,8 +724,13 @@ def _activate_lines(spec: ServiceSpec) -> list[str]:
 
 
 def _tls_args(check: HealthCheck) -> list[str]:
-    """curl's CA and client certificate for a check (mutual TLS where the service demands it)."""
+    """curl's CA and client certificate for a check (mutual TLS where the service demands it).
+    A check by name (tls.mode acme) reaches the address through ``--resolve`` (no DNS lookup) and
+    trusts the system store beside the stack CA: the listener serves the stack CA's pair until
+    lego's first certificate, then the ACME one (components/render/acme.py)."""
     args = ["--cacert", q(check.ca_file)] if check.ca_file else []
+    if check.resolve:
+        args += ["--capath", "/etc/ssl/certs", "--resolve", q(check.resolve)]
     if check.client_cert and check.client_key:
         args += ["--cert", q(check.client_cert), "--key", q(check.client_key)]
     return args

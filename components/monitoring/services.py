@@ -7,8 +7,10 @@ it; the components and the host test both use these specs, so they run the same 
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from components.config import StackConfig
 from components.render import HostFile, SecretFile, acme, alloy, cloud_init, layout, pbs_certificate, pve_exporter
@@ -42,6 +44,8 @@ class HealthCheck:
     client_cert: str | None = None
     client_key: str | None = None
     expect_status: int = 200
+    # curl --resolve <name>:<port>:<address>: the url names the host, the connection goes to the address.
+    resolve: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,22 @@ def _https(ip: str, port: int, path: str) -> str:
     return f"https://{_host(ip)}:{port}{path}"
 
 
+def acme_name(config: StackConfig, ip: str) -> str | None:
+    """The dns_name the host's ACME certificate names (tls.mode acme, monitoring hosts), else None."""
+    if not acme.enabled(config):
+        return None
+    return next((h.dns_name for h in config.monitoring.hosts if str(ipaddress.ip_interface(h.address).ip) == ip), None)
+
+
+def _human_facing_check(config: StackConfig, ip: str, port: int, path: str, **kwargs: Any) -> HealthCheck:
+    """A check of Prometheus, Alertmanager or Grafana: by the host's dns_name when they serve its
+    ACME certificate, else by address."""
+    name = acme_name(config, ip)
+    if name is None:
+        return HealthCheck(_https(ip, port, path), **kwargs)
+    return HealthCheck(f"https://{name}:{port}{path}", resolve=f"{name}:{port}:{_host(ip)}", **kwargs)
+
+
 def _alloy_check(config: StackConfig, ip: str, path: str) -> HealthCheck:
     """Alloy on a monitoring host demands the host certificate (render/alloy.py); on loopback it
     is plain HTTP."""
@@ -210,9 +230,15 @@ def _alerting_bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
     ca = f"{layout.TLS_DIR}/{layout.CA_FILE}"
     api_password = f"{layout.SECRETS_DIR}/{layout.API_PASSWORD_FILE}"
 
+    # With tls.mode acme the web configs name the ACME pair: the candidate gets the stack CA's pair
+    # in its place until lego deployed one, so `promtool check web-config` can load it.
+    seed = (acme.seed_command(layout.TLS_DIR, "prometheus", root='"$candidate"'),) if acme.enabled(config) else ()
+
     def api_check(port: int) -> HealthCheck:
         """/-/ready of Prometheus or Alertmanager: TLS + the API user's basic auth."""
-        return HealthCheck(_https(ip, port, "/-/ready"), ca_file=ca, user=layout.API_USER, password_file=api_password)
+        return _human_facing_check(
+            config, ip, port, "/-/ready", ca_file=ca, user=layout.API_USER, password_file=api_password
+        )
 
     return {
         "prometheus": ServiceSpec(
@@ -221,6 +247,7 @@ def _alerting_bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
             "prometheus",
             config_dirs=(layout.PROMETHEUS_DIR,),
             validators=(
+                *seed,
                 f'promtool check config "$candidate{layout.PROMETHEUS_CONFIG}"',
                 f'promtool check web-config "$candidate{layout.PROMETHEUS_WEB}"',
                 *_on_data_disk(config, cloud_init.DATA_DIRS["prometheus"]),
@@ -234,6 +261,7 @@ def _alerting_bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
             "prometheus-alertmanager",
             config_dirs=(layout.PROMETHEUS_DIR,),
             validators=(
+                *seed,
                 f'amtool check-config "$candidate{layout.PROMETHEUS_DIR}/alertmanager.yml"',
                 f'promtool check web-config "$candidate{layout.ALERTMANAGER_WEB}"',
             ),
@@ -268,8 +296,8 @@ def _log_and_ui_bases(config: StackConfig, ip: str) -> dict[str, ServiceSpec]:
             "grafana",
             config_dirs=(layout.GRAFANA_DIR,),
             reloadable=False,  # grafana-server has no reload
-            health=HealthCheck(
-                url=_https(ip, ports.grafana, "/api/health"), ca_file=f"{layout.GRAFANA_TLS_DIR}/{layout.CA_FILE}"
+            health=_human_facing_check(
+                config, ip, ports.grafana, "/api/health", ca_file=f"{layout.GRAFANA_TLS_DIR}/{layout.CA_FILE}"
             ),
         ),
         "alloy": ServiceSpec(

@@ -21,6 +21,7 @@ from components import aliases, ssh
 from components.config import Asset, PbsDatastore, StackConfig
 from components.inventory import Inventory
 from components.monitoring import install
+from components.monitoring.host import acme_env
 from components.pbs import scripts
 from components.render import SecretFile, acme, files_for, pbs_collector
 
@@ -45,8 +46,7 @@ def acme_env_resolver(config: StackConfig, secrets: Mapping[str, Any]) -> instal
     def resolve(item: SecretFile) -> pulumi.Output[str]:
         if item.source != acme.ENV_SOURCE:
             raise ValueError(f"{item.path}: PBS receives no secret from {item.source!r}")
-        values = {c.env: pulumi.Output.from_input(secrets[c.value_secret]) for c in config.monitoring.tls.credentials}
-        return pulumi.Output.secret(pulumi.Output.all(**values).apply(acme.env_file))
+        return acme_env(config, secrets)
 
     return resolve
 

@@ -1,20 +1,40 @@
-"""ACME (``monitoring.tls.mode: acme``): the PBS host obtains and renews its proxy certificate
-with lego (Debian's ``lego`` 4.9.1) over DNS-01, from a systemd timer.
+"""ACME (``monitoring.tls.mode: acme``): the PBS host and every monitoring host obtain and renew
+a certificate with lego (Debian's ``lego`` 4.9.1) over DNS-01, from a systemd timer on each host.
 
-What ships to the PBS host:
+What ships to each of those hosts:
 - ``/etc/obsstack/acme/lego.env`` (secret, 0600 root): the DNS provider's credentials, read by the
   unit's ``EnvironmentFile=`` only; nothing else on the host holds them;
 - ``/usr/local/lib/obsstack/acme-renew``: ``lego run`` the first time, ``lego renew --days N``
   afterwards (lego renews only under N days left), then ``obs_tls_*`` metrics into the node
   exporter's textfile directory, success or not, so TLSCertificateNotRenewed sees failures;
-- ``/usr/local/lib/obsstack/acme-deploy``: lego's run/renew hook: installs the certificate as
-  PBS's proxy certificate and reloads ``proxmox-backup-proxy``;
+- ``/usr/local/lib/obsstack/acme-deploy``: lego's run/renew hook: installs the certificate where
+  the host's daemons serve it and reloads those that need it;
 - ``obs-acme-renew.service`` / ``.timer``.
 
-Why only PBS (docs/security.md): the monitoring services are reached by address by the stack
-itself (Prometheus scrapes, the health checks, Grafana's datasources), and a publicly trusted
-certificate carries DNS names only; they keep the internal CA's certificates, which name the
-address.
+The PBS host's name is ``<pbs.host>.<monitoring.domain>``; its certificate becomes PBS's proxy
+certificate and ``proxmox-backup-proxy`` reloads. A monitoring host's name is its ``dns_name``
+(config demands one with acme); its certificate is served by the human-facing listeners only:
+Prometheus and Alertmanager (``tls/acme.crt``/``acme.key`` beside their web configs) and Grafana
+(``/etc/grafana/tls/acme.crt``). Gossip, client certificates and the internal-only listeners keep
+the stack CA's pair (``server.crt``). None of the three needs a reload to take a new certificate:
+- Prometheus and Alertmanager serve through exporter-toolkit, whose ``Serve`` sets
+  ``GetConfigForClient`` to re-read the web config and load the certificate files "on new
+  connections" (prometheus/exporter-toolkit web/tls_config.go, ``Serve`` and ``ConfigToTLSConfig``:
+  ``GetCertificate`` calls ``loadCert``); tests/e2e/test_acme_pebble.py proves it on Debian's
+  Prometheus 2.42 and Alertmanager 0.25 (same processes, the renewed serial served);
+- Grafana re-reads ``cert_file``/``cert_key`` when their mtime changes, every
+  ``[server] certs_watch_interval`` (grafana/grafana pkg/api/http_server.go, ``WatchAndUpdateCerts``
+  and ``updateCerts``; pkg/setting/setting.go reads the key, default 0 = off); grafana.ini sets it.
+So the monitoring hosts' hook reloads nothing (a restart would drop connections for nothing).
+
+Until lego's first certificate arrives, those listeners serve the stack CA's certificate for the
+host (it names the dns_name too): ``seed_command`` copies it to ``acme.crt``/``acme.key`` when
+they are missing, from each daemon's ``ExecStartPre=+`` (systemd.py) and in the apply's candidate
+tree before ``promtool check web-config`` (services.py), because exporter-toolkit refuses to start
+without a loadable pair (``ConfigToTLSConfig``: "Confirm that certificate and key paths are
+valid"). The monitoring hosts' system trust store holds the stack CA (and ``tls.ca_certificates``,
+for staging or Pebble), so internal clients that verify the listeners with the host's dns_name as
+server name accept both the seed and the ACME certificate.
 
 lego facts (``lego --help``, ``lego run --help``, ``lego renew --help`` of 4.9.1): ``--server``,
 ``--dns``, ``--dns.resolvers``, ``--dns.disable-cp`` (skips the wait on the zone's
@@ -32,10 +52,11 @@ through set_proxy_certificate, then reloads the proxy).
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 
 from components.config import StackConfig, TlsSection
 from components.inventory import Inventory
-from components.render import HostFile, SecretFile, layout, sandbox
+from components.render import HostFile, SecretFile, layout, pbs_certificate, sandbox
 
 ACME_DIR = "/etc/obsstack/acme"
 ENV_FILE = f"{ACME_DIR}/lego.env"
@@ -51,6 +72,49 @@ PBS_PROXY_KEY = "/etc/proxmox-backup/proxy.key"
 PBS_PROXY_UNIT = "proxmox-backup-proxy"
 METRICS_FILE = "obs_tls.prom"
 ENV_SOURCE = "acme-env"
+# The ACME CA's roots a monitoring host trusts beside the stack CA (tls.ca_certificates).
+TRUSTED_ACME_CA = f"{pbs_certificate.CA_TRUST_DIR}obsstack-acme-ca.crt"
+# Grafana re-reads its certificate when it changed, checked this often (certs_watch_interval).
+GRAFANA_CERT_WATCH = "1m"
+
+
+@dataclass(frozen=True)
+class Deploy:
+    """Where a daemon serves the certificate from: chain, key (root:<group> 0640)."""
+
+    cert: str
+    key: str
+    group: str
+
+
+@dataclass(frozen=True)
+class Renewal:
+    """One host's certificate: its name, where it is deployed, which units reload it."""
+
+    host: str
+    fqdn: str
+    deploys: tuple[Deploy, ...]
+    reload_units: tuple[str, ...]
+
+    @property
+    def sandbox(self) -> sandbox.Sandbox:
+        """Root for the daemons' files (their directories are not root's: DAC_OVERRIDE; the key
+        goes to the daemon's group: CHOWN), network for the ACME directory and the DNS API."""
+        directories = sorted({d.cert.rsplit("/", 1)[0] for d in self.deploys})
+        return sandbox.Sandbox(
+            dynamic_user=False,
+            network=True,
+            writable=(STATE_DIR, layout.TEXTFILE_DIR, *directories),
+            capabilities=("CAP_CHOWN", "CAP_FOWNER", "CAP_DAC_OVERRIDE"),
+        )
+
+
+def _pair(tls_dir: str, group: str) -> Deploy:
+    return Deploy(f"{tls_dir}/{layout.ACME_CERT_FILE}", f"{tls_dir}/{layout.ACME_KEY_FILE}", group)
+
+
+# The monitoring hosts' human-facing listeners and the group each daemon reads its key as.
+MONITORING_DEPLOYS = (_pair(layout.TLS_DIR, "prometheus"), _pair(layout.GRAFANA_TLS_DIR, "grafana"))
 
 
 def enabled(config: StackConfig) -> bool:
@@ -58,7 +122,41 @@ def enabled(config: StackConfig) -> bool:
 
 
 def domain(config: StackConfig, host: str) -> str:
+    """The PBS host's ACME name (a monitoring host's is its dns_name)."""
     return f"{host}.{config.monitoring.domain}"
+
+
+def renewals(config: StackConfig, inventory: Inventory) -> list[Renewal]:
+    if not enabled(config):
+        return []
+    pbs = config.pbs.host
+    found = [Renewal(pbs, domain(config, pbs), (Deploy(PBS_PROXY_CERT, PBS_PROXY_KEY, "backup"),), (PBS_PROXY_UNIT,))]
+    for node in inventory.monitoring:
+        assert node.dns_name is not None  # config validation: acme needs every monitoring host's dns_name
+        found.append(Renewal(node.name, node.dns_name, MONITORING_DEPLOYS, ()))
+    return found
+
+
+def renewal(config: StackConfig, inventory: Inventory, host: str) -> Renewal:
+    return next(r for r in renewals(config, inventory) if r.host == host)
+
+
+def seed_command(tls_dir: str, group: str, root: str = "") -> str:
+    """sh: the stack CA's pair becomes the served pair until lego deploys the first certificate
+    (``root`` prefixes the paths: the apply's candidate tree)."""
+    d = f"{root}{tls_dir}"
+    cert, key = f"{d}/{layout.ACME_CERT_FILE}", f"{d}/{layout.ACME_KEY_FILE}"
+    return (
+        f"test -s {cert} && test -s {key} || {{ install -m 0640 -g {group} {d}/{layout.KEY_FILE} {key} && "
+        f"install -m 0640 -g {group} {d}/{layout.CERT_FILE} {cert}; }}"
+    )
+
+
+def exec_start_pre(config: StackConfig, tls_dir: str, group: str) -> tuple[str, ...]:
+    """The daemon's drop-in line that seeds its pair ('+': outside the unit's sandbox, as root)."""
+    if not enabled(config):
+        return ()
+    return (f"ExecStartPre=+/bin/sh -c '{seed_command(tls_dir, group)}'",)
 
 
 def lego_args(tls: TlsSection, fqdn: str) -> list[str]:
@@ -77,9 +175,9 @@ def lego_args(tls: TlsSection, fqdn: str) -> list[str]:
     return [shlex.quote(a) for a in args] + ['--path="$ACME_STATE_DIR"']
 
 
-def renew_script(config: StackConfig, host: str) -> str:
+def renew_script(config: StackConfig, renewal: Renewal) -> str:
     tls = config.monitoring.tls
-    fqdn = domain(config, host)
+    fqdn = renewal.fqdn
     args = " \\\n  ".join(lego_args(tls, fqdn))
     return f"""#!/bin/bash
 # obs-acme-renew: obtain or renew {fqdn} from {tls.directory_url} (DNS-01, lego) and export
@@ -127,42 +225,41 @@ exit "$status"
 """
 
 
-def deploy_hook(config: StackConfig, host: str) -> str:
-    fqdn = domain(config, host)
+def deploy_hook(renewal: Renewal) -> str:
+    installs = []
+    for d in renewal.deploys:
+        for source, target in (("key", d.key), ("crt", d.cert)):
+            group = f'"${{ACME_DEPLOY_GROUP:-{d.group}}}"'
+            installs.append(
+                f'install -m 0640 -g {group} "$source_dir/$domain.{source}" "$ACME_DEPLOY_ROOT{target}.new"'
+            )
+        installs += [f'mv "$ACME_DEPLOY_ROOT{p}.new" "$ACME_DEPLOY_ROOT{p}"' for p in (d.key, d.cert)]
+    where = ", ".join(d.cert for d in renewal.deploys)
+    body = "\n".join(installs)
+    reload = " ".join(renewal.reload_units)
     return f"""#!/bin/bash
-# obs-acme-deploy: lego's run/renew hook: {fqdn}'s new certificate becomes PBS's proxy
-# certificate (chain in proxy.pem, key in proxy.key, root:backup 0640 as PBS writes them), then
-# the proxy reloads it. The paths and the reload can be overridden from the environment (tests).
+# obs-acme-deploy: lego's run/renew hook: {renewal.fqdn}'s new certificate is installed where
+# it is served (chain and key root:<daemon's group> 0640): {where}.
+# Then the units that need it reload it (none: the daemon re-reads the files itself).
+# ACME_DEPLOY_ROOT (a prefix of every path),
+# ACME_DEPLOY_GROUP and ACME_RELOAD_UNITS can be set from the environment (tests).
 set -euo pipefail
 : "${{ACME_STATE_DIR:={STATE_DIR}}}"
-: "${{ACME_DEPLOY_CERT:={PBS_PROXY_CERT}}}"
-: "${{ACME_DEPLOY_KEY:={PBS_PROXY_KEY}}}"
-: "${{ACME_DEPLOY_GROUP:=backup}}"
-: "${{ACME_RELOAD_UNITS:={PBS_PROXY_UNIT}}}"
+: "${{ACME_DEPLOY_ROOT:=}}"
+: "${{ACME_RELOAD_UNITS={reload}}}"
 source_dir="$ACME_STATE_DIR/certificates"
-domain={shlex.quote(fqdn)}
-install -m 0640 -g "$ACME_DEPLOY_GROUP" "$source_dir/$domain.key" "$ACME_DEPLOY_KEY.new"
-install -m 0640 -g "$ACME_DEPLOY_GROUP" "$source_dir/$domain.crt" "$ACME_DEPLOY_CERT.new"
-mv "$ACME_DEPLOY_KEY.new" "$ACME_DEPLOY_KEY"
-mv "$ACME_DEPLOY_CERT.new" "$ACME_DEPLOY_CERT"
-# shellcheck disable=SC2086 # a list of units
-systemctl reload $ACME_RELOAD_UNITS
+domain={shlex.quote(renewal.fqdn)}
+{body}
+if [ -n "$ACME_RELOAD_UNITS" ]; then
+  # shellcheck disable=SC2086 # a list of units
+  systemctl reload $ACME_RELOAD_UNITS
+fi
 """
 
 
-# Root for the PBS proxy's files (/etc/proxmox-backup is backup:backup 0700: DAC_OVERRIDE; the
-# key goes to group backup: CHOWN), network for the ACME directory and the DNS provider's API.
-SANDBOX = sandbox.Sandbox(
-    dynamic_user=False,
-    network=True,
-    writable=(STATE_DIR, layout.TEXTFILE_DIR, "/etc/proxmox-backup"),
-    capabilities=("CAP_CHOWN", "CAP_FOWNER", "CAP_DAC_OVERRIDE"),
-)
-
-
-def service_unit(config: StackConfig, host: str) -> str:
+def service_unit(renewal: Renewal) -> str:
     return f"""[Unit]
-Description=obsstack: obtain or renew {domain(config, host)} with ACME (lego, DNS-01)
+Description=obsstack: obtain or renew {renewal.fqdn} with ACME (lego, DNS-01)
 Wants=network-online.target
 After=network-online.target
 
@@ -173,7 +270,7 @@ ExecStart={RENEW_SCRIPT}
 TimeoutStartSec=15min
 StateDirectory=obsstack-acme
 StateDirectoryMode=0700
-{SANDBOX.text()}"""
+{renewal.sandbox.text()}"""
 
 
 def timer_unit(config: StackConfig) -> str:
@@ -205,21 +302,27 @@ def env_file(values: dict[str, str]) -> str:
 
 
 def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:
-    if not enabled(config):
-        return []
-    host = config.pbs.host
-    return [
-        HostFile(host, RENEW_SCRIPT, renew_script(config, host), mode="0755"),
-        HostFile(host, DEPLOY_HOOK, deploy_hook(config, host), mode="0755"),
-        HostFile(host, SERVICE_PATH, service_unit(config, host)),
-        HostFile(host, TIMER_PATH, timer_unit(config)),
-    ]
+    shipped = []
+    for r in renewals(config, inventory):
+        shipped += [
+            HostFile(r.host, RENEW_SCRIPT, renew_script(config, r), mode="0755"),
+            HostFile(r.host, DEPLOY_HOOK, deploy_hook(r), mode="0755"),
+            HostFile(r.host, SERVICE_PATH, service_unit(r)),
+            HostFile(r.host, TIMER_PATH, timer_unit(config)),
+        ]
+    bundle = config.monitoring.tls.ca_certificates
+    if enabled(config) and bundle:
+        shipped += [HostFile(node.name, TRUSTED_ACME_CA, bundle) for node in inventory.monitoring]
+    return shipped
 
 
 def secret_files(config: StackConfig, inventory: Inventory) -> list[SecretFile]:
-    if not enabled(config):
-        return []
-    return [SecretFile(config.pbs.host, ENV_FILE, ENV_SOURCE, mode="0600")]
+    """The DNS credentials on every renewing host; on the monitoring hosts, the stack CA in the
+    system store (update-ca-certificates), so clients verifying by name accept the seed pair."""
+    shipped = [SecretFile(r.host, ENV_FILE, ENV_SOURCE, mode="0600") for r in renewals(config, inventory)]
+    if enabled(config):
+        shipped += [SecretFile(n.name, pbs_certificate.TRUSTED_CA, "tls:ca", mode="0644") for n in inventory.monitoring]
+    return shipped
 
 
 INSTALLED = (RENEW_SCRIPT, DEPLOY_HOOK, SERVICE_PATH, TIMER_PATH)

@@ -10,7 +10,7 @@ import jinja2
 
 from components.config import StackConfig
 from components.inventory import Inventory, MonitoringNode
-from components.render import HostFile, layout
+from components.render import HostFile, acme, layout
 
 TEMPLATE = """\
 ; Managed by obsstack.
@@ -25,8 +25,11 @@ http_addr = {{ ip }}
 http_port = {{ port }}
 domain = {{ domain }}
 root_url = {{ root_url }}
-cert_file = {{ tls_dir }}/server.crt
-cert_key = {{ tls_dir }}/server.key
+cert_file = {{ tls_dir }}/{{ cert_file }}
+cert_key = {{ tls_dir }}/{{ key_file }}
+{%- if certs_watch_interval %}
+certs_watch_interval = {{ certs_watch_interval }}
+{%- endif %}
 enforce_domain = false
 
 [security]
@@ -97,10 +100,21 @@ def render(config: StackConfig, inventory: Inventory, node: MonitoringNode | Non
         domain=domain,
         root_url=config.grafana.root_url or f"https://{domain}:{port}/",
         tls_dir=layout.GRAFANA_TLS_DIR,
+        **_served_pair(config),
         secrets_dir=layout.GRAFANA_SECRETS_DIR,
         admin_user=config.grafana.admin_user,
         metrics_user=layout.SCRAPE_USER,
     )
+
+
+def _served_pair(config: StackConfig) -> dict[str, str]:
+    if acme.enabled(config):
+        return {
+            "cert_file": layout.ACME_CERT_FILE,
+            "key_file": layout.ACME_KEY_FILE,
+            "certs_watch_interval": acme.GRAFANA_CERT_WATCH,
+        }
+    return {"cert_file": layout.CERT_FILE, "key_file": layout.KEY_FILE, "certs_watch_interval": ""}
 
 
 def files(config: StackConfig, inventory: Inventory) -> list[HostFile]:

@@ -29,6 +29,11 @@ TLS_DIR = f"{PROMETHEUS_DIR}/{TLS_SUBDIR}"
 CA_FILE = "ca.crt"
 CERT_FILE = "server.crt"
 KEY_FILE = "server.key"
+# With tls.mode acme, the human-facing listeners (Prometheus, Alertmanager, Grafana) serve these
+# instead (components/render/acme.py); the stack CA's pair above stays for client certificates,
+# gossip and the internal-only listeners.
+ACME_CERT_FILE = "acme.crt"
+ACME_KEY_FILE = "acme.key"
 
 # Credentials Prometheus reads (relative to prometheus.yml).
 SECRETS_SUBDIR = "secrets"

@@ -17,7 +17,7 @@ from typing import Any
 from components import routing
 from components.config import StackConfig
 from components.inventory import Inventory, MonitoringNode, ScrapeJob, Target
-from components.render import HostFile, layout, yamlout
+from components.render import HostFile, acme, layout, yamlout
 from components.render.alerting_timers import ACK_METRIC_RELABEL_CONFIGS
 from components.render.rules import rule_files
 
@@ -104,6 +104,57 @@ ALERT_RELABEL_CONFIGS: tuple[dict[str, str | list[str]], ...] = (
 )
 
 
+# With tls.mode acme these listeners serve each monitoring host's ACME certificate for its dns_name
+# (components/render/acme.py): Prometheus connects by address still and verifies that name
+# (tls_config server_name) against the system store, which on a monitoring host holds the ACME CA's
+# roots and the stack CA (the pair served until the first ACME certificate). server_name is per
+# scrape config, so each host's target gets a scrape config of its own; the target's `job` label
+# keeps the job's name (a target label wins over job_name: prometheus/prometheus
+# scrape/target.go, PopulateLabels, "if they are not set already").
+ACME_SERVED_JOBS = ("prometheus", "alertmanager", "grafana")
+
+
+def _by_name(scrape: dict[str, Any], names: dict[str, str | None]) -> list[dict[str, Any]]:
+    """One scrape config per target of ``scrape``, each verifying its host's dns_name."""
+    groups = scrape["static_configs"]
+    split = []
+    for group in groups:
+        asset = group["labels"]["asset"]
+        own = dict(scrape)
+        if len(groups) > 1:
+            own["job_name"] = f"{scrape['job_name']}-{asset}"
+        own["tls_config"] = {"server_name": names[asset]}
+        own["static_configs"] = [{**group, "labels": {**group["labels"], "job": scrape["job_name"]}}]
+        split.append(own)
+    return split
+
+
+def _scrape_configs(config: StackConfig, inventory: Inventory, node: MonitoringNode) -> list[dict[str, Any]]:
+    names = {m.name: m.dns_name for m in inventory.monitoring}
+    rendered = []
+    for job in inventory.scrape_jobs:
+        scrape = _job(job, node, config.monitoring.ports.blackbox)
+        if acme.enabled(config) and job.name in ACME_SERVED_JOBS:
+            rendered += _by_name(scrape, names)
+        else:
+            rendered.append(scrape)
+    return rendered
+
+
+def _alertmanagers(config: StackConfig, inventory: Inventory) -> list[dict[str, Any]]:
+    """Every Alertmanager of the cluster: Prometheus sends each alert to all of them and their
+    gossip deduplicates the notification. With acme, one entry per Alertmanager, verifying its
+    host's dns_name."""
+    port = config.monitoring.ports.alertmanager
+    base: dict[str, Any] = {"scheme": "https", **TLS_JOBS["alertmanager"]}
+    if not acme.enabled(config):
+        return [{**base, "static_configs": [{"targets": [f"{m.ip}:{port}" for m in inventory.monitoring]}]}]
+    return [
+        {**base, "tls_config": {"server_name": m.dns_name}, "static_configs": [{"targets": [f"{m.ip}:{port}"]}]}
+        for m in inventory.monitoring
+    ]
+
+
 def remote_write_password_file(index: int) -> str:
     return f"{layout.SECRETS_SUBDIR}/remote_write_{index}_password"
 
@@ -169,18 +220,10 @@ def render(
         },
         "alerting": {
             "alert_relabel_configs": [dict(c) for c in ALERT_RELABEL_CONFIGS],
-            "alertmanagers": [
-                {
-                    "scheme": "https",
-                    **TLS_JOBS["alertmanager"],
-                    # Every Alertmanager of the cluster: Prometheus sends each alert to all of
-                    # them and their gossip deduplicates the notification.
-                    "static_configs": [{"targets": [f"{m.ip}:{mon.ports.alertmanager}" for m in inventory.monitoring]}],
-                }
-            ],
+            "alertmanagers": _alertmanagers(config, inventory),
         },
         "rule_files": [f"{layout.RULES_SUBDIR}/{name}" for name in rules],
-        "scrape_configs": [_job(job, node, mon.ports.blackbox) for job in inventory.scrape_jobs],
+        "scrape_configs": _scrape_configs(config, inventory, node),
     }
     if mon.remote_write:
         document["remote_write"] = [

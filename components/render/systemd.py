@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from components.config import StackConfig
 from components.inventory import Inventory, MonitoringNode
-from components.render import HostFile, alloy, layout, yamlout
+from components.render import HostFile, acme, alloy, layout, yamlout
 
 
 @dataclass(frozen=True)
@@ -288,14 +288,22 @@ def monitoring_files(config: StackConfig, inventory: Inventory, node: Monitoring
         shipped.append(
             HostFile(node.name, layout.ALERTMANAGER_CLUSTER_TLS, cluster_tls_config(), mode="0640", group="prometheus")
         )
-    shipped += [HostFile(node.name, layout.dropin(unit), dropin_text(unit)) for unit in defaults]
+    # With tls.mode acme the human-facing daemons start on the stack CA's pair until lego's first
+    # certificate is deployed (components/render/acme.py, seed_command).
+    seeds = {
+        "prometheus": acme.exec_start_pre(config, layout.TLS_DIR, "prometheus"),
+        "prometheus-alertmanager": acme.exec_start_pre(config, layout.TLS_DIR, "prometheus"),
+        "grafana-server": acme.exec_start_pre(config, layout.GRAFANA_TLS_DIR, "grafana"),
+    }
+    shipped += [HostFile(node.name, layout.dropin(unit), dropin_text(unit, seeds.get(unit, ()))) for unit in defaults]
     loki_exec = (
         "ExecStart=",
         f"ExecStart=/usr/bin/loki -config.file={layout.LOKI_CONFIG} -config.expand-env=true",
         f"EnvironmentFile=-{layout.LOKI_ENV}",
     )
     shipped.append(HostFile(node.name, layout.dropin("loki"), dropin_text("loki", loki_exec)))
-    shipped.append(HostFile(node.name, layout.dropin("grafana-server"), dropin_text("grafana-server")))
+    grafana = dropin_text("grafana-server", seeds["grafana-server"])
+    shipped.append(HostFile(node.name, layout.dropin("grafana-server"), grafana))
     shipped += node_exporter_files(node.name, ip, ports.node_exporter)
     shipped += alloy_files(config, node.name, ip)
     return shipped

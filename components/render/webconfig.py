@@ -10,7 +10,9 @@ secret too (an offline brute force of a hash is a attack on the password), so al
 - ``tls:ca`` / ``tls:cert:<host>`` / ``tls:key:<host>``: the internal CA (pki.py)
 - ``password:api`` / ``password:scrape``: generated passwords (credentials.py)
 - ``web:api`` / ``web:scrape``: a web config with that user's bcrypt hash; ``web:scrape+drill``
-  one with several users (the Pushgateway: Prometheus reads, each writer pushes)
+  one with several users (the Pushgateway: Prometheus reads, each writer pushes);
+  ``web-acme:api``: the same, serving the host's ACME pair (tls.mode acme: Prometheus and
+  Alertmanager, the human-facing listeners; components/render/acme.py)
 - ``loki-env:<key>``: Loki's environment file with the S3 secret
 - any other value: a secret config key (``grafanaAdminPassword``)
 """
@@ -33,15 +35,17 @@ def web_roles(source_rest: str) -> tuple[str, ...]:
     return tuple(source_rest.split("+"))
 
 
-def render(users: Mapping[str, str]) -> str:
-    """A web config for exporter-toolkit: TLS 1.2+ with the host certificate, bcrypt users.
+def render(users: Mapping[str, str], *, acme: bool = False) -> str:
+    """A web config for exporter-toolkit: TLS 1.2+ with the host certificate (``acme``: the
+    host's ACME pair), bcrypt users.
 
     Paths are relative to the web config file (exporter-toolkit resolves them against it).
     """
+    cert, key = (layout.ACME_CERT_FILE, layout.ACME_KEY_FILE) if acme else (layout.CERT_FILE, layout.KEY_FILE)
     document = {
         "tls_server_config": {
-            "cert_file": f"{layout.TLS_SUBDIR}/{layout.CERT_FILE}",
-            "key_file": f"{layout.TLS_SUBDIR}/{layout.KEY_FILE}",
+            "cert_file": f"{layout.TLS_SUBDIR}/{cert}",
+            "key_file": f"{layout.TLS_SUBDIR}/{key}",
             "min_version": "TLS12",
         },
         "basic_auth_users": dict(sorted(users.items())),
@@ -68,10 +72,11 @@ def agent_secret_files(host: str) -> list[SecretFile]:
 
 def monitoring_secret_files(config: StackConfig, host: str) -> list[SecretFile]:
     prom = {"owner": "prometheus", "group": "prometheus"}
+    human_facing = "web-acme:api" if config.monitoring.tls.mode == "acme" else "web:api"
     shipped = [
         *agent_secret_files(host),
-        SecretFile(host, layout.PROMETHEUS_WEB, "web:api", **prom),
-        SecretFile(host, layout.ALERTMANAGER_WEB, "web:api", **prom),
+        SecretFile(host, layout.PROMETHEUS_WEB, human_facing, **prom),
+        SecretFile(host, layout.ALERTMANAGER_WEB, human_facing, **prom),
         SecretFile(host, layout.PUSHGATEWAY_WEB, f"web:{'+'.join(PUSHGATEWAY_ROLES)}", **prom),
         SecretFile(host, layout.BLACKBOX_WEB, "web:scrape", **prom),
         SecretFile(host, f"{layout.SECRETS_DIR}/{layout.API_PASSWORD_FILE}", "password:api", **prom),

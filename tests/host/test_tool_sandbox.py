@@ -89,8 +89,10 @@ def test_acme_sandbox_lets_the_hook_deploy_and_reload(host: nspawn.DebianHost) -
     sections = load_sections()
     del sections["pbs"]["fingerprint"]
     sections["monitoring"]["tls"] = {"mode": "acme", "email": "ops@example.net", "dns_provider": "cloudflare"}
+    for mon in sections["monitoring"]["hosts"]:
+        mon["dns_name"] = f"{mon['name']}.home.example.net"  # acme names every monitoring host
     config = stack_config.validate(sections)
-    shipped = {f.path: f.content for f in acme.files(config, build(config))}
+    shipped = {f.path: f.content for f in acme.files(config, build(config)) if f.host == config.pbs.host}
     fqdn = acme.domain(config, config.pbs.host)
     put(host, acme.DEPLOY_HOOK, shipped[acme.DEPLOY_HOOK], 0o755)
     put(host, acme.SERVICE_PATH, shipped[acme.SERVICE_PATH])

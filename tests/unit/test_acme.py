@@ -16,7 +16,7 @@ import yaml
 from components import config as stack_config
 from components.inventory import build
 from components.monitoring import scripts, services
-from components.render import acme, files_for
+from components.render import acme, files_for, layout
 from tests.conftest import distinct_secrets, load_sections
 from tools.plan.__main__ import main
 
@@ -33,11 +33,17 @@ def sections_with(tls: Any) -> dict[str, Any]:
     sections["monitoring"]["tls"] = tls
     if isinstance(tls, dict) and tls.get("mode") == "acme":
         del sections["pbs"]["fingerprint"]  # PVE verifies the ACME certificate by CA
+        for host in sections["monitoring"]["hosts"]:
+            host["dns_name"] = f"{host['name']}.home.example.net"  # ACME names each monitoring host
     return sections
 
 
 def acme_config(**tls: Any) -> stack_config.StackConfig:
     return stack_config.validate(sections_with({**ACME, **tls}))
+
+
+def pbs_renewal(config: stack_config.StackConfig) -> acme.Renewal:
+    return acme.renewal(config, build(config), config.pbs.host)
 
 
 def problems(sections: dict[str, Any]) -> str:
@@ -57,7 +63,7 @@ def problems(sections: dict[str, Any]) -> str:
 def test_directory_url(directory: str, url: str) -> None:
     config = acme_config(directory=directory)
     assert config.monitoring.tls.directory_url == url
-    assert f"--server={url}" in acme.renew_script(config, config.pbs.host)
+    assert f"--server={url}" in acme.renew_script(config, pbs_renewal(config))
 
 
 def test_internal_ca_stays_the_default_and_the_string_form_still_reads() -> None:
@@ -120,19 +126,38 @@ def test_cli_exits_2_on_a_bad_acme_section(tmp_path: Path, capsys: pytest.Captur
     assert "monitoring.tls.email" in err and "Traceback" not in err
 
 
-def test_renewer_ships_to_the_pbs_host_with_credentials_in_a_root_only_file() -> None:
+@pytest.mark.parametrize("role", ["pbs", "monitoring"])
+def test_renewer_ships_with_credentials_in_a_root_only_file(role: str) -> None:
+    """The PBS host and every monitoring host renew their own certificate."""
     config = acme_config()
     inventory = build(config)
-    shipped, secrets = files_for(config, inventory, config.pbs.host)
+    host = config.pbs.host if role == "pbs" else inventory.monitoring[0].name
+    shipped, secrets = files_for(config, inventory, host)
     paths = {f.path for f in shipped}
     assert set(acme.INSTALLED) <= paths
     (env_file,) = [s for s in secrets if s.path == acme.ENV_FILE]
     assert (env_file.mode, env_file.owner, env_file.group) == ("0600", "root", "root")
     service = next(f.content for f in shipped if f.path == acme.SERVICE_PATH)
     assert f"EnvironmentFile={acme.ENV_FILE}" in service
-    # Only the PBS host runs the renewer.
-    for node in inventory.monitoring:
-        assert not {f.path for f in files_for(config, inventory, node.name)[0]} & set(acme.INSTALLED)
+
+
+def test_each_host_renews_its_own_name_where_its_daemons_serve_it() -> None:
+    config = acme_config()
+    inventory = build(config)
+    node = inventory.monitoring[0]
+    pbs, monitoring = pbs_renewal(config), acme.renewal(config, inventory, node.name)
+    assert (pbs.fqdn, pbs.reload_units) == (acme.domain(config, config.pbs.host), (acme.PBS_PROXY_UNIT,))
+    assert monitoring.fqdn == node.dns_name
+    assert {d.cert for d in monitoring.deploys} == {
+        f"{layout.TLS_DIR}/{layout.ACME_CERT_FILE}",
+        f"{layout.GRAFANA_TLS_DIR}/{layout.ACME_CERT_FILE}",
+    }
+    # exporter-toolkit and Grafana (certs_watch_interval) re-read the files: nothing reloads.
+    assert monitoring.reload_units == ()
+    assert "systemctl reload" in acme.deploy_hook(monitoring)  # only under a non-empty list
+    service = acme.service_unit(monitoring)
+    assert f"-{layout.TLS_DIR}" in service and f"-{layout.GRAFANA_TLS_DIR}" in service
+    assert "/etc/proxmox-backup" not in service
 
 
 def test_lego_is_pinned_where_the_renewer_is_installed() -> None:
@@ -172,13 +197,13 @@ def test_env_file_values_read_back_exactly(value: str, tmp_path: Path) -> None:
 
 def test_the_renew_command_line(tmp_path: Path) -> None:
     config = acme_config(dns_resolvers=["127.0.0.1:8053"], dns_propagation_check=False, renew_days=21)
-    script = acme.renew_script(config, config.pbs.host)
+    script = acme.renew_script(config, pbs_renewal(config))
     fqdn = acme.domain(config, config.pbs.host)
     for flag in ("--accept-tos", "--dns=cloudflare", "--dns.resolvers=127.0.0.1:8053", "--dns.disable-cp",
                  f"--domains={fqdn}", "--email=ops@example.net"):  # fmt: skip
         assert flag in script
     assert "renew --days 21 --no-random-sleep --renew-hook" in script
-    assert "--dns.disable-cp" not in acme.renew_script(acme_config(), config.pbs.host)
+    assert "--dns.disable-cp" not in acme.renew_script(acme_config(), pbs_renewal(config))
 
 
 def test_scripts_pass_shellcheck(tmp_path: Path) -> None:
@@ -193,12 +218,15 @@ def test_scripts_pass_shellcheck(tmp_path: Path) -> None:
             assert run.returncode == 0, f"{f.path}:\n{run.stdout}"
 
 
-def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+@pytest.mark.parametrize("role", ["pbs", "monitoring"])
+def test_units_pass_systemd_analyze_verify(role: str, tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze is required (systemd)"
     config = acme_config()
-    for f in acme.files(config, build(config)):
-        if f.path.startswith("/etc/systemd/system/"):
+    inventory = build(config)
+    host = config.pbs.host if role == "pbs" else inventory.monitoring[0].name
+    for f in acme.files(config, inventory):
+        if f.host == host and f.path.startswith("/etc/systemd/system/"):
             (tmp_path / Path(f.path).name).write_text(f.content)
     run = subprocess.run(
         [analyze, "verify", "--man=no", "--recursive-errors=no", str(tmp_path / f"{acme.UNIT}.timer")],

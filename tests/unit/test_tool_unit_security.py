@@ -35,6 +35,8 @@ def rendered_units() -> dict[str, str]:
     sections = copy.deepcopy(load_sections())
     del sections["pbs"]["fingerprint"]
     sections["monitoring"]["tls"] = {"mode": "acme", "email": "ops@example.net", "dns_provider": "cloudflare"}
+    for host in sections["monitoring"]["hosts"]:
+        host["dns_name"] = f"{host['name']}.home.example.net"
     sections["backups"]["drill"] = {**sections["backups"].get("drill", {}), "metrics": "pushgateway"}
     config = stack_config.validate(sections)
     units: dict[str, str] = {}
