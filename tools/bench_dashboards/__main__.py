@@ -323,13 +323,13 @@ def settle(data: Path, work: Path) -> None:
     for 90s, so measurements never race a compaction (its compactor wakes every minute, and merging
     ~3,000 blocks takes it minutes on a loaded machine)."""
     with prometheus(data, work) as url:
-        began, last, quiet_since = time.monotonic(), -1.0, time.monotonic()
+        began, quiet_since = time.monotonic(), time.monotonic()
+        last: float | None = None
         while time.monotonic() - began < 1800:
-            try:
+            count: float | None = None  # Prometheus too busy compacting to answer: not quiet
+            with contextlib.suppress(requests.RequestException):
                 count = _counter(url, "prometheus_tsdb_compactions_total")
-            except requests.RequestException:  # too busy compacting to answer: not quiet
-                count = last - 1
-            if count != last:
+            if count is None or count != last:
                 last, quiet_since = count, time.monotonic()
             if time.monotonic() - quiet_since > 90 and overlapping_blocks(data) == 0:
                 return
