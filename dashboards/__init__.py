@@ -91,6 +91,7 @@ class PanelQuery:
     expr: str
     instant: bool
     min_interval: str = ""  # the panel's lower limit of $__interval ("15m"), "" for none
+    max_data_points: int | None = None  # the panel's "Max data points", None for its width
 
 
 def panel_queries(board: Board) -> list[PanelQuery]:
@@ -107,6 +108,7 @@ def panel_queries(board: Board) -> list[PanelQuery]:
                     target["expr"],
                     bool(target.get("instant")),
                     panel.get("interval", ""),
+                    panel.get("maxDataPoints"),
                 )
             )
     return found

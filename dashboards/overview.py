@@ -28,6 +28,12 @@ from dashboards.panels import (
 UID = "obs-overview"
 FOLDER = "Overview"
 SERVICE = 'service=~"$service"'
+# The golden signals draw one line per service (25+ at 50 hosts): at one point per pixel a 24h
+# view fetches ~40k points per query, and serialising and gzipping that answer, not evaluating
+# the recorded series, is what the panel waits for (`make bench-dashboards`, docs/dashboards.md).
+# 288 points: one per 5-minute window of the rules (rate5m, avg5m, max5m) at 24h, so each window
+# is drawn once and none skipped; full resolution (one point per scrape) up to a 72-minute range.
+GOLDEN_SIGNAL_POINTS = 288
 FIRING_BY_SEVERITY = 'count by (severity) (ALERTS{alertstate="firing", alertname!="Watchdog"})'
 
 
@@ -38,6 +44,7 @@ def traffic() -> Panel:
         "Bps",
         [prom(f"service:node_network_transmit_receive_bytes:rate5m{{{SERVICE}}}", "{{service}}")],
         width=6,
+        max_points=GOLDEN_SIGNAL_POINTS,
     )
 
 
@@ -51,6 +58,7 @@ def errors() -> Panel:
         width=6,
         minimum=0,
         maximum=1,
+        max_points=GOLDEN_SIGNAL_POINTS,
     )
 
 
@@ -63,6 +71,7 @@ def latency() -> Panel:
         limits=higher_is_worse(1, 2),
         width=6,
         minimum=0,
+        max_points=GOLDEN_SIGNAL_POINTS,
     )
 
 
@@ -79,6 +88,7 @@ def saturation(s: Settings) -> Panel:
         width=6,
         minimum=0,
         maximum=1,
+        max_points=GOLDEN_SIGNAL_POINTS,
     )
 
 

@@ -103,7 +103,10 @@ def timeseries_panel(
     minimum: float | None = None,
     maximum: float | None = None,
     stacked: bool = False,
+    max_points: int | None = None,
 ) -> timeseries.Panel:
+    """``max_points``: Grafana's "Max data points" (default: the panel's width in pixels); the
+    query step is the range divided by it (grafana.com/docs/grafana/v9.1/panels/query-options/)."""
     panel = (
         _frame(timeseries.Panel(), (title, description), unit, (width, height), queries)
         .line_width(1)
@@ -127,6 +130,8 @@ def timeseries_panel(
     _bounds(panel, minimum, maximum)
     if stacked:
         panel.stacking(common_builder.StackingConfig().mode(common.StackingMode.NORMAL))
+    if max_points is not None:
+        panel.max_data_points(max_points)
     return panel
 
 

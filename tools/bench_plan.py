@@ -11,7 +11,10 @@ With ``--baseline DIR`` (another checkout, e.g. ``git worktree add /tmp/base mai
 runs interleaved, so the before/after ratio comes from one run on the same loaded machine.
 
 Wall time on a shared machine swings with the load; CPU time (user + system) much less, so both
-are printed. Not a timed test: figures go to stdout.
+are printed. Last, the Pulumi SDK's own cost per resource: a bare program declaring
+``--sdk-floor`` commands (one connection, a 4 kB script, a trigger Output each, like the agents'
+steps) under the same mock engine, so the plan's figures split into what the SDK costs for that
+many resources and what the project adds. Not a timed test: figures go to stdout.
 """
 
 from __future__ import annotations
@@ -84,6 +87,36 @@ def plan_once(code: Path, stack_file: Path, out: Path) -> tuple[float, float, fl
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
+_BARE_PROGRAM = """
+import os
+
+import pulumi
+from pulumi_command import remote
+
+connection = remote.ConnectionArgs(host="10.0.0.1", user="root", private_key=pulumi.Output.secret("key"))
+identity = pulumi.Output.from_input("host-identity")
+for i in range(int(os.environ["OBSSTACK_BARE_COMMANDS"])):
+    args = remote.CommandArgs(connection=connection, create="true " + "x" * 4096, triggers=[identity])
+    remote.Command(f"step-{i}", args)
+"""
+
+
+def sdk_cost_per_resource(count: int, work: Path) -> float:
+    """CPU seconds the SDK spends per resource under the mock engine (``count`` bare commands)."""
+    program = work / "bare_program.py"
+    program.write_text(_BARE_PROGRAM)
+    script = (
+        "import sys, time; from pathlib import Path; from tools.plan import engine; began = time.process_time(); "
+        "result = engine.run('bench', {}, {}, program=Path(sys.argv[1])); "
+        "print((time.process_time() - began) / len(result.resources))"
+    )
+    env = {**os.environ, "OBSSTACK_BARE_COMMANDS": str(count)}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(program)], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 def _resources(out: Path) -> int:
     return len(json.loads((out / "plan.json").read_text())["resources"])
 
@@ -93,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 500])
     parser.add_argument("--runs", type=int, default=3, help="measured runs per stack and checkout (after a warm-up)")
     parser.add_argument("--baseline", type=Path, help="another checkout to plan the same stacks with")
+    parser.add_argument("--sdk-floor", type=int, default=2000, help="bare commands to time the SDK with (0: skip)")
     args = parser.parse_args(argv)
     codes = {"this": ROOT, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
     print(
@@ -103,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         stacks = {"example": EXAMPLE}
         for size in args.sizes:
             stacks[f"{size} assets"] = write_stack_file(work / f"Pulumi.bench{size}.yaml", synthetic_sections(size))
+        planned: dict[str, int] = {}
         for label, stack_file in stacks.items():
             print(f"  planning {label} ...", file=sys.stderr, flush=True)
             runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in codes}
@@ -113,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs[name].append(plan_once(code, stack_file, work / f"out-{name}"))
             for name in codes:
                 wall, cpu, peak = (statistics.median(column) for column in zip(*runs[name], strict=True))
-                resources = _resources(work / f"out-{name}")
+                resources = planned[label] = _resources(work / f"out-{name}")
                 print(f"{label:<16} {name:<9} {resources:>9} {wall:>7.2f} {cpu:>6.2f} {peak:>8.0f}")
             if args.baseline:
                 ratios = [
@@ -121,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
                     for i in (0, 1)
                 ]
                 print(f"{label:<16} {'speed-up':<9} {'':>9} {ratios[0]:>6.1f}x {ratios[1]:>5.1f}x")
+        if args.sdk_floor:
+            per = sdk_cost_per_resource(args.sdk_floor, work)
+            print(f"Pulumi SDK alone: {per * 1000:.1f} ms CPU per resource ({args.sdk_floor} bare commands); for")
+            for label, resources in planned.items():
+                print(f"{label:<16} {'SDK only':<9} {resources:>9} {'':>7} {per * resources:>6.2f}")
     return 0
 
 

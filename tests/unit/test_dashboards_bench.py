@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +19,8 @@ from tools.bench_dashboards.__main__ import (
     grafana_interval,
     inline,
     levels,
+    overlapping_blocks,
+    panel_step,
     rate_interval,
     shortcuts,
     substitute,
@@ -133,3 +137,36 @@ def test_a_panels_minimum_interval_reaches_the_bench() -> None:
     steps = {q.panel: q.min_interval for b in boards for q in dashboards.panel_queries(b)}
     assert steps["Backup duration"] == "15m"
     assert steps["Backup duration"] != steps["Datastore usage and 30-day forecast"]
+
+
+def test_a_panels_max_data_points_set_the_benchs_step() -> None:
+    """The Overview's golden signals ask for 288 points: over 24h Grafana steps 5 minutes there,
+    1 minute (the 1920px width) elsewhere, and the panel's minimum interval still wins."""
+    boards = dashboards.render(stack_config.validate(load_sections()))
+    steps = {(q.dashboard, q.panel): panel_step(q, 1920, 15) for b in boards for q in dashboards.panel_queries(b)}
+    assert steps["overview", "Saturation"] == 300
+    assert steps["overview", "Scrape coverage over time"] == 60
+    assert steps["backups", "Backup duration"] == 900
+
+
+def _block(data: Path, name: str, start: int, end: int) -> None:
+    (data / name).mkdir()
+    (data / name / "meta.json").write_text(json.dumps({"minTime": start, "maxTime": end}))
+
+
+@pytest.mark.parametrize(
+    ("spans", "expected"),
+    [
+        ([(0, 10), (10, 20)], 0),
+        ([(0, 10), (5, 20)], 1),
+        ([(0, 100), (10, 20), (30, 40)], 2),
+    ],
+    ids=["adjacent", "one-overlap", "inside-a-long-block"],
+)
+def test_overlapping_blocks_counts_what_promtools_rule_backfill_leaves(
+    tmp_path: Path, spans: list[tuple[int, int]], expected: int
+) -> None:
+    for i, (start, end) in enumerate(spans):
+        _block(tmp_path, f"BLOCK{i}", start, end)
+    _block(tmp_path, "BLOCKX.tmp-for-deletion", 0, 100)  # being deleted: not a block any more
+    assert overlapping_blocks(tmp_path) == expected

@@ -255,17 +255,22 @@ def test_plan_md_names_the_protected_resources_a_change_drops(
     assert line.split(":** ", 1)[1].split(" (")[0] == gone
 
 
-def test_a_plan_renders_every_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The program and write_plan validate the stack separately: equal copies share one rendering."""
+@pytest.mark.parametrize("file_name", ["Pulumi.prod.yaml", "Pulumi.bench.yaml"], ids=["example", "other-file-name"])
+def test_a_plan_renders_every_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file_name: str) -> None:
+    """The program and write_plan validate the stack separately: equal copies share one rendering.
+    A stack file named after another stack is planned as the stack the program runs (--stack), so
+    the files written under hosts/ are the program's, not a second rendering for a "bench" stack."""
     from components import render
     from components.render import prometheus
 
+    stack_file = tmp_path / file_name
+    stack_file.write_text(EXAMPLE_STACK.read_text())
     calls = []
     original = prometheus.files
     monkeypatch.setattr(render, "_RENDERED", [])
-    monkeypatch.setattr(prometheus, "files", lambda *args: calls.append(1) or original(*args))
-    assert main(["--stack-file", str(EXAMPLE_STACK), "--out", str(tmp_path / "plan"), "--quiet"]) == 0
-    assert len(calls) == 1
+    monkeypatch.setattr(prometheus, "files", lambda *args: calls.append(args[0].stack) or original(*args))
+    assert main(["--stack-file", str(stack_file), "--out", str(tmp_path / "plan"), "--quiet"]) == 0
+    assert calls == ["prod"]
 
 
 def test_the_prune_chart_is_drawn_once_per_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

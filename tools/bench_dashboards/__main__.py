@@ -9,9 +9,11 @@
 2. Starts a real Prometheus on a free 127.0.0.1 port over those blocks and backfills the
    recording rules this stack ships (the inventory register included, so coverage is measured
    against the synthetic inventory) with `promtool tsdb create-blocks-from rules`, one
-   dependency level at a time (a rule over another rule needs the first one's blocks loaded).
+   dependency level at a time (a rule over another rule needs the first one's blocks loaded),
+   and lets Prometheus merge the ~3,000 blocks that writes before anything is measured.
 3. Runs each panel query as Grafana would for a panel N pixels wide over the last 24h (step from
-   Grafana's interval rounding, ``$__rate_interval`` from the scrape interval), several times, and
+   Grafana's interval rounding of the range over the panel's max data points, its width unless
+   set; ``$__rate_interval`` from the scrape interval), several times, and
    measures the same query with every recording rule replaced by its expression (interleaved,
    so load on the machine weighs on both alike) and prints P50, P95 and max per dashboard and
    overall for both, the speed-up, the five slowest queries and every panel query that returns
@@ -89,6 +91,13 @@ def grafana_interval(range_seconds: float, width_px: int, min_interval: int) -> 
     raw = range_seconds / width_px
     rounded = next((interval for bound, interval in _ROUNDING if raw < bound), 86400)
     return int(max(rounded, min_interval))
+
+
+def panel_step(query: dashboards.PanelQuery, width_px: int, scrape: int) -> int:
+    """The step Grafana runs ``query`` with over 24h: the range over the panel's max data points
+    (its width unless set), at least its min interval (the datasource's scrape interval unless set)."""
+    points = min(width_px, query.max_data_points or width_px)
+    return grafana_interval(DAY, points, max(scrape, duration_seconds(query.min_interval or "0s")))
 
 
 def rate_interval(interval: int, scrape: int) -> int:
@@ -285,25 +294,47 @@ def prometheus(data: Path, workdir: Path) -> Iterator[str]:
         log.close()
 
 
-def _compactions(url: str) -> float:
-    text = requests.get(f"{url}/metrics", timeout=5).text
-    return sum(
-        float(line.split()[-1]) for line in text.splitlines() if line.startswith("prometheus_tsdb_compactions_total")
-    )
+def _counter(url: str, name: str) -> float:
+    text = requests.get(f"{url}/metrics", timeout=30).text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+def overlapping_blocks(data: Path) -> int:
+    """How many blocks in ``data`` overlap an earlier one in time. `promtool tsdb create-blocks-from
+    rules` writes one block per rule and 2h window (prometheus/prometheus cmd/promtool/rules.go,
+    importRule), ~3,000 here; until Prometheus merges them every query opens every block, which a
+    Prometheus that evaluates the rules itself never does."""
+    spans = []
+    for meta in data.glob("*/meta.json"):
+        # Not a block being written or deleted (<ulid>.tmp-for-creation, .tmp-for-deletion).
+        with contextlib.suppress(OSError, ValueError):
+            if "." not in meta.parent.name:
+                block = json.loads(meta.read_text())
+                spans.append((block["minTime"], block["maxTime"]))
+    overlaps, reach = 0, -1
+    for start, end in sorted(spans):
+        overlaps += start < reach
+        reach = max(reach, end)
+    return overlaps
 
 
 def settle(data: Path, work: Path) -> None:
-    """Let Prometheus compact the backfilled blocks once, so measurements never race a compaction."""
+    """Let Prometheus compact the backfilled blocks: until none overlap and no compaction has run
+    for 90s, so measurements never race a compaction (its compactor wakes every minute, and merging
+    ~3,000 blocks takes it minutes on a loaded machine)."""
     with prometheus(data, work) as url:
-        began, last, quiet_since = time.monotonic(), -1.0, time.monotonic()
-        while time.monotonic() - began < 600:
-            count = _compactions(url)
-            if count != last:
+        began, quiet_since = time.monotonic(), time.monotonic()
+        last: float | None = None
+        while time.monotonic() - began < 1800:
+            count: float | None = None  # Prometheus too busy compacting to answer: not quiet
+            with contextlib.suppress(requests.RequestException):
+                count = _counter(url, "prometheus_tsdb_compactions_total")
+            if count is None or count != last:
                 last, quiet_since = count, time.monotonic()
-            # The compactor wakes every minute: quiet for 90s means it has nothing left to do.
-            if time.monotonic() - quiet_since > 90:
+            if time.monotonic() - quiet_since > 90 and overlapping_blocks(data) == 0:
                 return
             time.sleep(5)
+        raise SystemExit(f"Prometheus left {overlapping_blocks(data)} overlapping blocks in {data} after 30 minutes")
 
 
 def _step(message: str) -> float:
@@ -521,6 +552,11 @@ def main(argv: list[str] | None = None) -> int:
         (data / ".complete").write_text(fingerprint)
     else:
         _step(f"reusing cached blocks {data.relative_to(ROOT)} (--fresh rebuilds them)")
+        if overlapping_blocks(data):  # cached by an earlier bench that stopped before the merge
+            t = _step(f"  {overlapping_blocks(data)} overlapping blocks: letting Prometheus compact them")
+            with tempfile.TemporaryDirectory(prefix="bench-dashboards-") as tmp:
+                settle(data, Path(tmp))
+            _step(f"  done in {time.monotonic() - t:.0f}s")
 
     interval = grafana_interval(DAY, args.width, scrape)
     rate = rate_interval(interval, scrape)
@@ -534,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
             values = {} if args.all else default_values(url, board)
             for q in dashboards.panel_queries(board):
                 if q.datasource == "prometheus":
-                    step = max(interval, duration_seconds(q.min_interval or "0s"))
+                    step = panel_step(q, args.width, scrape)
                     fast = substitute(q.expr, step, rate_interval(step, scrape), values)
                     pairs.append(Pair(q, fast, inline(fast, spelled_out), step))
         t = _step(

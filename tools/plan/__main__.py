@@ -252,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {stack_file} not found: create it or pass --stack NAME", file=sys.stderr)
             return EXIT_INVALID
         sections, _ = stack_config.read_stack_file(stack_file)
-        config = stack_config.validate(sections, source=stack_file.name)
+        # The stack the program runs under (its names derive from it), not the file's name: the
+        # files written under hosts/ are the ones the program ships.
+        config = stack_config.validate(sections, source=stack_file.name, stack=args.stack)
         earlier_plan(args.out)  # refuse a wrong --out before the run, not after it
         secrets = secret_values(config, args.secrets)
         result = engine.run(args.stack, sections, secrets)
