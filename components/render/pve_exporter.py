@@ -38,6 +38,13 @@ TOKEN_NAME = "metrics"
 # (resolved by components/monitoring/host.py).
 TOKEN_KEY = "generated:pve-exporter-token"
 TOKEN_SOURCE = f"pve-exporter-env:{TOKEN_KEY}"
+# The CAs it trusts: the host's store, where an operator installs PVE's cluster CA
+# (pve-root-ca.pem) with update-ca-certificates, not the certifi bundle of its venv (public CAs
+# only, so a PVE node's own certificate never verified). PVE_VERIFY_SSL is a boolean
+# (src/pve_exporter/config.py, config_from_env); with verify on, requests takes the bundle from
+# REQUESTS_CA_BUNDLE (psf/requests docs/user/advanced.rst, SSL Cert Verification; sessions.py
+# merge_environment_settings). Found by the twin (tests/twin), whose PVE API has a private CA's cert.
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
 def venv_dir(lock: str = sources.PVE_EXPORTER_LOCK) -> str:
@@ -74,6 +81,7 @@ def unit_text(config: StackConfig) -> str:
             # root before the switch (systemd.exec(5), EnvironmentFile=), never by the daemon.
             "DynamicUser=yes",
             f"Environment=PVE_USER={user} PVE_TOKEN_NAME={TOKEN_NAME} PVE_VERIFY_SSL={verify}",
+            f"Environment=REQUESTS_CA_BUNDLE={SYSTEM_CA_BUNDLE}",
             f"EnvironmentFile={TOKEN_ENV}",
             f"ExecStart={venv}/bin/pve_exporter --web.listen-address={listen}",
             "Restart=on-failure",
