@@ -100,12 +100,15 @@ def install_command(config: StackConfig) -> str:
     """One shell line: the venv for the candidate lock, created once, only from hashed wheels.
 
     Runs as the apply step's validator, so a failed install (a hash mismatch, no route to PyPI)
-    leaves the running exporter untouched. The stamp marks a venv whose install finished."""
+    leaves the running exporter untouched. The stamp marks a venv whose install finished. pip trusts
+    the host's CA store (``--cert``, "overrides the default" bundle: pip docs, cli/pip.rst general
+    options), not the certifi copy a new venv's pip carries: behind a TLS-inspecting proxy, whose
+    CA the host trusts, the certifi bundle refused PyPI (found by the twin, tests/twin)."""
     venv = venv_dir()
     proxy = f" --proxy {config.monitoring.apt_proxy}" if config.monitoring.apt_proxy else ""
     pip = (
         f"{venv}/bin/pip install -q --disable-pip-version-check --no-cache-dir --require-hashes"
-        f' --only-binary=:all: --no-deps{proxy} -r "$candidate{REQUIREMENTS}"'
+        f' --only-binary=:all: --no-deps --cert {SYSTEM_CA_BUNDLE}{proxy} -r "$candidate{REQUIREMENTS}"'
     )
     return (
         f"{{ [ -e {venv}/.obsstack-complete ] || {{ rm -rf {venv} && python3 -m venv {venv} && {pip}"

@@ -89,6 +89,11 @@ def test_unit_verifies_pve_against_the_hosts_ca_store_not_the_venvs_certifi(exam
     assert "Environment=REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt" in text
 
 
+def test_pip_trusts_the_hosts_ca_store(example_config) -> None:
+    """Behind a TLS-inspecting proxy the host trusts, the venv's certifi bundle refuses PyPI."""
+    assert " --cert /etc/ssl/certs/ca-certificates.crt " in pve_exporter.install_command(example_config)
+
+
 def test_unit_passes_systemd_analyze_verify(example_config, tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze is required by this test (apt-get install systemd)"
