@@ -150,8 +150,29 @@ class TwinHost:
         subprocess.run(["mount", "-o", "loop", str(self.image), str(self.data_mountpoint)], check=True)
 
 
-def prepare(spec: HostSpec, workdir: Path, tarball: Path, public_key: str) -> TwinHost:
-    """Unpack the cached rootfs for one host and set its identity, sshd and login user."""
+def _pem_blocks(text: str) -> list[str]:
+    return [f"{_PEM_BEGIN}{b.split(_PEM_END)[0]}{_PEM_END}\n" for b in text.split(_PEM_BEGIN)[1:] if _PEM_END in b]
+
+
+_PEM_BEGIN, _PEM_END = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+RUNNER_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def trust(root: Path, extra_cas: tuple[str, ...]) -> None:
+    """The host trusts what this machine trusts beyond Debian's set (a TLS-inspecting egress
+    proxy's CA, as a homelab behind one has installed) and the twin's own CA (the fake PVE API's
+    certificate): local CAs in /usr/local/share/ca-certificates, then update-ca-certificates."""
+    shipped = set(_pem_blocks((root / "etc/ssl/certs/ca-certificates.crt").read_text()))
+    runner = [b for b in _pem_blocks(RUNNER_BUNDLE.read_text()) if b not in shipped] if RUNNER_BUNDLE.exists() else []
+    local = root / "usr/local/share/ca-certificates"
+    local.mkdir(parents=True, exist_ok=True)
+    for i, pem in enumerate([*runner, *extra_cas]):
+        (local / f"twin-{i}.crt").write_text(pem)
+    subprocess.run(["chroot", str(root), "update-ca-certificates"], check=True, capture_output=True)
+
+
+def prepare(spec: HostSpec, workdir: Path, tarball: Path, public_key: str, extra_cas: tuple[str, ...] = ()) -> TwinHost:
+    """Unpack the cached rootfs for one host and set its identity, sshd, login user and trust."""
     root = workdir / spec.name / "rootfs"
     root.mkdir(parents=True)
     with tarfile.open(tarball) as tar:
@@ -179,6 +200,7 @@ def prepare(spec: HostSpec, workdir: Path, tarball: Path, public_key: str) -> Tw
             (root / "etc/systemd/system" / unit).symlink_to("/dev/null")
     for deb in APT_ARCHIVES.glob("*.deb"):
         shutil.copy2(deb, root / "var/cache/apt/archives" / deb.name)
+    trust(root, extra_cas)
     host = TwinHost(spec=spec, root=root, key=workdir / "id_ed25519", log=workdir / spec.name / "console.log")
     if spec.data_disk is not None:
         host.image = workdir / spec.name / "data.img"
@@ -195,7 +217,7 @@ class Machines:
         self.workdir = Path(tempfile.mkdtemp(prefix="obsstack-twin-", dir="/var/tmp"))
         self.hosts: dict[str, TwinHost] = {}
 
-    def create(self) -> Machines:
+    def create(self, extra_cas: tuple[str, ...] = ()) -> Machines:
         nspawn.require_tools()
         (APT_ARCHIVES / "partial").mkdir(parents=True, exist_ok=True)
         tarball = nspawn.cached_rootfs()
@@ -203,7 +225,7 @@ class Machines:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
         public = (self.workdir / "id_ed25519.pub").read_text()
         for spec in self.specs:
-            self.hosts[spec.name] = prepare(spec, self.workdir, tarball, public)
+            self.hosts[spec.name] = prepare(spec, self.workdir, tarball, public, extra_cas)
         return self
 
     def boot_all(self) -> None:

@@ -129,7 +129,7 @@ class Twin:
         built.files = scaled_files(built.files)
         self.stack = built
         self.creds = Credentials.create("twin", tuple(h.address for h in stack.HOSTS))
-        self.machines.create()
+        self.machines.create(extra_cas=(self.creds.ca_cert,))
         for host in self.machines.hosts.values():
             (host.root / "etc/apt/apt.conf.d/80twin-proxy").write_text(f'Acquire::http::Proxy "{self.proxy.url}";\n')
         started = time.monotonic()
