@@ -320,6 +320,11 @@ class Twin:
         self.install_services(name, ("files",), paths=(vzdump_hook.HOOK_PATH, where.hook_file))
         self._put(self.host(name), "/etc/vzdump.conf", "# vzdump default settings\n")
         must(self.run(name, vzdump_hook.wire_script(name, where)), f"{name}: wire the vzdump hook")
+        # The twin begins after its first nightly backup (as the PBS snapshots say): without a job
+        # end on record BackupHookSilent fires ("or never"), as it would on a node never backed up.
+        for guest in self.stack.inventory.protected:
+            if guest.node == name:
+                self.backup_job(guest.vmid, ok=True)
 
     def backup_job(self, vmid: int, ok: bool) -> None:
         """Run the hook on pve1 as vzdump runs it for a one-guest job (phases and arguments as in
