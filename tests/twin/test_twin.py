@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from components.config import duration_seconds
+from components.routing import ESCALATION_LABEL
 from tests.twin import stack
 from tests.twin.conftest import FIGURES
 from tests.twin.twin import SPEEDUP, Twin
@@ -92,7 +93,12 @@ def settled(twin: Twin) -> None:
         recent = since(twin, time.time() - LAST_GROUP_INTERVAL)
         return all(n.alertnames <= expected for n in recent)
 
-    _wait(quiet, 180, "only Watchdog, and no other notification for a group interval")
+    try:
+        _wait(quiet, 180, "only Watchdog, and no other notification for a group interval")
+    except AssertionError as err:
+        firing = {h: sorted(firing_alertnames(twin, h) - expected) for h in stack.MONITORING}
+        recent = [n.describe() for n in since(twin, time.time() - LAST_GROUP_INTERVAL) if n.alertnames - expected]
+        raise AssertionError(f"{err}\nfiring: {firing}\nrecent notifications:\n" + "\n".join(recent)) from None
 
 
 def up_everywhere(twin: Twin) -> bool:
@@ -116,12 +122,23 @@ def since(twin: Twin, started: float) -> list[Notification]:
     return [n for n in twin.sink.notifications() if n.received_at >= started]  # type: ignore[union-attr]
 
 
-def firing_for(notes: list[Notification], alertname: str, instance: str) -> dict[str, int]:
-    """Firing notifications per receiver that carry ``alertname`` on ``instance``."""
+def escalated(alert: dict[str, Any]) -> bool:
+    """The escalation of a page nobody acknowledged within ack_timeout (1m at SPEEDUP 10): it leaves
+    Prometheus named as the alert it escalates (components/render/prometheus.py), for the secondary."""
+    return alert["labels"].get(ESCALATION_LABEL[0]) == ESCALATION_LABEL[1]
+
+
+def firing_for(
+    notes: list[Notification], alertname: str, instance: str, *, escalations: bool = False
+) -> dict[str, int]:
+    """Firing notifications per receiver that carry ``alertname`` on ``instance`` (the page, or
+    with ``escalations`` its escalation)."""
     counts: dict[str, int] = {}
     for n in notes:
         if any(
-            a["labels"].get("alertname") == alertname and a["labels"].get("instance") == instance
+            a["labels"].get("alertname") == alertname
+            and a["labels"].get("instance") == instance
+            and escalated(a) == escalations
             for a in n.alerts
             if a["status"] == "firing"
         ):
@@ -202,6 +219,8 @@ def fault_pages(
     assert counts == dict.fromkeys(receivers, 1), counts
     FIGURES[f"{fault}: {alertname}, time to notify (s, bound {limit:.0f})"] = elapsed
     FIGURES[f"{fault}: notifications per receiver"] = counts
+    if escalation := firing_for(notes, alertname, instance, escalations=True):
+        FIGURES[f"{fault}: escalated, unacknowledged (per receiver)"] = escalation
     return counts
 
 
