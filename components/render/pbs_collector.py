@@ -60,7 +60,7 @@ PROM_FILE = "obs_pbs.prom"
 # so no PBS series ever reached Prometheus.
 OUTBOX = f"{STATE_DIR}/textfile"
 PUBLISH = (
-    f"/bin/sh -c 'd={TEXTFILE_DIR}; [ -d \"$$d\" ] || exit 0; "
+    f'/bin/sh -c \'d={TEXTFILE_DIR}; [ -d "$$d" ] || exit 0; '
     f'install -m 0644 {OUTBOX}/{PROM_FILE} "$$d/.{PROM_FILE}.tmp" && mv -f "$$d/.{PROM_FILE}.tmp" "$$d/{PROM_FILE}"\''
 )
 INTERVAL = "5min"
