@@ -73,7 +73,14 @@ def twin() -> Iterator[Twin]:
         running.destroy()
 
 
+def target_down_for(twin: Twin) -> str:
+    """The `for` a node exporter's TargetDown holds (the stack's threshold)."""
+    return twin.stack.config.alerting.thresholds.target_down_for  # type: ignore[union-attr]
+
+
 def bound(twin: Twin, rule_for: str, group_wait: str = "15s") -> float:
+    """The rule's scaled ``for`` and the route's scaled group_wait, one scrape and two evaluations,
+    Alertmanager's peer timeout and the slack for two shared cores."""
     mon = twin.stack.config.monitoring  # type: ignore[union-attr]
     scaled = (duration_seconds(rule_for) + duration_seconds(group_wait)) / SPEEDUP
     cycle = duration_seconds(mon.scrape_interval) + 2 * duration_seconds(mon.evaluation_interval)
@@ -170,7 +177,7 @@ def test_a_guest_exporter_stopped_pages_once_per_receiver(twin: Twin) -> None:
     started = time.time()
     assert guest.root_ssh("systemctl stop prometheus-node-exporter").returncode == 0
     try:
-        limit = bound(twin, "1m")
+        limit = bound(twin, target_down_for(twin))
         fault_pages(twin, started, "TargetDown", instance, fault="exporter stopped", receivers=CRITICAL_RECEIVERS,
                     limit=limit)  # fmt: skip
         running = [r for h in stack.MONITORING for r in twin.query(h, 'up{job="prometheus"}')]
@@ -211,7 +218,8 @@ def fault_pages(
     def about_the_hosts(alert: dict[str, Any]) -> bool:
         labels = alert["labels"]
         same = labels.get("alertname") == alertname and labels.get("instance") == instance
-        about = any(labels.get("asset") == a or ip in labels.get("instance", "") for a, ip in watched.items())
+        host = labels.get("instance", "").rsplit(":", 1)[0]
+        about = any(labels.get("asset") == a or host == ip for a, ip in watched.items())
         return not same and about and labels.get("alertname") not in BEFORE_FIRST_DRILL
 
     others = [n.describe() for n in notes if n.status == "firing" and any(map(about_the_hosts, n.alerts))]
@@ -275,7 +283,7 @@ def test_a_guest_powered_off_pages_once_per_receiver(twin: Twin) -> None:
     twin.pve_power("lxc", 101, "shutdown")
     guest.power_off()
     try:
-        limit = bound(twin, "1m")
+        limit = bound(twin, target_down_for(twin))
         fault_pages(twin, started, "TargetDown", instance, fault="guest powered off", receivers=CRITICAL_RECEIVERS,
                     limit=limit)  # fmt: skip
     finally:
@@ -297,7 +305,7 @@ def test_a_killed_monitoring_replica_pages_once_and_coverage_stays(twin: Twin) -
     dead.crash()
     try:
         fault_pages(twin, started, "TargetDown", instance, fault="replica killed", receivers=CRITICAL_RECEIVERS,
-                    limit=bound(twin, "3m30s"), watch=REPLICA_WATCH, also_quiet=("mon-1",))  # fmt: skip
+                    limit=bound(twin, target_down_for(twin)), watch=REPLICA_WATCH, also_quiet=("mon-1",))  # fmt: skip
         others = {(job, inst) for job, inst in twin.stack.registered() if dead.address not in inst}  # type: ignore[union-attr]
         up = {(r["metric"]["job"], r["metric"]["instance"]) for r in twin.query("mon-1", "up == 1")}
         assert others <= up, f"the survivor lost targets: {sorted(others - up)}"
