@@ -31,7 +31,7 @@ typecheck: $(STAMP)
 PYTEST_ARGS ?= -n 2
 SERIAL_TESTS := tests/host tests/e2e tests/engine
 unit: $(STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS) $(addprefix --ignore=,$(SERIAL_TESTS))
+	$(PY) -m pytest -q $(PYTEST_ARGS) $(addprefix --ignore=,$(SERIAL_TESTS) tests/twin)
 	$(PY) -m pytest -q $(SERIAL_TESTS)
 
 test: lint typecheck unit
@@ -91,6 +91,13 @@ drill-dry-run: plan
 
 drill-demo: $(STAMP)
 	$(PY) -m tests.fixtures.fake_pve.demo --out build/restore-drill-demo
+
+.PHONY: twin
+# The twin of the example homelab (tests/twin, docs/monitoring-host.md): two monitoring hosts, a PVE
+# node, a PBS host and two guests as systemd-nspawn hosts in network namespaces, installed with the
+# components' scripts; then coverage, a quiet period, injected faults and a restart. Root, about 16 min on 2 shared cores.
+twin: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests/twin
 
 .PHONY: host-test
 # The real-host test alone: debootstrap (cached in /var/cache/obsstack-test) + systemd-nspawn, as root.

@@ -157,6 +157,25 @@ def dependency_inhibitions(upstreams: tuple[Upstream, ...]) -> list[dict[str, An
     return rules
 
 
+def prober_host_down_inhibitions(upstreams: tuple[Upstream, ...]) -> list[dict[str, Any]]:
+    """A prober (a monitoring host's blackbox exporter) whose whole host is down is explained by
+    that host's node TargetDown: its UpstreamDown is muted with the rest of the asset. Unlike a PVE
+    node's or a DNS server's UpstreamDown, it cannot mute the node's TargetDown in return (a
+    prober's own alerts are exactly its blackbox target, :func:`_own_alerts`), so this cannot
+    leave the outage unpaged. A killed replica paged twice per receiver without it (found by the
+    twin, tests/twin: UpstreamDown{upstream="blackbox-mon-2"} beside the node's TargetDown)."""
+    probers = [u.name for u in upstreams if u.dependent_jobs]
+    if not probers:
+        return []
+    return [
+        {
+            "source_matchers": list(HOST_DOWN_INHIBITION["source_matchers"]),
+            "target_matchers": [f'alertname="{UPSTREAM_ALERT}"', f'upstream=~"{"|".join(probers)}"'],
+            "equal": ["asset"],
+        }
+    ]
+
+
 def _own_alerts(upstream: Upstream) -> list[str]:
     """Matchers of the upstream's own per-target alerts: its asset's, or for a prober (on a
     monitoring host, whose other jobs must still page) exactly the prober's target, but not its
@@ -221,6 +240,7 @@ def document(config: StackConfig, inventory: Inventory | None = None) -> dict[st
             },
             *dependency_inhibitions(inventory.upstreams),
             dict(HOST_DOWN_INHIBITION),
+            *prober_host_down_inhibitions(inventory.upstreams),
         ],
         "receivers": [_receiver(r, webhook_url_file) for r in alerting.receivers],
     }

@@ -51,6 +51,18 @@ TIMER_PATH = f"/etc/systemd/system/{UNIT}.timer"
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
 STATE_DIR = "/var/lib/obsstack/pbs-collector"
 PROM_FILE = "obs_pbs.prom"
+# The collector runs as root without any capability, so it cannot write into node_exporter's
+# textfile directory (the package's, prometheus:prometheus 0755: root without CAP_DAC_OVERRIDE is
+# refused): it writes into an outbox in its own state directory, and ExecStartPost, with full
+# privileges ("+", systemd.service(5)), publishes the file atomically (a temporary name the
+# textfile collector ignores, since it reads only *.prom, then a rename), as the drill publishes
+# its textfiles (render/drill.py). Found by the twin (tests/twin): "mktemp: ... Permission denied",
+# so no PBS series ever reached Prometheus.
+OUTBOX = f"{STATE_DIR}/textfile"
+PUBLISH = (
+    f'/bin/sh -c \'d={TEXTFILE_DIR}; [ -d "$$d" ] || exit 0; '
+    f'install -m 0644 {OUTBOX}/{PROM_FILE} "$$d/.{PROM_FILE}.tmp" && mv -f "$$d/.{PROM_FILE}.tmp" "$$d/{PROM_FILE}"\''
+)
 INTERVAL = "5min"
 # The most `task list --limit` accepts: proxmox/proxmox-backup, src/bin/proxmox-backup-manager.rs,
 # `task_list` (`limit`: minimum 1, maximum 1000, default 50). A larger value fails parameter
@@ -252,12 +264,15 @@ After=proxmox-backup-proxy.service
 
 [Service]
 Type=oneshot
-# proxmox-backup-client keeps its caches under $HOME; /root is hidden (ProtectHome).
-Environment=HOME={{ state_dir }}
+# proxmox-backup-client keeps its caches under $HOME; /root is hidden (ProtectHome). The script
+# writes its textfile into the outbox (see ExecStartPost).
+Environment=HOME={{ state_dir }} OBSSTACK_TEXTFILE_DIR={{ outbox }}
 ExecStart={{ script_path }}
+# Published into node_exporter's textfile directory (made by the node exporter agent on this host)
+# with full privileges: the collector itself cannot write there (see OUTBOX).
+ExecStartPost=+{{ publish }}
 # Root (proxmox-backup-manager reads PBS's root-only configuration and task logs), without any
-# capability, writing only its state and the textfile directory (made by the node exporter agent
-# on this host); the CLI reaches the local API over loopback.
+# capability, writing only its state directory; the CLI reaches the local API over loopback.
 StateDirectory=obsstack/pbs-collector
 {{ sandbox }}""")
 
@@ -338,11 +353,11 @@ def render_script(pbs: PbsSection, scoped: names.StackNames = names.LEGACY) -> s
     )
 
 
-SANDBOX = sandbox.Sandbox(dynamic_user=False, network=True, writable=(STATE_DIR, TEXTFILE_DIR))
+SANDBOX = sandbox.Sandbox(dynamic_user=False, network=True, writable=(STATE_DIR,))
 
 
 def render_service() -> str:
-    return _SERVICE.render(sandbox=SANDBOX.text().rstrip("\n"), **_values())
+    return _SERVICE.render(sandbox=SANDBOX.text().rstrip("\n"), outbox=OUTBOX, publish=PUBLISH, **_values())
 
 
 def render_timer() -> str:

@@ -38,6 +38,13 @@ TOKEN_NAME = "metrics"
 # (resolved by components/monitoring/host.py).
 TOKEN_KEY = "generated:pve-exporter-token"
 TOKEN_SOURCE = f"pve-exporter-env:{TOKEN_KEY}"
+# The CAs it trusts: the host's store, where an operator installs PVE's cluster CA
+# (pve-root-ca.pem) with update-ca-certificates, not the certifi bundle of its venv (public CAs
+# only, so a PVE node's own certificate never verified). PVE_VERIFY_SSL is a boolean
+# (src/pve_exporter/config.py, config_from_env); with verify on, requests takes the bundle from
+# REQUESTS_CA_BUNDLE (psf/requests docs/user/advanced.rst, SSL Cert Verification; sessions.py
+# merge_environment_settings). Found by the twin (tests/twin), whose PVE API has a private CA's cert.
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
 def venv_dir(lock: str = sources.PVE_EXPORTER_LOCK) -> str:
@@ -74,6 +81,7 @@ def unit_text(config: StackConfig) -> str:
             # root before the switch (systemd.exec(5), EnvironmentFile=), never by the daemon.
             "DynamicUser=yes",
             f"Environment=PVE_USER={user} PVE_TOKEN_NAME={TOKEN_NAME} PVE_VERIFY_SSL={verify}",
+            f"Environment=REQUESTS_CA_BUNDLE={SYSTEM_CA_BUNDLE}",
             f"EnvironmentFile={TOKEN_ENV}",
             f"ExecStart={venv}/bin/pve_exporter --web.listen-address={listen}",
             "Restart=on-failure",
@@ -92,12 +100,15 @@ def install_command(config: StackConfig) -> str:
     """One shell line: the venv for the candidate lock, created once, only from hashed wheels.
 
     Runs as the apply step's validator, so a failed install (a hash mismatch, no route to PyPI)
-    leaves the running exporter untouched. The stamp marks a venv whose install finished."""
+    leaves the running exporter untouched. The stamp marks a venv whose install finished. pip trusts
+    the host's CA store (``--cert``, "overrides the default" bundle: pip docs, cli/pip.rst general
+    options), not the certifi copy a new venv's pip carries: behind a TLS-inspecting proxy, whose
+    CA the host trusts, the certifi bundle refused PyPI (found by the twin, tests/twin)."""
     venv = venv_dir()
     proxy = f" --proxy {config.monitoring.apt_proxy}" if config.monitoring.apt_proxy else ""
     pip = (
         f"{venv}/bin/pip install -q --disable-pip-version-check --no-cache-dir --require-hashes"
-        f' --only-binary=:all: --no-deps{proxy} -r "$candidate{REQUIREMENTS}"'
+        f' --only-binary=:all: --no-deps --cert {SYSTEM_CA_BUNDLE}{proxy} -r "$candidate{REQUIREMENTS}"'
     )
     return (
         f"{{ [ -e {venv}/.obsstack-complete ] || {{ rm -rf {venv} && python3 -m venv {venv} && {pip}"

@@ -25,17 +25,34 @@ from tools.lab import free_port
 pytestmark = pytest.mark.e2e
 
 
-def alert(alertname: str, job: str, asset: str, instance: str) -> dict[str, dict[str, str]]:
-    labels = {"alertname": alertname, "job": job, "asset": asset, "instance": instance}
+def alert(alertname: str, job: str, asset: str, instance: str, **extra: str) -> dict[str, dict[str, str]]:
+    labels = {"alertname": alertname, "job": job, "asset": asset, "instance": instance, **extra}
     return {"labels": labels | {"severity": "critical", "service": "dns"}}
 
 
+def upstream_down(upstream: str, asset: str) -> dict[str, dict[str, str]]:
+    """UpstreamDown as the rule labels it: upstream, asset, instance = the upstream's name, no job."""
+    labels = {"alertname": "UpstreamDown", "upstream": upstream, "asset": asset, "instance": upstream}
+    return {"labels": labels | {"severity": "critical", "service": "monitoring"}}
+
+
 HOST_DOWN = alert("TargetDown", "node", "dns1", "10.0.10.53:9100")
+MONITORING_HOST_DOWN = alert("TargetDown", "node", "mon-1", "10.0.20.10:9100")
 ALERTS = {
+    "a down monitoring host's own TargetDown": (MONITORING_HOST_DOWN, False),
+    "the prober on a down monitoring host: its UpstreamDown": (upstream_down("blackbox-mon-1", "mon-1"), True),
+    # pve3 is an upstream (its guests' alerts wait on it): its UpstreamDown is the page and mutes the
+    # node's own TargetDown; the host-down inhibition must not mute it back.
+    "a down PVE node's UpstreamDown still pages": (upstream_down("pve3", "pve3"), False),
+    "a down PVE node's TargetDown, muted by its UpstreamDown": (
+        alert("TargetDown", "node", "pve3", "10.0.10.13:9100"),
+        True,
+    ),
     "probe of the down host": (alert("ServiceProbeFailed", "blackbox_tcp_connect", "dns1", "10.0.10.53:53"), True),
     "other exporter of the down host": (alert("TargetDown", "pve", "dns1", "10.0.10.53"), True),
     "the host's own TargetDown": (HOST_DOWN, False),
-    "probe of another host": (alert("ServiceProbeFailed", "blackbox_tcp_connect", "gitea", "10.0.10.110:22"), False),
+    # Not a probe: every probe is muted while the prober's UpstreamDown (above) fires.
+    "an exporter of another host": (alert("TargetDown", "blackbox", "gitea", "10.0.10.110:9115"), False),
     "watchdog": ({"labels": {"alertname": "Watchdog", "severity": "info", "asset": "dns1"}}, False),
 }
 

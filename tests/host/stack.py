@@ -70,7 +70,8 @@ class Credentials:
     host_key: str = ""
 
     @classmethod
-    def create(cls, ip: str = IP) -> Credentials:
+    def create(cls, name: str = HOST, ips: tuple[str, ...] = (IP,)) -> Credentials:
+        """One CA and one certificate valid for ``name`` and every address in ``ips``."""
         work = Path(tempfile.mkdtemp(prefix="obsstack-pki-"))
         creds = cls(work, {role: secrets.token_hex(16) for role in webconfig.WEB_USERS})
 
@@ -82,9 +83,9 @@ class Credentials:
                 "-out", "ca.crt")  # fmt: skip
         openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "host.key.ec")
         openssl("pkcs8", "-topk8", "-nocrypt", "-in", "host.key.ec", "-out", "host.key")
-        openssl("req", "-new", "-key", "host.key", "-subj", f"/CN={HOST}", "-out", "host.csr")
+        openssl("req", "-new", "-key", "host.key", "-subj", f"/CN={name}", "-out", "host.csr")
         (work / "ext").write_text(
-            f"subjectAltName=IP:{ip},DNS:{HOST}\nextendedKeyUsage=serverAuth,clientAuth\n"
+            f"subjectAltName={','.join(f'IP:{ip}' for ip in ips)},DNS:{name}\nextendedKeyUsage=serverAuth,clientAuth\n"
             "keyUsage=digitalSignature,keyEncipherment\n"
         )
         openssl("x509", "-req", "-in", "host.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",

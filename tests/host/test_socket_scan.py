@@ -175,7 +175,7 @@ def scanned() -> Iterator[Scanned]:
         pytest.fail(str(err))
     try:
         stack = InstallStack.build(sections(load_sections(), ip=net.inside), ip=net.inside)
-        creds = Credentials.create(ip=net.inside)
+        creds = Credentials.create(ips=(net.inside,))
         install_packages(img, stack)
         with nspawn.boot(img, net) as host:
             for step in _steps(host, stack):

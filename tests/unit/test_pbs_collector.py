@@ -478,3 +478,32 @@ def test_every_pbs_series_the_rules_and_dashboards_read_is_written_by_the_collec
     script = pbs_collector.render_script(example_config.pbs)
     written = set(re.findall(r"^  echo \"# TYPE (pbs_[a-z_]+) gauge\"$", script, flags=re.M))
     assert read <= written, sorted(read - written)
+
+
+def test_the_collector_writes_only_its_state_and_a_privileged_step_publishes_the_textfile(tmp_path: Path) -> None:
+    """Root without capabilities cannot write into node_exporter's textfile directory (owned by
+    prometheus): the sandbox keeps it to its state directory, and ExecStartPost ("+": full
+    privileges) installs the outbox's file there, 0644, by a rename."""
+    service = configparser.ConfigParser(interpolation=None)
+    service.read_string(pbs_collector.render_service())
+    unit = service["Service"]
+    assert pbs_collector.TEXTFILE_DIR not in unit["ReadWritePaths"]
+    assert f"OBSSTACK_TEXTFILE_DIR={pbs_collector.OUTBOX}" in pbs_collector.render_service()
+    publish = unit["ExecStartPost"]
+    assert publish.startswith("+/bin/sh -c ")
+    outbox, textfile = tmp_path / "outbox", tmp_path / "textfile"
+    outbox.mkdir()
+    textfile.mkdir()
+    (outbox / pbs_collector.PROM_FILE).write_text("pbs_up 1\n")
+    command = (
+        publish.removeprefix("+/bin/sh -c ")
+        .strip("'")
+        .replace("$$", "$")
+        .replace(pbs_collector.OUTBOX, str(outbox))
+        .replace(pbs_collector.TEXTFILE_DIR, str(textfile))
+    )
+    assert subprocess.run(["/bin/sh", "-c", command], check=False).returncode == 0
+    published = textfile / pbs_collector.PROM_FILE
+    assert published.read_text() == "pbs_up 1\n"
+    assert oct(published.stat().st_mode & 0o777) == "0o644"
+    assert [p.name for p in textfile.iterdir()] == [pbs_collector.PROM_FILE]

@@ -81,6 +81,19 @@ def test_unit_listens_on_loopback_and_reads_the_token_from_a_root_only_file(exam
     assert "PVE_TOKEN_VALUE" not in text  # only in the secret file
 
 
+def test_unit_verifies_pve_against_the_hosts_ca_store_not_the_venvs_certifi(example_config) -> None:
+    """A PVE node's certificate comes from its cluster CA, which an operator adds to the host's
+    store: the venv's certifi bundle (public CAs only) would refuse every scrape."""
+    text = pve_exporter.unit_text(example_config)
+    assert "PVE_VERIFY_SSL=true" in text
+    assert "Environment=REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt" in text
+
+
+def test_pip_trusts_the_hosts_ca_store(example_config) -> None:
+    """Behind a TLS-inspecting proxy the host trusts, the venv's certifi bundle refuses PyPI."""
+    assert " --cert /etc/ssl/certs/ca-certificates.crt " in pve_exporter.install_command(example_config)
+
+
 def test_unit_passes_systemd_analyze_verify(example_config, tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze is required by this test (apt-get install systemd)"

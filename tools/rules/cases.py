@@ -444,7 +444,13 @@ def schedules_and_dead_rules(stack: Stack) -> Iterator[Case]:
         "defect 8: Alertmanager down (no up == 1 at all) fires AlertmanagerClusterDegraded",
         "15s",
         [{"series": am.series("up"), "values": "1x4 0x40"}],
-        [_firing("7m", "AlertmanagerClusterDegraded", [{"severity": "warning", "service": "monitoring"}])],
+        [
+            _firing(
+                "7m",
+                "AlertmanagerClusterDegraded",
+                [{"severity": "warning", "service": "monitoring", "asset": am.labels["asset"]}],
+            )
+        ],
     )
     pve = stack.target("pve", "pve1")
     guests = [

@@ -10,9 +10,9 @@ aggregate away `instance` so one guest is one alert, not one per node.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from components.config import StackConfig, upstream_down_seconds
+from components.config import StackConfig, duration_seconds, upstream_down_seconds
 from components.inventory import Inventory
 from components.render.rules.builders import (
     CERT_FOR,
@@ -95,31 +95,50 @@ def _coverage_records() -> list[Rule]:
     ]
 
 
+def behind_host_seconds(config: StackConfig) -> int:
+    """TargetDown's hold for a target that is not a node exporter: target_down_for plus one scrape
+    and one evaluation of phase skew, so when a whole host dies its node exporter's TargetDown,
+    which inhibits every other alert of the asset (render/alertmanager.py, HOST_DOWN_INHIBITION),
+    always fires first. With the same hold, a replica's Alertmanager scraped an interval before
+    its node exporter fired an evaluation earlier and was notified before the inhibition existed:
+    a killed replica paged twice per receiver (found by the twin, tests/twin). The same skew as
+    UpstreamDown's (components/config.py, upstream_down_seconds), the other way round."""
+    mon = config.monitoring
+    skew = duration_seconds(mon.scrape_interval) + duration_seconds(mon.evaluation_interval)
+    return duration_seconds(config.alerting.thresholds.target_down_for) + skew
+
+
 def _target_down(config: StackConfig) -> list[Rule]:
     th = config.alerting.thresholds
 
-    def query(tier: str) -> str:
-        # Registered targets take asset/service/tier from the inventory; scrape jobs added
-        # outside it (extra scrape configs, the alert bench) count when they carry a tier.
-        return f'''
-            (up == 0) {JOIN}{{tier="{tier}"}}
+    def query(job: str) -> Callable[[str], str]:
+        def for_tier(tier: str) -> str:
+            # Registered targets take asset/service/tier from the inventory; scrape jobs added
+            # outside it (extra scrape configs, the alert bench) count when they carry a tier.
+            return f'''
+            (up{{{job}}} == 0) {JOIN}{{tier="{tier}"}}
             or
-            (up{{tier="{tier}"}} == 0 unless on(job, instance) obs:registered_target:info)
+            (up{{{job},tier="{tier}"}} == 0 unless on(job, instance) obs:registered_target:info)
             '''
 
-    return tiered(
-        config,
-        "TargetDown",
-        query,
-        hold=th.target_down_for,
-        service="{{ $labels.service }}",
-        summary="{{ $labels.asset }}: {{ $labels.job }} target {{ $labels.instance }} is down",
-        description=(
-            "Prometheus could not scrape {{ $labels.job }} on {{ $labels.instance }} (asset {{ $labels.asset }}, "
-            f"tier {{{{ $labels.tier }}}}) for {th.target_down_for}: its metrics and every alert built on them "
-            "are blind until it is back."
-        ),
-    )
+        return for_tier
+
+    def rules(job: str, hold: str) -> list[Rule]:
+        return tiered(
+            config,
+            "TargetDown",
+            query(job),
+            hold=hold,
+            service="{{ $labels.service }}",
+            summary="{{ $labels.asset }}: {{ $labels.job }} target {{ $labels.instance }} is down",
+            description=(
+                "Prometheus could not scrape {{ $labels.job }} on {{ $labels.instance }} (asset {{ $labels.asset }}, "
+                f"tier {{{{ $labels.tier }}}}) for {hold}: its metrics and every alert built on them "
+                "are blind until it is back."
+            ),
+        )
+
+    return rules('job="node"', th.target_down_for) + rules('job!="node"', duration(behind_host_seconds(config)))
 
 
 def _target_not_scraped(config: StackConfig) -> list[Rule]:

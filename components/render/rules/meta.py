@@ -46,11 +46,28 @@ def _rule_evaluation_failures(config: StackConfig) -> Rule:
 
 
 def _prometheus_notifications_failing(config: StackConfig) -> Rule:
+    """Errors towards an Alertmanager that is itself down are that Alertmanager's TargetDown
+    (muted, with everything else of its host, by the host-down inhibition when its host died):
+    counted here they paged about the healthy replica that keeps trying, once a replica had been
+    dead for META_FOR (found by the twin, tests/twin: a killed replica paged twice). The
+    ``alertmanager`` label is the URL Prometheus posts to, ``<scheme>://<host:port>/api/v2/alerts``
+    (prometheus/prometheus notifier/notifier.go, alertmanagerLabel and the v2 API path), whose
+    host:port is the alertmanager job's instance (components/render/prometheus.py lists the same
+    addresses in both). Dropped alerts are counted only when no Alertmanager took them
+    (notifier.go: ``if !n.sendAll(alerts...) { n.metrics.dropped.Add(...) }``; sendAll is true when
+    one succeeded), so that branch still fires when every Alertmanager is unreachable."""
     return alert(
         config,
         "PrometheusNotificationsFailing",
         """
-        increase(prometheus_notifications_errors_total[5m]) > 0
+        max without (alertmanager_address) (
+          label_replace(
+            increase(prometheus_notifications_errors_total[5m]) > 0,
+            "alertmanager_address", "$1", "alertmanager", "[a-z]+://([^/]+)/.*"
+          )
+          unless on(alertmanager_address)
+          label_replace(up{job="alertmanager"} == 0, "alertmanager_address", "$1", "instance", "(.+)")
+        )
         or
         increase(prometheus_notifications_dropped_total[5m]) > 0
         """,
@@ -82,14 +99,24 @@ def _alertmanager_notifications_failing(config: StackConfig) -> Rule:
 
 
 def _alertmanager_cluster_degraded(config: StackConfig) -> Rule:
+    """A member that is down is named by its asset (one alert per down Alertmanager), so when its
+    whole host died the host-down inhibition mutes this with the rest of that host; the survivors'
+    member count, labelled with their own asset, counts only while every Alertmanager is up (a
+    gossip split): it paged about the healthy replica when its peer was killed (found by the twin,
+    tests/twin). Fewer Alertmanagers up than replicas with none down: one is not scraped at all."""
     replicas = config.monitoring.replicas
     return alert(
         config,
         "AlertmanagerClusterDegraded",
         f"""
-        (alertmanager_cluster_members < {replicas} and on(job, instance) alertmanager_cluster_enabled == 1)
+        (
+          alertmanager_cluster_members < {replicas} and on(job, instance) alertmanager_cluster_enabled == 1
+          unless on() (up{{job="alertmanager"}} == 0)
+        )
         or
-        (count(up{{job="alertmanager"}} == 1) or vector(0)) < {replicas}
+        max by (asset) (up{{job="alertmanager"}} == 0)
+        or
+        ((count(up{{job="alertmanager"}} == 1) or vector(0)) < {replicas} unless on() (up{{job="alertmanager"}} == 0))
         """,
         hold="5m",
         severity="warning",
