@@ -194,6 +194,10 @@ def _check_cidr(text: str) -> str:
 
 
 def _check_url(text: str) -> str:
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        # Go's net/url (Alertmanager, Prometheus) refuses it: "net/url: invalid control character
+        # in URL" (url.go, stringContainsCTLByte); Python's \S lets most of them through.
+        raise ValueError("a URL must not contain a control character: retype it without the invisible character")
     if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
         raise ValueError(f"'{text}' is not an http(s) URL: write e.g. https://host:8006/")
     if re.search(r"%(?![0-9A-Fa-f]{2})", text):

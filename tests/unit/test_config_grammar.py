@@ -99,6 +99,12 @@ CASES: list[tuple[str, Edit, str, str]] = [
         "monitoring.apt_proxy",
         "no %XX escape",
     ),
+    (
+        "url-with-a-control-character",  # found by CI's hypothesis examples: amtool refused it
+        lambda s: receiver(s, "oncall-secondary").__setitem__("url", "https://oncall.lab.example.net/secondary\x19r"),
+        "alerting.receivers[",
+        "control character",
+    ),
 ]
 
 
