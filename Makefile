@@ -34,7 +34,8 @@ unit: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS) $(addprefix --ignore=,$(SERIAL_TESTS) tests/twin)
 	$(PY) -m pytest -q $(SERIAL_TESTS)
 
-test: lint typecheck unit
+# The whole suite: the twin last (about 15 minutes), after everything it builds on has passed.
+test: lint typecheck unit twin
 
 # actionlint from the Go module proxy, cached outside the repo (tests/unit/test_workflows.py runs it).
 TOOLS_DIR ?= $(HOME)/.cache/obsstack-tools
