@@ -281,7 +281,6 @@ def test_the_prune_chart_is_drawn_once_per_input(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(plan_cli, "CHART_CACHE", tmp_path / "cache")
     monkeypatch.setattr(prune, "write_chart", lambda config, path: drawn.append(path) or path.write_bytes(b"png"))
     config = stack_config.validate(load_sections())
-    for n, report in enumerate(["report A", "report A", "report B"]):
-        plan_cli.write_prune_chart(config, report, tmp_path / f"chart{n}.png")
+    charts = [plan_cli.prune_chart(config, report) for report in ["report A", "report A", "report B"]]
     assert len(drawn) == 2
-    assert [(tmp_path / f"chart{n}.png").read_bytes() for n in range(3)] == [b"png"] * 3
+    assert charts == [b"png"] * 3

@@ -18,7 +18,6 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 import sys
 import traceback
 from collections.abc import Mapping
@@ -31,7 +30,7 @@ from components import config as stack_config
 from components import inventory as stack_inventory
 from components import prune
 from components.render import host_files, secret_files
-from tools.plan import engine
+from tools.plan import engine, outdir
 
 EXIT_OK, EXIT_ERROR, EXIT_INVALID = 0, 1, 2
 
@@ -193,7 +192,7 @@ def render_markdown(
     return "\n".join(lines)
 
 
-def write_prune_chart(config: stack_config.StackConfig, report: str, path: Path) -> None:
+def prune_chart(config: stack_config.StackConfig, report: str) -> bytes:
     """The prune picture, drawn once per input (matplotlib takes a second to import and draw):
     ``report`` lists every simulated restore point the chart shows, prune.py draws it."""
     key = hashlib.sha256((report + Path(prune.__file__).read_text()).encode()).hexdigest()[:16]
@@ -203,7 +202,7 @@ def write_prune_chart(config: stack_config.StackConfig, report: str, path: Path)
         drawing = cached.with_suffix(f".{os.getpid()}.png")
         prune.write_chart(config, drawing)
         drawing.replace(cached)  # atomic: a concurrent plan never copies half a picture
-    shutil.copyfile(cached, path)
+    return cached.read_bytes()
 
 
 def write_plan(out: Path, stack: str, config: stack_config.StackConfig, result: engine.PlanResult) -> None:
@@ -211,31 +210,28 @@ def write_plan(out: Path, stack: str, config: stack_config.StackConfig, result: 
     files = host_files(config, inventory)
     previous = earlier_plan(out)
     dropped = dropped_protected(previous, result) if previous and previous.get("stack") == stack else None
-    if out.exists():
-        shutil.rmtree(out)
-    try:
-        out.mkdir(parents=True)
-    except OSError as err:
-        raise PlanOutError(f"--out {out} cannot be created ({err.strerror}): pass a directory path") from None
-    (out / MARKER).write_text(MARKER_TEXT)
     plan = {
         "stack": stack,
         "resources": [r.as_plan() for _, r in _ordered(result.resources)],
         "outputs": result.outputs,
     }
-    (out / "plan.json").write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n")
-    (out / "outputs.json").write_text(json.dumps(result.outputs, indent=2, sort_keys=True) + "\n")
     prune_report = prune.plan_report(config)
-    (out / "plan.md").write_text(render_markdown(stack, result, inventory, files, dropped) + prune_report)
-    write_prune_chart(config, prune_report, out / prune.CHART_NAME)
-    hosts = out / "hosts"
-    written = {hosts / f.host / f.path.lstrip("/"): f.content for f in files}
+    texts = {
+        MARKER: MARKER_TEXT,
+        "plan.json": json.dumps(plan, indent=2, sort_keys=True) + "\n",
+        "outputs.json": json.dumps(result.outputs, indent=2, sort_keys=True) + "\n",
+        "plan.md": render_markdown(stack, result, inventory, files, dropped) + prune_report,
+    }
+    texts.update({f"hosts/{f.host}/{f.path.lstrip('/')}": f.content for f in files})
     for s in secret_files(config, inventory):
-        written[hosts / s.host / s.path.lstrip("/")] = f"{engine.SECRET} ({s.source}, mode {s.mode}, owner {s.owner})\n"
-    for directory in {target.parent for target in written}:  # each directory once, not once per file
-        directory.mkdir(parents=True, exist_ok=True)
-    for target, content in written.items():
-        target.write_text(content)
+        placeholder = f"{engine.SECRET} ({s.source}, mode {s.mode}, owner {s.owner})\n"
+        texts[f"hosts/{s.host}/{s.path.lstrip('/')}"] = placeholder
+    wanted = {out / name: text.encode() for name, text in texts.items()}
+    wanted[out / prune.CHART_NAME] = prune_chart(config, prune_report)
+    try:
+        outdir.sync(out, wanted)
+    except OSError as err:
+        raise PlanOutError(f"--out {out} cannot be written ({err.strerror}): pass a directory path") from None
 
 
 def main(argv: list[str] | None = None) -> int:

