@@ -27,7 +27,7 @@ WANTED = {"plan.json": b"{}\n", "hosts/a/etc/x.yml": b"x: 1\n", "hosts/a/etc/tls
 
 def fresh(tmp_path: Path, wanted: dict[str, bytes]) -> dict[str, bytes | None]:
     root = tmp_path / "fresh"
-    outdir.sync(root, {root / name: content for name, content in wanted.items()})
+    outdir.sync(root, wanted)
     return tree(root)
 
 
@@ -48,16 +48,16 @@ def test_sync_leaves_the_tree_a_fresh_write_leaves(tmp_path: Path, earlier: dict
     for name, content in earlier.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(content)
-    outdir.sync(root, {root / name: content for name, content in WANTED.items()})
+    outdir.sync(root, WANTED)
     assert tree(root) == fresh(tmp_path, WANTED)
 
 
 def test_only_changed_files_are_written(tmp_path: Path) -> None:
     root = tmp_path / "out"
-    wanted = {root / name: content for name, content in WANTED.items()}
+    wanted = dict(WANTED)
     assert outdir.sync(root, wanted) == len(WANTED)
     kept = (root / "hosts/b/y").stat().st_ino
-    wanted[root / "hosts/a/etc/x.yml"] = b"x: 2\n"
+    wanted["hosts/a/etc/x.yml"] = b"x: 2\n"
     assert outdir.sync(root, wanted) == 1
     assert (root / "hosts/b/y").stat().st_ino == kept
     assert (root / "hosts/a/etc/x.yml").read_bytes() == b"x: 2\n"
@@ -70,6 +70,20 @@ def test_a_symlink_in_the_tree_is_removed_not_followed(tmp_path: Path) -> None:
     root = tmp_path / "out"
     (root / "hosts").mkdir(parents=True)
     (root / "hosts/link").symlink_to(outside, target_is_directory=True)
-    outdir.sync(root, {root / name: content for name, content in WANTED.items()})
+    outdir.sync(root, WANTED)
     assert tree(root) == fresh(tmp_path, WANTED)
     assert (outside / "keep").read_text() == "not ours"
+
+
+def test_the_current_directory_as_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    outdir.sync(Path("."), WANTED)
+    assert outdir.sync(Path("."), WANTED) == 0
+    assert tree(tmp_path) == fresh(tmp_path / "elsewhere", WANTED)
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "hosts/../../x", ""], ids=["absolute", "dot-dot", "empty"])
+def test_a_name_outside_the_root_is_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ValueError, match="not a relative path inside"):
+        outdir.sync(tmp_path / "out", {name: b"x"})
+    assert not (tmp_path / "out").exists()

@@ -226,8 +226,8 @@ def write_plan(out: Path, stack: str, config: stack_config.StackConfig, result: 
     for s in secret_files(config, inventory):
         placeholder = f"{engine.SECRET} ({s.source}, mode {s.mode}, owner {s.owner})\n"
         texts[f"hosts/{s.host}/{s.path.lstrip('/')}"] = placeholder
-    wanted = {out / name: text.encode() for name, text in texts.items()}
-    wanted[out / prune.CHART_NAME] = prune_chart(config, prune_report)
+    wanted = {name: text.encode() for name, text in texts.items()}
+    wanted[prune.CHART_NAME] = prune_chart(config, prune_report)
     try:
         outdir.sync(out, wanted)
     except OSError as err:

@@ -10,11 +10,12 @@ fresh write would leave, stale files included gone.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import posixpath
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 
-def _existing(root: Path) -> tuple[set[str], set[str]]:
+def _existing(root: str) -> tuple[set[str], set[str]]:
     """(files and symlinks, real directories) under ``root``, as paths, never following a link."""
     files: set[str] = set()
     dirs: set[str] = set()
@@ -36,22 +37,33 @@ def _unchanged(path: str, content: bytes) -> bool:
         return False
 
 
-def sync(root: Path, wanted: Mapping[Path, bytes]) -> int:
-    """Make ``root`` hold exactly ``wanted`` (paths under ``root`` -> bytes); returns files written."""
-    targets = {str(path): content for path, content in wanted.items()}
-    needed_dirs = {str(root)}
-    for path in targets:
-        directory = os.path.dirname(path)
-        while directory not in needed_dirs:  # every ancestor up to root
-            needed_dirs.add(directory)
-            directory = os.path.dirname(directory)
-    files, dirs = _existing(root)
+def _needed_dirs(names: Iterable[str]) -> set[str]:
+    """Every directory the relative ``names`` need, "" (the root) included."""
+    needed = {""}
+    for name in names:
+        directory = posixpath.dirname(name)
+        while directory not in needed:
+            needed.add(directory)
+            directory = posixpath.dirname(directory)
+    return needed
+
+
+def sync(root: Path, wanted: Mapping[str, bytes]) -> int:
+    """Make ``root`` hold exactly ``wanted`` (relative POSIX path -> bytes); returns files written."""
+    for name in wanted:
+        if name.startswith("/") or ".." in name.split("/") or not name:
+            raise ValueError(f"{name!r}: not a relative path inside {root}")
+    top = str(root)
+    targets = {os.path.join(top, name): content for name, content in wanted.items()}
+    needed_dirs = {os.path.join(top, d) if d else top for d in _needed_dirs(wanted)}
+    files, dirs = _existing(top)
     for path in files - targets.keys():
         os.unlink(path)
     for path in sorted(dirs - needed_dirs, key=len, reverse=True):  # deepest first: each is empty by then
         os.rmdir(path)
-    for directory in sorted(needed_dirs - dirs):
+    for directory in sorted(needed_dirs - dirs - {top}):
         os.makedirs(directory, exist_ok=True)
+    os.makedirs(top, exist_ok=True)
     written = 0
     for path, content in targets.items():
         if path in files and _unchanged(path, content):
