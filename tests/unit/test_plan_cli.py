@@ -284,3 +284,19 @@ def test_the_prune_chart_is_drawn_once_per_input(tmp_path: Path, monkeypatch: py
     charts = [plan_cli.prune_chart(config, report) for report in ["report A", "report A", "report B"]]
     assert len(drawn) == 2
     assert charts == [b"png"] * 3
+
+
+@pytest.mark.parametrize("enabled_before", [True, False], ids=["gc-enabled", "gc-disabled"])
+def test_the_plan_pauses_the_cyclic_gc_and_restores_it(enabled_before: bool) -> None:
+    import gc
+
+    from tools.plan import engine
+
+    (gc.enable if enabled_before else gc.disable)()
+    try:
+        with pytest.raises(RuntimeError), engine.cyclic_gc_paused():
+            assert not gc.isenabled()
+            raise RuntimeError("a failed run restores it too")
+        assert gc.isenabled() == enabled_before
+    finally:
+        gc.enable()
