@@ -20,20 +20,28 @@ def _alert(name: str, **labels: str) -> LabelSet:
     return tuple(sorted({"alertname": name, **labels}.items()))
 
 
-def _target_down(inventory: stack_inventory.Inventory, asset: str, severity: str = "critical") -> list[LabelSet]:
+def _per_target(
+    inventory: stack_inventory.Inventory, name: str, asset: str, severity: str | None, probes_only: bool = False
+) -> list[LabelSet]:
+    """Alert ``name`` for each of ``asset``'s scrape targets, labelled as its rule labels it
+    (``severity`` None: the target's tier decides)."""
     return [
         _alert(
-            "TargetDown",
+            name,
             asset=e.asset,
             job=e.job,
             instance=e.instance,
             service=e.service,
             tier=e.tier,
-            severity=severity,
+            severity=severity or stack_config.TIER_SEVERITY[e.tier],
         )
         for e in inventory.coverage
-        if e.asset == asset
+        if e.asset == asset and (not probes_only or e.job.startswith("blackbox_"))
     ]
+
+
+def _target_down(inventory: stack_inventory.Inventory, asset: str, severity: str = "critical") -> list[LabelSet]:
+    return _per_target(inventory, "TargetDown", asset, severity)
 
 
 def _upstream(name: str, asset: str, service: str) -> LabelSet:
@@ -128,19 +136,7 @@ def test_without_upstream_only_host_down_inhibits(alertmanager: Alertmanager, ex
 
 
 def _probe_failed(inventory: stack_inventory.Inventory, asset: str) -> list[LabelSet]:
-    return [
-        _alert(
-            "ServiceProbeFailed",
-            asset=e.asset,
-            job=e.job,
-            instance=e.instance,
-            service=e.service,
-            tier=e.tier,
-            severity=stack_config.TIER_SEVERITY[e.tier],
-        )
-        for e in inventory.coverage
-        if e.asset == asset and e.job.startswith("blackbox_")
-    ]
+    return _per_target(inventory, "ServiceProbeFailed", asset, None, probes_only=True)
 
 
 def test_one_resolver_down_with_another_up_mutes_nothing_and_pages_for_itself(
